@@ -1,0 +1,149 @@
+"""Prometheus and Alertmanager configs for the demo, and rules rendered with short `for`s.
+
+The rules are the project's own: `rules/thresholds.yaml` is copied with every `for` shortened
+and rendered by the rules generator (`python -m rules generate --thresholds … --out …`) into the
+demo directory, so nothing under `rules/` changes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from maintwatch.demo.configs import write_yaml
+from maintwatch.demo.settings import REPO, DemoSettings
+
+DEMO_FOR = "10s"  # long enough to see `pending` in Prometheus, short enough for a 1-minute demo
+# The alerts the demo world is built to trigger, and the watchers' own. Trend alerts
+# (predict_linear, deriv, burn rates) keep their production `for`: over the first minutes of
+# data they would fire on noise.
+DEMO_ALERTS = frozenset(
+    {
+        "BackupTooOld",
+        "BackupVerifyFailed",
+        "TLSCertificateExpiringSoon",
+        "AppMaintenanceModeTooLong",
+        "AppErrorRateHigh",
+        "QueueBacklogHigh",
+        "QueueOldestJobTooOld",
+        "QueueWorkersDown",
+        "MaintwatchCollectorDown",
+        "MaintwatchExporterDown",
+    }
+)
+# A 1-minute window lets the error rate show within a minute of start instead of five.
+DEMO_PARAMS = {"AppErrorRateHigh": {"window": "1m"}}
+INTERVAL = "5s"
+# Alerts with tiers share a name; the critical tier silences the warning for the same thing.
+IDENTITY = [
+    "alertname",
+    "job",
+    "instance",
+    "backup",
+    "target",
+    "app",
+    "connection",
+    "queue",
+    "database",
+    "supervisor",
+    "group",
+]
+
+
+class RenderFailed(Exception):
+    """The rules generator rejected the demo thresholds; the message holds its output."""
+
+
+def _shorten(settings: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    out = dict(settings)
+    if params:
+        out["params"] = {**out.get("params", {}), **params}
+    if out.get("for") is not None:
+        out["for"] = DEMO_FOR
+    if out.get("tiers"):
+        out["tiers"] = [
+            {**tier, "for": DEMO_FOR} if "for" in tier else tier for tier in out["tiers"]
+        ]
+    return out
+
+
+def demo_thresholds(source: dict[str, Any], runbooks: str) -> dict[str, Any]:
+    """Return the thresholds document with the demo alerts' `for` set to DEMO_FOR (pure)."""
+    alerts = {
+        name: _shorten(s, DEMO_PARAMS.get(name, {})) if name in DEMO_ALERTS else s
+        for name, s in source["alerts"].items()
+    }
+    return {**source, "runbook_base_url": runbooks, "alerts": alerts}
+
+
+def render_rules(thresholds_out: Path, rules_out: Path) -> Path:
+    """Write the demo thresholds and render the rule files with the project's generator."""
+    source = yaml.safe_load((REPO / "rules" / "thresholds.yaml").read_text(encoding="utf-8"))
+    runbooks = (REPO / "docs" / "runbooks").as_uri()
+    write_yaml(thresholds_out, demo_thresholds(source, runbooks))
+    command = [sys.executable, "-m", "rules", "generate"]
+    command += ["--thresholds", str(thresholds_out), "--out", str(rules_out)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RenderFailed(f"{' '.join(command)}: {done.stdout}{done.stderr}".strip())
+    return rules_out
+
+
+def prometheus_config(settings: DemoSettings) -> dict[str, Any]:
+    """Return Prometheus' config: scrape exporter and receiver, load the demo rules."""
+    host, ports = settings.host, settings.ports
+    return {
+        "global": {"scrape_interval": INTERVAL, "evaluation_interval": INTERVAL},
+        "rule_files": [str(settings.layout.rules / "*.rules.yml")],
+        "alerting": {
+            "alertmanagers": [
+                {"static_configs": [{"targets": [f"{host}:{ports['alertmanager']}"]}]}
+            ]
+        },
+        "scrape_configs": [
+            {
+                "job_name": "maintwatch",
+                "static_configs": [{"targets": [f"{host}:{ports['exporter']}"]}],
+            },
+            {
+                "job_name": "maintwatch-receiver",
+                "static_configs": [{"targets": [f"{host}:{ports['receiver']}"]}],
+            },
+            {
+                "job_name": "prometheus",
+                "static_configs": [{"targets": [f"{host}:{ports['prometheus']}"]}],
+            },
+        ],
+    }
+
+
+def alertmanager_config(settings: DemoSettings, token_file: Path) -> dict[str, Any]:
+    """Return Alertmanager's config: everything to the receiver's webhook, Watchdog nowhere."""
+    webhook = {
+        "url": f"{settings.url('receiver')}/webhooks/alertmanager",
+        "send_resolved": True,
+        "http_config": {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}},
+    }
+    return {
+        "route": {
+            "receiver": "maintwatch",
+            "group_by": ["alertname", "job"],
+            "group_wait": "5s",
+            "group_interval": "30s",
+            "repeat_interval": "4h",
+            # The always-firing dead man's switch would open an incident that never resolves.
+            "routes": [{"matchers": ['alertname="Watchdog"'], "receiver": "blackhole"}],
+        },
+        "inhibit_rules": [
+            {
+                "source_matchers": ['severity="critical"'],
+                "target_matchers": ['severity="warning"'],
+                "equal": IDENTITY,
+            }
+        ],
+        "receivers": [{"name": "maintwatch", "webhook_configs": [webhook]}, {"name": "blackhole"}],
+    }
