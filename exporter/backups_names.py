@@ -1,0 +1,155 @@
+"""Read a backup's time from its file name: strftime-style patterns or regexes with named groups.
+
+Pure logic, no I/O. A pattern like `tongacp_db_%Y%m%d%H%M%S.sql.gz` (with `*` and `?` as
+wildcards) is compiled once into a regex with named groups; parsing a name is then a regex
+match plus a `datetime` construction, fast enough for 100 000 names per refresh.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# strftime directive → regex for the value it prints (zero-padded, as `date +%…` writes it).
+_DIRECTIVES: dict[str, str] = {
+    "Y": r"(?P<Y>\d{4})",
+    "y": r"(?P<y>\d{2})",
+    "m": r"(?P<m>\d{2})",
+    "d": r"(?P<d>\d{2})",
+    "H": r"(?P<H>\d{2})",
+    "M": r"(?P<M>\d{2})",
+    "S": r"(?P<S>\d{2})",
+    "s": r"(?P<epoch>\d{1,12})",
+    "z": r"(?P<z>[+-]\d{2}:?\d{2}|Z)",
+}
+_GROUPS = frozenset({"Y", "y", "m", "d", "H", "M", "S", "epoch", "z"})
+_DATE_GROUPS = frozenset({"Y", "y", "epoch"})
+
+
+def strftime_to_regex(pattern: str) -> str:
+    """Translate a file-name pattern with strftime directives and `*`/`?` wildcards to a regex."""
+    out: list[str] = []
+    seen: set[str] = set()
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "%":
+            if i + 1 >= len(pattern):
+                raise ValueError("pattern ends with a lone '%'")
+            code = pattern[i + 1]
+            i += 2
+            if code == "%":
+                out.append("%")
+                continue
+            if code not in _DIRECTIVES:
+                supported = " ".join(f"%{c}" for c in _DIRECTIVES)
+                raise ValueError(f"unsupported directive %{code} (supported: {supported} %%)")
+            if code in seen:
+                raise ValueError(f"directive %{code} appears more than once")
+            seen.add(code)
+            out.append(_DIRECTIVES[code])
+            continue
+        out.append(".*?" if char == "*" else "." if char == "?" else re.escape(char))
+        i += 1
+    if not seen & {"Y", "y", "s"}:
+        raise ValueError("pattern needs a year (%Y or %y) or epoch seconds (%s)")
+    return "".join(out)
+
+
+def strftime_to_glob(pattern: str) -> str:
+    """Return the glob for the names a strftime pattern describes (`db_%Y%m%d.sql` → `db_*.sql`)."""
+    glob = re.sub(r"%[^%]", "*", pattern.replace("%%", "\0")).replace("\0", "%")
+    return re.sub(r"\*+", "*", glob)
+
+
+def check_regex(regex: str) -> re.Pattern[str]:
+    """Compile a user regex and check its named groups can make a timestamp."""
+    try:
+        compiled = re.compile(regex)
+    except re.error as exc:
+        raise ValueError(f"invalid regex: {exc}") from None
+    names = set(compiled.groupindex)
+    unknown = names - _GROUPS
+    if unknown:
+        allowed = ", ".join(sorted(_GROUPS))
+        raise ValueError(f"unknown named group(s) {', '.join(sorted(unknown))} (use {allowed})")
+    if not names & _DATE_GROUPS:
+        raise ValueError("regex needs a named group Y (or y) for the year, or epoch")
+    return compiled
+
+
+def resolve_timezone(name: str) -> tzinfo | None:
+    """Return the zone for `name`; None means the machine's local time."""
+    if name == "local":
+        return None
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name, UTC or local)") from None
+
+
+class NameClock:
+    """Turn file names into Unix timestamps with one compiled regex."""
+
+    def __init__(self, regex: re.Pattern[str], zone: tzinfo | None, full_match: bool) -> None:
+        self._match = regex.fullmatch if full_match else regex.search
+        self._zone = zone
+
+    @classmethod
+    def from_strftime(cls, pattern: str, zone: tzinfo | None) -> NameClock:
+        """Build from a strftime-style file-name pattern (whole name must match)."""
+        return cls(re.compile(strftime_to_regex(pattern)), zone, full_match=True)
+
+    @classmethod
+    def from_regex(cls, regex: str, zone: tzinfo | None) -> NameClock:
+        """Build from a regex with named groups Y/y, m, d, H, M, S, z or epoch (searched)."""
+        return cls(check_regex(regex), zone, full_match=False)
+
+    def timestamp(self, name: str) -> float | None:
+        """Return the time a name holds, or None when it does not match or is not a real date."""
+        match = self._match(name)
+        if match is None:
+            return None
+        return groups_to_timestamp(match.groupdict(), self._zone)
+
+
+def groups_to_timestamp(groups: dict[str, str | None], zone: tzinfo | None) -> float | None:
+    """Build a Unix timestamp from matched directive groups; None for impossible dates."""
+    epoch = groups.get("epoch")
+    if epoch:
+        return float(epoch)
+    year_text, short_year = groups.get("Y"), groups.get("y")
+    if year_text:
+        year = int(year_text)
+    elif short_year:
+        year = 2000 + int(short_year)  # backup names from before 2000 are not a concern
+    else:
+        return None
+    zone = _offset(groups.get("z")) or zone
+    try:
+        when = datetime(
+            year,
+            int(groups.get("m") or 1),
+            int(groups.get("d") or 1),
+            int(groups.get("H") or 0),
+            int(groups.get("M") or 0),
+            int(groups.get("S") or 0),
+            tzinfo=zone,
+        )
+    except ValueError:
+        return None  # e.g. month 13: treat like a name without a time (mtime is used)
+    # A naive datetime's timestamp() reads it as local time, which is what `local` means.
+    return when.timestamp()
+
+
+def _offset(text: str | None) -> tzinfo | None:
+    if not text:
+        return None
+    if text == "Z":
+        return UTC
+    digits = text[1:].replace(":", "")
+    minutes = int(digits[:2]) * 60 + int(digits[2:])
+    return timezone(timedelta(minutes=-minutes if text[0] == "-" else minutes))

@@ -1,0 +1,160 @@
+"""Run backup integrity checks in background threads; cache results by (path, size, mtime).
+
+A check of a large file can take minutes, longer than any refresh timeout, so it never runs
+inside `refresh()`: the collector asks `Verifier.latest()` for what is known, which starts a
+check when needed and returns at once; a later refresh picks the result up. Checks run on a
+small process-wide thread pool (half the CPUs) so many sets cannot saturate the machine, and
+outside asyncio's default executor so they never starve other collectors' blocking calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.backups_scan import BackupFile
+from exporter.backups_verify import Cancelled, Verdict
+
+CheckFn = Callable[[str, threading.Event], Verdict | None]
+Key = tuple[str, int, int]
+
+VERIFY_THREADS = max(1, (os.cpu_count() or 2) // 2)
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool  # one pool per process, created on first use
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="backup-verify")
+        return _pool
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """A finished check of one version of one file."""
+
+    key: Key
+    ok: bool
+    format: str
+    detail: str
+    checked_at: float
+
+
+class _Changed(Exception):
+    """The file changed or vanished while it was being checked; its result means nothing."""
+
+
+@dataclass
+class _Job:
+    key: Key
+    cancel: threading.Event
+
+
+class Verifier:
+    """Background integrity checks for one backup set, with a small result cache."""
+
+    def __init__(self, check: CheckFn, log: Any, clock: Callable[[], float], keep: int = 8):
+        self._check = check
+        self._log = log
+        self._clock = clock
+        self._keep = keep
+        self._results: OrderedDict[Key, VerifyResult | None] = OrderedDict()
+        self._job: _Job | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # includes obsolete jobs still stopping
+        self._shown: VerifyResult | None = None
+
+    def latest(self, target: BackupFile | None) -> VerifyResult | None:
+        """Return the result to export now; start checking `target` if it is not known yet.
+
+        Until the target's check finishes, the previous file's result stays exported.
+        """
+        if target is None:
+            return self._shown
+        if target.key in self._results:
+            self._shown = self._results[target.key]  # None: the format has nothing to check
+        elif self._job is None or self._job.key != target.key:
+            self._start(target)
+        return self._shown
+
+    @property
+    def running(self) -> Key | None:
+        """Return the key being checked, if any."""
+        return self._job.key if self._job is not None else None
+
+    def _start(self, target: BackupFile) -> None:
+        if self._job is not None:
+            self._job.cancel.set()  # obsolete: a newer file became the target
+        cancel = threading.Event()
+        task = asyncio.create_task(self._run(target, cancel), name=f"verify:{target.path}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._job = _Job(target.key, cancel)
+
+    async def _run(self, target: BackupFile, cancel: threading.Event) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            verdict = await loop.run_in_executor(_executor(), self._checked, target, cancel)
+        except (Cancelled, _Changed):
+            return
+        except Exception as exc:  # task boundary: a bug in a check must not kill the collector
+            self._log.error("backup_verify_error", path=target.path, exc_info=exc)
+            self._store(target.key, None)
+            return
+        finally:
+            if self._job is not None and self._job.cancel is cancel:
+                self._job = None
+        self._record(target, verdict, time.perf_counter() - started)
+
+    def _checked(self, target: BackupFile, cancel: threading.Event) -> Verdict | None:
+        if cancel.is_set():
+            raise Cancelled
+        try:
+            verdict = self._check(target.path, cancel)
+            info = os.stat(target.path)
+        except FileNotFoundError:
+            raise _Changed from None
+        if (info.st_size, info.st_mtime_ns) != (target.size, target.mtime_ns):
+            raise _Changed
+        return verdict
+
+    def _record(self, target: BackupFile, verdict: Verdict | None, seconds: float) -> None:
+        if verdict is None:
+            self._log.info("backup_verify_unsupported", path=target.path)
+            self._store(target.key, None)
+            return
+        result = VerifyResult(target.key, verdict.ok, verdict.format, verdict.detail, self._clock())
+        self._store(target.key, result)
+        event = "backup_verified" if verdict.ok else "backup_verify_failed"
+        log = self._log.info if verdict.ok else self._log.error
+        log(
+            event,
+            path=target.path,
+            format=verdict.format,
+            detail=verdict.detail,
+            seconds=round(seconds, 3),
+        )
+
+    def _store(self, key: Key, result: VerifyResult | None) -> None:
+        self._results[key] = result
+        while len(self._results) > self._keep:
+            self._results.popitem(last=False)
+
+    async def close(self) -> None:
+        """Stop running checks (their threads end within one chunk) and wait for their tasks."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.cancel.set()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

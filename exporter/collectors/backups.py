@@ -1,0 +1,157 @@
+"""Backup sets: file count and sizes, newest/oldest backup time, integrity, volume space.
+
+A set is a directory plus a glob. Each refresh lists the directory once (in a thread); the
+integrity check of the newest settled file runs in the background (see `backups_worker`) and
+its cached result is exported until a newer file has been checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+
+from prometheus_client.core import Metric
+
+from exporter.backups_config import BackupSetConfig
+from exporter.backups_scan import ScanError, SetSummary, compile_glob, scan, volume
+from exporter.backups_verify import verify_file
+from exporter.backups_worker import Verifier, VerifyResult
+from exporter.collectors.base import CollectError, Collector, Context
+from exporter.metrics import MetricSet
+
+_Scan = tuple[SetSummary, tuple[int, int]]
+
+
+class BackupsCollector(Collector[BackupSetConfig]):
+    """One backup set (`backups:` item), labelled `backup=<name>`."""
+
+    kind = "backups"
+    label = "backup"
+    config_type = BackupSetConfig
+
+    def __init__(
+        self, config: BackupSetConfig, context: Context, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(config, context)
+        self._clock = clock
+        self._glob = compile_glob(config.effective_glob())
+        self._names = config.name_clock()
+        self._scan: asyncio.Future[_Scan] | None = None
+        self.verifier: Verifier | None = None
+        if config.verify != "none":
+            check = partial(verify_file, verify=config.verify, pg_restore=config.pg_restore)
+            self.verifier = Verifier(check, self.log, clock)
+
+    def static(self) -> Sequence[Metric]:
+        """Return the configured cadence and retention."""
+        ms = self.metric_set()
+        ms.gauge(
+            "maintwatch_backup_max_age_seconds",
+            "Configured expected cadence of the backup set: the newest backup may be this old.",
+            self.config.max_age,
+        )
+        if self.config.retention is not None:
+            ms.gauge(
+                "maintwatch_backup_retention_seconds",
+                "Configured retention of the backup set.",
+                self.config.retention,
+            )
+        return ms.families()
+
+    async def refresh(self) -> Sequence[Metric]:
+        """List the set, read the volume, and pick up the latest integrity result."""
+        try:
+            summary, space = await self._scan_once()
+        except ScanError as exc:
+            raise CollectError(str(exc)) from None
+        result = None
+        if self.verifier is not None:
+            result = self.verifier.latest(summary.newest_settled)
+        return families(self.metric_set(), summary, space, result)
+
+    async def _scan_once(self) -> _Scan:
+        # A scan thread cannot be cancelled: when a refresh times out (hung NFS mount), the
+        # next refresh waits on the same scan instead of piling up another thread.
+        if self._scan is None or self._scan.done():
+            settled_before_ns = int((self._clock() - self.config.settle) * 1e9)
+            self._scan = asyncio.ensure_future(
+                asyncio.to_thread(self._scan_blocking, settled_before_ns)
+            )
+            self._scan.add_done_callback(_consume_result)
+        return await asyncio.shield(self._scan)
+
+    def _scan_blocking(self, settled_before_ns: int) -> _Scan:
+        directory = str(self.config.directory)
+        summary = scan(directory, self._glob, self._names, settled_before_ns)
+        return summary, volume(directory)
+
+    async def close(self) -> None:
+        """Stop a running integrity check; forget a scan still in progress."""
+        if self.verifier is not None:
+            await self.verifier.close()
+        if self._scan is not None and not self._scan.done():
+            self._scan.cancel()  # the thread finishes on its own; only the waiter goes
+            await asyncio.gather(self._scan, return_exceptions=True)
+
+
+def _consume_result(future: asyncio.Future[_Scan]) -> None:
+    # A scan whose refresh timed out may fail later with nobody awaiting it; the next refresh
+    # reports the problem, so retrieving the exception here only avoids asyncio's warning.
+    if not future.cancelled():
+        future.exception()
+
+
+def families(
+    ms: MetricSet, summary: SetSummary, space: tuple[int, int], result: VerifyResult | None
+) -> list[Metric]:
+    """Build the measured families of one set (pure: from the scan, volume and check result)."""
+    ms.gauge("maintwatch_backup_files", "Files in the backup set.", summary.files)
+    ms.gauge("maintwatch_backup_size_bytes", "Total bytes of the backup set.", summary.total_bytes)
+    if summary.newest is not None:
+        ms.gauge(
+            "maintwatch_backup_last_timestamp_seconds",
+            "Time of the newest backup (from its file name when it holds one, else its mtime).",
+            summary.newest.when,
+        )
+        ms.gauge(
+            "maintwatch_backup_last_size_bytes",
+            "Size of the newest backup.",
+            summary.newest.size,
+        )
+    if summary.previous is not None:
+        ms.gauge(
+            "maintwatch_backup_previous_size_bytes",
+            "Size of the backup before the newest one.",
+            summary.previous.size,
+        )
+    if summary.oldest is not None:
+        ms.gauge(
+            "maintwatch_backup_oldest_timestamp_seconds",
+            "Time of the oldest backup kept.",
+            summary.oldest.when,
+        )
+    if result is not None:
+        ms.gauge(
+            "maintwatch_backup_last_verify_success",
+            "1 if the newest settled backup passed its integrity check, 0 if it failed.",
+            1 if result.ok else 0,
+        )
+        ms.gauge(
+            "maintwatch_backup_last_verify_timestamp_seconds",
+            "When the integrity check reported by last_verify_success ran.",
+            result.checked_at,
+        )
+    free, size = space
+    ms.gauge(
+        "maintwatch_backup_volume_free_bytes",
+        "Bytes available to unprivileged users on the filesystem holding the backup set.",
+        free,
+    )
+    ms.gauge(
+        "maintwatch_backup_volume_size_bytes",
+        "Size of the filesystem holding the backup set.",
+        size,
+    )
+    return ms.families()
