@@ -1,0 +1,125 @@
+"""Acknowledge, unacknowledge and resolve incidents: the one entry point every ack path calls.
+
+The API, signed links, SMS replies, chat buttons and the web page all go through
+`IncidentActions`, so each action is applied the same way: under the incident's row lock, fed
+to the escalation engine, with its messages queued and its timeline entry written in the
+same transaction.
+
+Exceptions: `ActionError` is the base; `IncidentNotFound` (no such incident) and
+`InvalidTransition` (e.g. acknowledging a resolved incident) carry a human-readable reason.
+The store's `StoreUnavailable` passes through unchanged (callers answer 503).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from receiver.store import IntakeRules, Store
+from receiver.store.escalation_plan import ActRequest, ActResult, Verb
+
+VIAS = frozenset({"api", "link", "sms", "slack", "mattermost", "web"})
+
+
+class ActionError(Exception):
+    """Base of the action errors."""
+
+
+class IncidentNotFound(ActionError):
+    """No incident has this id."""
+
+
+class InvalidTransition(ActionError):
+    """The incident's state does not allow the action (e.g. ack after resolve)."""
+
+
+@dataclass(frozen=True)
+class IncidentSummary:
+    """The incident after an action; `changed` False when it was already in that state."""
+
+    id: int
+    state: str
+    severity: str
+    acked_by: str | None
+    acked_at: float | None
+    resolved_by: str | None
+    resolved_at: float | None
+    changed: bool
+    notifications: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return dict(vars(self))
+
+
+class IncidentActions:
+    """Apply people's actions to incidents through the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        rules: IntakeRules,
+        clock: Callable[[], float],
+        logger: Any,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store, self._rules, self._clock, self._log = store, rules, clock, logger
+        self._wake = wake
+
+    async def ack(self, incident_id: int, actor: str, via: str) -> IncidentSummary:
+        """Acknowledge: escalation stops (until the ack expires, if the policy says so)."""
+        return await self._act(incident_id, ActRequest("ack", actor, via))
+
+    async def unack(self, incident_id: int, actor: str, via: str) -> IncidentSummary:
+        """Withdraw an acknowledgement: escalation resumes at the current step."""
+        return await self._act(incident_id, ActRequest("unack", actor, via))
+
+    async def resolve(self, incident_id: int, actor: str, via: str) -> IncidentSummary:
+        """Resolve by hand: escalation stops and those paged hear of it."""
+        return await self._act(incident_id, ActRequest("resolve", actor, via))
+
+    async def _act(self, incident_id: int, request: ActRequest) -> IncidentSummary:
+        if request.via not in VIAS:
+            raise ValueError(f"via: expected one of {', '.join(sorted(VIAS))}, got {request.via!r}")
+        if not request.actor:
+            raise ValueError("actor: must not be empty")
+        result = await self._store.act(incident_id, request, self._clock(), self._rules)
+        if not result.found:
+            raise IncidentNotFound(f"incident {incident_id} does not exist")
+        if not result.allowed:
+            raise InvalidTransition(f"incident {incident_id}: {result.reason}")
+        if result.queued:
+            self._wake()
+        summary = _summary(result)
+        self._log.info(
+            _EVENTS[request.verb],
+            incident_id=incident_id,
+            by=request.actor,
+            via=request.via,
+            changed=summary.changed,
+            notifications=summary.notifications,
+        )
+        return summary
+
+
+_EVENTS: dict[Verb, str] = {
+    "ack": "incident_acknowledged",
+    "unack": "incident_unacknowledged",
+    "resolve": "incident_resolved",
+}
+
+
+def _summary(result: ActResult) -> IncidentSummary:
+    row = result.incident
+    return IncidentSummary(
+        id=row["id"],
+        state=row["state"],
+        severity=row["severity"],
+        acked_by=row.get("acked_by"),
+        acked_at=row.get("acked_at"),
+        resolved_by=row.get("resolved_by"),
+        resolved_at=row.get("resolved_at"),
+        changed=result.changed,
+        notifications=result.queued,
+    )

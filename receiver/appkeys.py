@@ -1,0 +1,31 @@
+"""Typed application state keys shared by the server and the API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from receiver.actions import IncidentActions
+from receiver.channels import Channel
+from receiver.config import ReceiverBase
+from receiver.escalator import EscalationWorker
+from receiver.metrics import ReceiverMetrics
+from receiver.outbox import OutboxWorker
+from receiver.store import IntakeRules, Store
+from receiver.watchdog import WatchdogMonitor
+
+CONFIG = web.AppKey("config", ReceiverBase)
+METRICS = web.AppKey("metrics", ReceiverMetrics)
+RULES = web.AppKey("rules", IntakeRules)
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+LOG: web.AppKey[Any] = web.AppKey("log")
+STORE = web.AppKey("store", Store)
+CHANNELS: web.AppKey[dict[str, Channel[Any]]] = web.AppKey("channels")
+WORKER = web.AppKey("worker", OutboxWorker)
+RUN_WORKER = web.AppKey("run_worker", bool)
+PENDING = web.AppKey("pending", list[int])  # one-element counter of in-flight intakes
+ACTIONS = web.AppKey("actions", IncidentActions)  # ack / unack / resolve, for every entry point
+ESCALATOR = web.AppKey("escalator", EscalationWorker)
+WATCHDOG: web.AppKey[WatchdogMonitor | None] = web.AppKey("watchdog")

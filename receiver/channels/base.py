@@ -1,0 +1,158 @@
+"""The channel interface: one module per channel type, registered by `kind`.
+
+A channel turns a `Notification` (what to tell whom about which incident) into a delivery.
+It raises `DeliveryError(retryable=...)` on failure; the outbox worker decides about retries,
+backoff and fallbacks, so channels never retry on their own.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+import aiohttp
+from pydantic import ValidationInfo, field_validator
+
+from maintwatch.configload import StrictModel
+from receiver.templates import check_template
+
+NotificationKind = Literal[
+    "firing",  # first page for an incident, or an escalation step paging someone new
+    "updated",  # more alerts joined an incident someone was already paged for
+    "acknowledged",
+    "unacknowledged",
+    "resolved",
+    "digest",  # the daily digest of info alerts
+    "watchdog",  # the alerting pipeline's dead man's switch stopped arriving
+]
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """One alert as a template sees it."""
+
+    fingerprint: str
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str = ""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A person being paged (None on a Notification means: post to the channel itself)."""
+
+    id: str
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    chat: str | None = None
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """Everything a channel needs to render and send one message."""
+
+    id: str  # outbox row id: stable across retries, used as an idempotency key
+    kind: NotificationKind
+    incident_id: int
+    incident_status: Literal["triggered", "acknowledged", "resolved"]
+    severity: str
+    title: str  # e.g. "[FIRING:2] BackupTooOld (database ops)"
+    group_labels: dict[str, str]
+    common_labels: dict[str, str]
+    common_annotations: dict[str, str]
+    alerts: tuple[AlertView, ...]
+    truncated_alerts: int = 0
+    recipient: Recipient | None = None
+    escalation_step: int = 0
+    external_url: str = ""  # Alertmanager's externalURL
+    incident_url: str = ""  # the receiver's page for this incident
+    ack_url: str = ""  # signed single-use link (empty when links are not configured)
+    resolve_url: str = ""
+    reply_code: str = ""  # short code for SMS replies, e.g. "12"
+    # Chat buttons that call back into the receiver (Mattermost): the callback URL and a signed
+    # token per action; empty when callbacks are not configured.
+    chat_callback_url: str = ""
+    chat_ack_token: str = ""
+    chat_resolve_token: str = ""
+    acted_by: str = ""  # who acknowledged/resolved, for those kinds
+    thread: dict[str, str] = field(default_factory=dict)  # per-channel thread refs to reply in
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    """What the provider told us: its message id and, for chat, a thread to reply into."""
+
+    provider_id: str = ""
+    thread: dict[str, str] = field(default_factory=dict)
+
+
+class DeliveryError(Exception):
+    """A delivery failed; `retryable` says whether trying again later can succeed."""
+
+    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass
+class ChannelContext:
+    """What a channel may use besides its config; injected so tests can point it anywhere."""
+
+    http: aiohttp.ClientSession  # shared session; tests point channels at local servers by URL
+    logger: Any
+    clock: Callable[[], float] = time.time
+
+
+class ChannelConfig(StrictModel):
+    """Fields every channel has; each channel type extends this with its own."""
+
+    name: str
+    type: str
+    template: str | None = None  # path of a user template overriding the built-in one
+
+    @field_validator("template")
+    @classmethod
+    def _template_compiles(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Check at load time that an override template exists, compiles and fits the channel."""
+        if value is not None:
+            check_template(value, str(info.data.get("type", "")))
+        return value
+
+
+CC = TypeVar("CC", bound=ChannelConfig)
+
+
+class Channel(abc.ABC, Generic[CC]):
+    """Deliver notifications through one configured channel."""
+
+    kind: ClassVar[str]
+    config_type: ClassVar[type[ChannelConfig]]
+    at_most_once: ClassVar[bool] = False
+    """True where a send that may have happened must not be repeated (SMS)."""
+
+    def __init__(self, config: CC, context: ChannelContext) -> None:
+        self.config = config
+        self.context = context
+
+    @property
+    def name(self) -> str:
+        """Return the configured channel name."""
+        return self.config.name
+
+    @abc.abstractmethod
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        """Deliver one notification or raise DeliveryError."""
+
+    async def close(self) -> None:
+        """Release sessions and connections."""

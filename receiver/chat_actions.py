@@ -1,0 +1,158 @@
+"""Chat buttons: Slack interactivity (signed requests) and Mattermost action callbacks.
+
+Slack signs each request: `X-Slack-Signature: v0=hex(HMAC-SHA256(secret, "v0:{ts}:{body}"))`
+with `X-Slack-Request-Timestamp` within 5 minutes of now; the form field `payload` holds JSON
+whose button `value` is `ack:<id>` or `resolve:<id>` (see receiver/channels/slack.py).
+Mattermost does not sign callbacks, so each button's `context` carries a token signed with a
+key derived from `links.secret_file` (see `mattermost_context`). The acting user becomes the
+person whose `chat` handle matches, else `slack:<name>` / `mattermost:<name>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import web
+
+from receiver.actions import IncidentNotFound, InvalidTransition
+from receiver.appkeys import ACTIONS, CLOCK, CONFIG, LOG
+from receiver.links import (
+    MATTERMOST_PATH,
+    LinkError,
+    verify,
+)
+from receiver.numbers import parse_uint
+from receiver.people import PersonConfig
+from receiver.store import StoreUnavailable
+from receiver.web.state import WEB
+
+SLACK_PATH = "/webhooks/slack"
+Verb = Literal["ack", "resolve"]
+
+
+@dataclass(frozen=True)
+class Click:
+    """A button press: what to do to which incident, and who pressed it."""
+
+    action: Verb
+    incident_id: int
+    handles: tuple[str, ...]  # the user's names on the chat system, best first
+    system: str
+
+
+def slack_signature_ok(secret: str, timestamp: str, body: bytes, given: str) -> bool:
+    """Return whether a Slack request body and timestamp are signed with `secret`."""
+    if parse_uint(timestamp) is None:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def parse_value(value: str) -> tuple[Verb, int] | None:
+    """Return (action, incident id) from a button value such as `ack:12`."""
+    verb, _, raw = value.partition(":")
+    incident = parse_uint(raw)
+    if verb not in ("ack", "resolve") or incident is None:
+        return None
+    return ("ack" if verb == "ack" else "resolve"), incident
+
+
+def slack_click(payload: dict[str, Any]) -> Click | None:
+    """Return the click in a Slack `block_actions` payload, else None."""
+    if payload.get("type") != "block_actions" or not payload.get("actions"):
+        return None
+    parsed = parse_value(str(payload["actions"][0].get("value", "")))
+    if parsed is None:
+        return None
+    user = payload.get("user") or {}
+    handles = tuple(str(user[k]) for k in ("username", "name", "id") if user.get(k))
+    return Click(parsed[0], parsed[1], handles, "slack")
+
+
+def person_for(people: Sequence[PersonConfig], handles: Sequence[str], system: str) -> str:
+    """Return the id of the person with a matching chat handle, else `system:<handle>`."""
+    for handle in handles:
+        bare = handle.lstrip("@")
+        for person in people:
+            if person.chat and person.chat.lstrip("@") == bare:
+                return person.id
+    return f"{system}:{handles[0] if handles else 'unknown'}"
+
+
+async def _apply(request: web.Request, click: Click) -> str:
+    actor = person_for(request.app[CONFIG].people, click.handles, click.system)
+    actions = request.app[ACTIONS]
+    call = actions.ack if click.action == "ack" else actions.resolve
+    try:
+        summary = await call(click.incident_id, actor, click.system)
+    except (IncidentNotFound, InvalidTransition) as exc:
+        return str(exc)
+    done = "acknowledged" if click.action == "ack" else "resolved"
+    if not summary.changed:
+        return f"Incident {click.incident_id} was already {summary.state}."
+    return f"Incident {click.incident_id} {done} by {actor}."
+
+
+async def slack_actions(request: web.Request) -> web.StreamResponse:
+    """POST /webhooks/slack: verify the signature, then apply the button's action."""
+    app = request.app
+    slack = app[CONFIG].inbound.slack
+    assert slack is not None  # the route exists only when configured
+    body = await request.read()
+    stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    given = request.headers.get("X-Slack-Signature", "")
+    now = app[CLOCK]()
+    secret = slack.signing_secret_file.get_secret_value()
+    sent_at = parse_uint(stamp)
+    fresh = sent_at is not None and abs(now - sent_at) <= slack.max_clock_skew
+    if not fresh or not slack_signature_ok(secret, stamp, body, given):
+        app[LOG].warning("chat_action_rejected", system="slack", reason="signature or timestamp")
+        return web.Response(status=401, text="invalid signature\n")
+    form = await request.post()
+    try:
+        payload = json.loads(str(form.get("payload", "")))
+    except ValueError:
+        return web.Response(status=400, text="payload: expected JSON\n")
+    click = slack_click(payload) if isinstance(payload, dict) else None
+    if click is None:
+        return web.Response(status=200, text="")  # other interactions: nothing to do
+    try:
+        text = await _apply(request, click)
+    except StoreUnavailable:
+        return web.Response(status=503, text="store unavailable, retry\n")
+    return web.json_response({"response_type": "ephemeral", "text": text})
+
+
+async def mattermost_actions(request: web.Request) -> web.StreamResponse:
+    """POST /webhooks/mattermost: a button callback; its context token is the authority."""
+    app = request.app
+    try:
+        data = await request.json()
+        token = str(data["context"]["token"])
+        claim = verify(app[WEB].keys.mattermost, token, app[CLOCK]())
+    except LinkError as exc:
+        app[LOG].warning("chat_action_rejected", system="mattermost", reason=exc.reason)
+        return web.json_response({"ephemeral_text": exc.reason}, status=exc.status)
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"ephemeral_text": "not a maintwatch button"}, status=400)
+    handles = tuple(str(data[k]) for k in ("user_name", "user_id") if data.get(k))
+    click = Click(claim.action, claim.incident_id, handles, "mattermost")
+    try:
+        text = await _apply(request, click)
+    except StoreUnavailable:
+        return web.json_response({"ephemeral_text": "store unavailable, retry"}, status=503)
+    return web.json_response({"ephemeral_text": text})
+
+
+def add_routes(app: web.Application, slack: bool, mattermost: bool) -> None:
+    """Serve the callbacks that are configured."""
+    if slack:
+        app.router.add_post(SLACK_PATH, slack_actions)
+    if mattermost:
+        app.router.add_post(MATTERMOST_PATH, mattermost_actions)

@@ -1,0 +1,148 @@
+"""`maintwatch-receiver`: serve (default), `routes --labels` to explain routing, --check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from maintwatch import __version__, logs
+from maintwatch.cli import (
+    add_common_flags,
+    print_problems,
+    run_until_stopped,
+    split_listen_address,
+)
+from maintwatch.configload import ConfigError
+from receiver.config import ReceiverBase, load_config
+from receiver.matchers import parse_labels
+from receiver.people import Directory, who_is_on_call
+from receiver.routing import compile_routes, explain
+from receiver.server import make_app
+
+DEFAULT_CONFIG = "maintwatch-receiver.yml"
+
+
+def _listen(args: argparse.Namespace, config: ReceiverBase) -> tuple[str, int]:
+    return split_listen_address(args.listen_address or config.listen)
+
+
+async def _start(args: argparse.Namespace, config: ReceiverBase, log: Any) -> web.AppRunner:
+    host, port = _listen(args, config)
+    runner = web.AppRunner(make_app(config, log), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info(
+        "receiver_started",
+        version=__version__,
+        listen=f"{host}:{port}",
+        config=args.config_file,
+        store=config.store.type,
+        channels=len(config.channel_configs),
+        routes=len(config.routes),
+    )
+    return runner
+
+
+async def serve(args: argparse.Namespace, config: ReceiverBase) -> None:
+    """Run until SIGTERM/SIGINT; on SIGHUP validate the config and restart with it."""
+    log = logs.get_logger("receiver")
+    running = [await _start(args, config, log)]
+
+    async def reload() -> None:
+        try:
+            new = load_config(args.config_file)
+        except ConfigError as exc:
+            log.error("config_reload_rejected", config=args.config_file, problems=exc.problems)
+            return
+        # Channels, routes and the store all come from the config: rebuild the app. Alertmanager
+        # retries the few webhooks that meet the closed port.
+        await running[0].cleanup()
+        running[0] = await _start(args, new, log)
+        log.info("config_reloaded", config=args.config_file)
+
+    await run_until_stopped(reload)
+    log.info("receiver_stopping")
+    await running[0].cleanup()
+    log.info("receiver_stopped")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="maintwatch-receiver",
+        description="Alertmanager webhook receiver: incidents, routing and paging.",
+    )
+    add_common_flags(parser, DEFAULT_CONFIG, "")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the receiver (the default)")
+    routes = commands.add_parser("routes", help="show which route a label set takes, and why")
+    routes.add_argument("--labels", required=True, help="e.g. 'severity=critical,team=ops'")
+    oncall = commands.add_parser("oncall", help="show who is on call, now or at --at")
+    oncall.add_argument("--schedule", help="only this schedule (default: all)")
+    oncall.add_argument("--at", help="ISO 8601; without offset: the schedule's local time")
+    return parser.parse_args(argv)
+
+
+def _routes(config: ReceiverBase, labels_text: str) -> int:
+    try:
+        labels = parse_labels(labels_text)
+    except ValueError as exc:
+        print(f"--labels: {exc}", file=sys.stderr)
+        return 2
+    for line in explain(compile_routes(config.routes, config.default_route), labels):
+        print(line)
+    return 0
+
+
+def _oncall(config: ReceiverBase, at: str | None, schedule: str | None) -> int:
+    directory = Directory(config.people, config.schedules)
+    try:
+        answers = who_is_on_call(directory, datetime.now(UTC), at, schedule)
+    except ValueError as exc:
+        print(f"oncall: {exc}", file=sys.stderr)
+        return 2
+    for item in answers:
+        who = ", ".join(f"{p.name} [{p.id}]" for p in item.people) or "nobody"
+        data = item.to_dict()
+        until = f" until {data['until']}" if data["until"] else ""
+        print(f"{item.schedule} ({item.timezone}) at {data['at']}: {who}{until}")
+    if not answers:
+        print("no schedules configured")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `maintwatch-receiver`."""
+    args = parse_args(argv)
+    logs.configure(args.log_level, args.log_format)
+    try:
+        config = load_config(args.config_file)
+        _listen(args, config)
+    except ConfigError as exc:
+        return print_problems(exc)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.check_config:
+        print(
+            f"{args.config_file}: OK ({len(config.channel_configs)} channels, "
+            f"{len(config.routes)} routes, store {config.store.type})"
+        )
+        return 0
+    if args.command == "routes":
+        return _routes(config, args.labels)
+    if args.command == "oncall":
+        return _oncall(config, args.at, args.schedule)
+    asyncio.run(serve(args, config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Render notifications with sandboxed jinja2 templates: built-in ones, overridable per channel.
+
+A channel's template is one file of named blocks (`subject`, `text`, `html`, `title`): each block
+is rendered on its own. A user override (the channel's `template:` path) defines any subset of
+the blocks its channel uses; blocks it leaves out come from the built-in template. A block that
+fails at render time falls back to the built-in one and is logged, so the page still goes out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from maintwatch.durations import format_duration
+
+if TYPE_CHECKING:
+    from receiver.channels.base import AlertView, Notification
+
+BUILTIN_DIR = Path(__file__).with_name("templates")
+
+# Channel kind → (built-in template file, blocks the channel renders).
+BLOCKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "email": ("email.j2", ("subject", "text", "html")),
+    "sms": ("sms.j2", ("text",)),
+    "console": ("text.j2", ("text",)),
+    "file": ("text.j2", ("text",)),
+    "webhook": ("text.j2", ("text",)),
+    "slack": ("chat.j2", ("title", "text")),
+    "teams": ("chat.j2", ("title", "text")),
+    "mattermost": ("chat.j2", ("title", "text")),
+}
+
+# Labels every alert has or that the headline already shows; left out of "top labels".
+_HIDDEN_LABELS = frozenset({"alertname", "severity"})
+_FIRST_LABELS = ("instance", "job", "service", "backup", "database", "queue", "target", "team")
+_HEADLINES = {
+    "firing": "FIRING",
+    "updated": "UPDATED",
+    "acknowledged": "ACKNOWLEDGED",
+    "unacknowledged": "UNACKNOWLEDGED",
+    "resolved": "RESOLVED",
+    "digest": "DIGEST",
+    "watchdog": "WATCHDOG",
+}
+
+
+def _make_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(BUILTIN_DIR),
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters.update(
+        humanize_duration=humanize_duration,
+        since=_since,
+        timestamp=_timestamp,
+    )
+    return env
+
+
+def humanize_duration(seconds: float) -> str:
+    """Format seconds as the two largest units, e.g. `2h 5m`, `3d 4h`, `45s`."""
+    text = format_duration(max(0.0, float(seconds)))
+    if text.endswith("ms"):
+        return "0s"
+    parts: list[str] = []
+    number = ""
+    for char in text:
+        number += char
+        if not char.isdigit():
+            parts.append(number)
+            number = ""
+    return " ".join(parts[:2])
+
+
+@jinja2.pass_context
+def _since(context: jinja2.runtime.Context, moment: datetime | None) -> str:
+    """Return how long ago `moment` was, relative to the render clock."""
+    if moment is None:
+        return ""
+    now: datetime = context["now"]
+    return humanize_duration((now - moment).total_seconds())
+
+
+@jinja2.pass_context
+def _timestamp(
+    context: jinja2.runtime.Context, moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M %Z"
+) -> str:
+    """Format `moment` in the recipient's time zone."""
+    if moment is None:
+        return ""
+    zone: tzinfo = context["tz"]
+    return moment.astimezone(zone).strftime(fmt)
+
+
+# Characters that end a link in HTML, Slack mrkdwn (`<url|text>`) or Markdown (`[text](url)`).
+_LINK_UNSAFE = re.compile(r"[\x00-\x20\x7f<>\"'`|()\[\]{}\\^]")
+
+
+def safe_link(url: str) -> str:
+    """Return an http(s) URL with markup-breaking characters percent-encoded, else ''."""
+    # Runbook and source URLs come from alert annotations: no `javascript:` links, and no
+    # breaking out of a chat link to add text, links or @channel mentions of one's own.
+    if urlsplit(url.strip()).scheme not in ("http", "https"):
+        return ""
+    return _LINK_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", url.strip())
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        # A person's time zone is validated where people are configured; render in UTC anyway.
+        return UTC
+
+
+# Two environments: the email HTML block is compiled with autoescape, everything else without
+# (SMS and plain text must show `<` as `<`).
+_TEXT_ENV = _make_env(autoescape=False)
+_HTML_ENV = _make_env(autoescape=True)
+
+
+def top_labels(notification: Notification, limit: int = 6) -> list[tuple[str, str]]:
+    """Return the most telling common labels, well-known ones first."""
+    labels = {k: v for k, v in notification.common_labels.items() if k not in _HIDDEN_LABELS}
+    ordered = [k for k in _FIRST_LABELS if k in labels]
+    ordered += sorted(k for k in labels if k not in _FIRST_LABELS)
+    return [(k, labels[k]) for k in ordered[:limit]]
+
+
+def _first(notification: Notification, key: str, *, label: bool = False) -> str:
+    """Return a common annotation/label, else the first alert's value."""
+    common = notification.common_labels if label else notification.common_annotations
+    if common.get(key):
+        return common[key]
+    if label and notification.group_labels.get(key):
+        return notification.group_labels[key]
+    for alert in notification.alerts:
+        values = alert.labels if label else alert.annotations
+        if values.get(key):
+            return values[key]
+    return ""
+
+
+def headline(notification: Notification) -> str:
+    """Return the status wording: `FIRING`, `RESOLVED`, `ACKNOWLEDGED by alice`."""
+    word = _HEADLINES.get(notification.kind, notification.kind.upper())
+    if notification.kind in ("acknowledged", "resolved") and notification.acted_by:
+        return f"{word} by {notification.acted_by}"
+    return word
+
+
+def template_context(notification: Notification, now: float) -> dict[str, Any]:
+    """Return the variables a template sees for one notification."""
+    n = notification
+    alerts = [replace(a, generator_url=safe_link(a.generator_url)) for a in n.alerts]
+    firing: list[AlertView] = [a for a in alerts if a.status == "firing"]
+    tz = _zone(n.recipient.timezone if n.recipient else "UTC")
+    return {
+        "n": n,
+        "kind": n.kind,
+        "headline": headline(n),
+        "status": n.incident_status,
+        "severity": n.severity,
+        "title": n.title,
+        "alertname": _first(n, "alertname", label=True),
+        "summary": _first(n, "summary"),
+        "description": _first(n, "description"),
+        "runbook_url": safe_link(_first(n, "runbook_url")),
+        "alerts": alerts,
+        "firing": firing,
+        "resolved": [a for a in alerts if a.status == "resolved"],
+        "count": len(n.alerts) + n.truncated_alerts,
+        "firing_count": len(firing),
+        "truncated_alerts": n.truncated_alerts,
+        "top_labels": top_labels(n),
+        "labels": n.common_labels,
+        "group_labels": n.group_labels,
+        "annotations": n.common_annotations,
+        "incident_id": n.incident_id,
+        "incident_url": n.incident_url,
+        "ack_url": n.ack_url,
+        "resolve_url": n.resolve_url,
+        "external_url": n.external_url,
+        "reply_code": n.reply_code,
+        "acted_by": n.acted_by,
+        "recipient": n.recipient,
+        "escalation_step": n.escalation_step,
+        "now": datetime.fromtimestamp(now, UTC),
+        "tz": tz,
+    }
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    text: jinja2.Template
+    html: jinja2.Template
+
+
+def _compile(source: str) -> _Compiled:
+    return _Compiled(text=_TEXT_ENV.from_string(source), html=_HTML_ENV.from_string(source))
+
+
+def _builtin(kind: str) -> _Compiled:
+    filename = BLOCKS[kind][0]
+    return _Compiled(_TEXT_ENV.get_template(filename), _HTML_ENV.get_template(filename))
+
+
+def check_template(path: str, kind: str) -> None:
+    """Raise ValueError unless `path` is a readable template defining a block `kind` uses."""
+    try:
+        source = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read template {path!r}: {exc.strerror}") from None
+    try:
+        template = _TEXT_ENV.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValueError(f"template {path!r} line {exc.lineno}: {exc.message}") from None
+    if kind not in BLOCKS:
+        return
+    wanted = BLOCKS[kind][1]
+    if not set(template.blocks) & set(wanted):
+        names = ", ".join(wanted)
+        raise ValueError(f"template {path!r} defines none of the blocks {kind} uses ({names})")
+
+
+def _render_block(template: jinja2.Template, block: str, variables: Mapping[str, Any]) -> str:
+    context = template.new_context(dict(variables))
+    return "".join(template.blocks[block](context)).strip()
+
+
+class Renderer:
+    """Render one channel's blocks, preferring the user's override and falling back safely."""
+
+    def __init__(self, kind: str, override: str | None, logger: Any, channel: str = "") -> None:
+        self.kind = kind
+        self.override_path = override
+        self.logger = logger
+        self.channel = channel or kind
+        self._builtin = _builtin(kind)
+        self._override: _Compiled | None = None
+        if override is not None:
+            self._override = _compile(Path(override).read_text(encoding="utf-8"))
+
+    def render(self, notification: Notification, now: float) -> dict[str, str]:
+        """Return every block of this channel rendered for `notification`."""
+        variables = template_context(notification, now)
+        return {block: self._render(block, variables) for block in BLOCKS[self.kind][1]}
+
+    def _render(self, block: str, variables: Mapping[str, Any]) -> str:
+        pick: Callable[[_Compiled], jinja2.Template] = (
+            (lambda c: c.html) if block == "html" else (lambda c: c.text)
+        )
+        override = self._override
+        if override is not None and block in pick(override).blocks:
+            try:
+                return _render_block(pick(override), block, variables)
+            except Exception as exc:  # user template code: whatever it raises, fall back
+                self.logger.warning(
+                    "template_render_failed",
+                    channel=self.channel,
+                    template=self.override_path,
+                    block=block,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+        return _render_block(pick(self._builtin), block, variables)

@@ -1,0 +1,1 @@
+"""The incidents page, login, signed-link confirm pages (server-rendered, no build step)."""

@@ -1,0 +1,38 @@
+"""Register the page, login, link and inbound webhook routes; open the ledger with the store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from receiver import chat_actions, digest, inbound_sms
+from receiver.appkeys import STORE
+from receiver.config import ReceiverBase
+from receiver.web import confirm, pages
+from receiver.web.ledger import Ledger
+from receiver.web.state import WEB, web_state
+
+
+async def _ledger_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[WEB].ledger = Ledger(app[STORE])
+    yield
+
+
+def add_routes(app: web.Application, config: ReceiverBase) -> None:
+    """Add the web routes; call after the store's cleanup_ctx is registered."""
+    app[WEB] = web_state(config)
+    app.cleanup_ctx.append(_ledger_ctx)
+    app.cleanup_ctx.append(digest.digest_ctx)
+    router = app.router
+    router.add_get("/", pages.index, name="index")
+    router.add_get("/login", pages.login_form, name="login")
+    router.add_post("/login", pages.login)
+    router.add_post("/logout", pages.logout)
+    router.add_get(r"/incidents/{id}", pages.show)
+    router.add_post(r"/incidents/{id}/{verb}", pages.act)
+    router.add_get(r"/ack/{token}", confirm.confirm_page)
+    router.add_post(r"/ack/{token}", confirm.confirm_post)
+    inbound = config.inbound
+    inbound_sms.add_routes(app, config.external_url, inbound.twilio is not None)
+    chat_actions.add_routes(app, inbound.slack is not None, config.links.secret_file is not None)

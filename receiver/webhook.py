@@ -1,0 +1,85 @@
+"""Parse and validate Alertmanager's webhook (version 4) into typed, immutable values (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from maintwatch.configload import format_location
+
+
+class PayloadError(ValueError):
+    """The body is not a usable Alertmanager webhook; the message says why (sent back as 400)."""
+
+
+class _Lenient(BaseModel):
+    # Newer Alertmanagers add fields (e.g. notification_reason): accept and ignore them.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Alert(_Lenient):
+    """One alert of the group."""
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: datetime
+    endsAt: datetime | None = None
+    generatorURL: str = ""
+    fingerprint: str = Field(min_length=1)
+
+    @property
+    def starts(self) -> float:
+        """Return startsAt as epoch seconds."""
+        return _epoch(self.startsAt) or 0.0
+
+    @property
+    def ends(self) -> float | None:
+        """Return endsAt as epoch seconds, None for Go's zero time (still firing)."""
+        return _epoch(self.endsAt)
+
+
+class Payload(_Lenient):
+    """The webhook body."""
+
+    version: str
+    groupKey: str = Field(min_length=1)
+    receiver: str
+    status: Literal["firing", "resolved"]
+    alerts: list[Alert]
+    groupLabels: dict[str, str] = Field(default_factory=dict)
+    commonLabels: dict[str, str] = Field(default_factory=dict)
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)
+    externalURL: str = ""
+    truncatedAlerts: int = Field(default=0, ge=0)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    # Alertmanager sends Go's zero time (0001-01-01T00:00:00Z) for "not set".
+    if value is None or value.year <= 1:
+        return None
+    return value.timestamp()
+
+
+def parse_payload(body: bytes) -> Payload:
+    """Validate a webhook body; raise PayloadError with a reason Alertmanager will log."""
+    try:
+        payload = Payload.model_validate_json(body)
+    except ValidationError as exc:
+        raise PayloadError(_reason(exc)) from None
+    if payload.version != "4":
+        raise PayloadError(f"version: unsupported webhook version {payload.version!r} (want '4')")
+    if not payload.alerts:
+        raise PayloadError("alerts: empty alert list")
+    return payload
+
+
+def _reason(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    if errors and errors[0]["type"] == "json_invalid":
+        return f"malformed JSON: {errors[0]['msg']}"
+    parts = [f"{format_location(e['loc'])}: {e['msg']}" for e in errors[:5]]
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more

@@ -1,0 +1,121 @@
+"""Matchers, routing, config references and the `routes` / --check-config CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from maintwatch.configload import ConfigError
+from receiver.cli import main
+from receiver.config import load_config_text
+from receiver.matchers import parse_labels, parse_matcher
+from receiver.routing import compile_routes, route
+from tests.receiver._helpers import BASE_CONFIG, Script, register_script
+
+
+@pytest.fixture
+def script(monkeypatch: pytest.MonkeyPatch) -> Iterator[Script]:
+    """Register the scripted test channels; undo the CLI's logging setup afterwards."""
+    yield register_script(monkeypatch)
+    # main() points structlog at the captured stderr, which pytest closes after the test.
+    structlog.reset_defaults()
+
+
+@pytest.mark.parametrize(
+    ("text", "labels", "expected"),
+    [
+        ('severity="critical"', {"severity": "critical"}, True),
+        ("severity=critical", {"severity": "warning"}, False),
+        ('team=~"ops|db"', {"team": "db"}, True),
+        ('team=~"ops"', {"team": "devops"}, False),  # anchored like Alertmanager
+        ('team!~"ops|db"', {"team": "web"}, True),
+        ('service!="x"', {}, True),  # a missing label is the empty string
+        ('service=""', {}, True),
+        ('zone=~"é.*"', {"zone": "éu-1"}, True),
+    ],
+)
+def test_matchers(text: str, labels: dict[str, str], expected: bool) -> None:
+    assert parse_matcher(text).matches(labels) is expected
+
+
+@pytest.mark.parametrize("text", ["severity", "1x=2", 'team=~"("', 'a="unterminated'])
+def test_bad_matchers_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match="matcher"):
+        parse_matcher(text)
+
+
+def test_first_match_wins_unless_continue(script: Script) -> None:
+    config = load_config_text(
+        BASE_CONFIG.replace("{name: db, ", "{name: db, continue: true, policy: p, ")
+        + "policies: [{name: p}]\n"
+    )
+    routes = compile_routes(config.routes, config.default_route)
+    both = route(routes, {"team": "db", "severity": "critical"})
+    assert both.routes == ("db", "crit")
+    assert both.channels == ("chat", "pager")
+    assert both.policy == "p"
+    assert route(routes, {"severity": "warning"}).routes == ("default",)
+    assert parse_labels("a=1, b='x y'") == {"a": "1", "b": "x y"}
+
+
+def test_check_config_lists_every_unknown_reference(script: Script) -> None:
+    text = BASE_CONFIG + (
+        "people: [{id: ann, name: Ann}, {id: ann, name: Ann2}]\npolicies: [{name: day}]\n"
+    )
+    text = text.replace("channels: [pager]}", "channels: [pager, nope], people: [bob], policy: x}")
+    text = text.replace("delivery: {", "delivery: {fallback_channel: gone, ")
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "r.yml")
+    assert caught.value.problems == [
+        "r.yml: people[1]: duplicate person id 'ann'",
+        "r.yml: routes[1].channels[1]: unknown channel 'nope'",
+        "r.yml: routes[1].people[0]: unknown person 'bob'",
+        "r.yml: routes[1].policy: unknown policy 'x'",
+        "r.yml: delivery.fallback_channel: unknown channel 'gone'",
+    ]
+
+
+def test_schema_problems_have_locations(script: Script) -> None:
+    text = (
+        "channels: [{name: a, type: nosuch}, {name: b, type: script, extra: 1}]\n"
+        "routes: [{matchers: ['team=~\"(\"']}]\n"
+        "webhook: {auth: bearer}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "r.yml")
+    problems = "\n".join(caught.value.problems)
+    assert "r.yml: channels[0]: unknown channel type" in problems
+    assert "r.yml: channels[1].extra: unknown field" in problems
+    assert "r.yml: routes[0].matchers: invalid regex" in problems
+    assert "r.yml: webhook: auth: bearer needs token_file" in problems
+
+
+def test_cli_routes_explains(
+    script: Script, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "r.yml"
+    path.write_text(BASE_CONFIG)
+    code = main(["--config.file", str(path), "routes", "--labels", "severity=critical,team=ops"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert 'db: team="db" -> no match: team="db" is false' in out
+    assert 'crit: severity="critical" -> MATCH' in out
+    assert "default: (matches everything) -> skipped" in out
+    assert "=> channels: pager;" in out
+
+
+def test_cli_check_config(
+    script: Script, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.yml"
+    good.write_text(BASE_CONFIG)
+    assert main(["--config.file", str(good), "--check-config"]) == 0
+    assert "OK (4 channels, 2 routes, store sqlite)" in capsys.readouterr().out
+    bad = tmp_path / "bad.yml"
+    bad.write_text(BASE_CONFIG.replace("channels: [pager]", "channels: [pager2]"))
+    assert main(["--config.file", str(bad), "--check-config"]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: routes[1].channels[0]: unknown channel 'pager2'" in err

@@ -1,0 +1,207 @@
+"""Intake and outbox semantics, run against both stores (SQLite file and a fresh PostgreSQL DB)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from receiver.store import Finish, IntakeRules, Store
+from receiver.webhook import Payload, parse_payload
+from tests.receiver._helpers import (
+    BASE_CONFIG,
+    T0,
+    Script,
+    alert,
+    fixture_bytes,
+    opened_store,
+    payload,
+    register_script,
+    rules_for,
+)
+
+END = "2026-11-22T12:30:00Z"
+
+
+@pytest.fixture
+def script(monkeypatch: pytest.MonkeyPatch) -> Script:
+    """Register the scripted test channels."""
+    return register_script(monkeypatch)
+
+
+@pytest.fixture
+def rules(script: Script) -> IntakeRules:
+    """Return intake rules of the base config (sms is at-most-once)."""
+    return rules_for(BASE_CONFIG + "external_url: https://rx.example/\n")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, unique: str
+) -> AsyncIterator[Store]:
+    """Yield an opened store of each kind."""
+    async with opened_store(request.param, tmp_path, unique) as opened:
+        yield opened
+
+
+def body(data: dict[str, Any] | bytes) -> Payload:
+    """Parse a webhook body."""
+    return parse_payload(data if isinstance(data, bytes) else json.dumps(data).encode())
+
+
+async def pending(store: Store) -> list[Any]:
+    """Return the outbox rows that are due now."""
+    return await store.claim(T0 + 10**6, 1000, 60.0, 100, 60.0)
+
+
+async def test_fixture_lifecycle(store: Store, rules: IntakeRules) -> None:
+    opened = await store.ingest(body(fixture_bytes("firing-single.json")), T0, rules)
+    assert (opened.action, opened.notifications) == ("open", 1)
+    again = await store.ingest(body(fixture_bytes("firing-single.json")), T0 + 1, rules)
+    assert again.action == "none"
+    resolved = await store.ingest(body(fixture_bytes("resolved.json")), T0 + 2, rules)
+    assert (resolved.action, resolved.incident_id) == ("resolve", opened.incident_id)
+    late = await store.ingest(body(fixture_bytes("firing-single.json")), T0 + 3, rules)
+    assert late.action == "none"  # the old firing payload after the resolution changes nothing
+    assert opened.incident_id is not None
+    incident = await store.incident(opened.incident_id)
+    assert incident is not None
+    assert incident["state"] == "resolved"
+    assert incident["routes"] == ["crit"]
+    assert incident["alerts"][0]["ends_at"] == "2026-11-22T13:29:18.255000Z"
+    assert [(n["channel"], n["kind"]) for n in incident["notifications"]] == [
+        ("pager", "firing"),
+        ("pager", "resolved"),
+    ]
+    rows = await pending(store)
+    assert rows[0].body["incident_url"] == f"https://rx.example/incidents/{opened.incident_id}"
+    assert rows[0].body["title"] == "[FIRING:1] BackupTooOld (database critical ops)"
+
+
+async def test_partly_resolved_group(store: Store, rules: IntakeRules) -> None:
+    opened = await store.ingest(body(fixture_bytes("firing-group.json")), T0, rules)
+    partly = await store.ingest(body(fixture_bytes("group-partly-resolved.json")), T0 + 1, rules)
+    assert (partly.action, partly.notifications) == ("refresh", 0)
+    assert opened.incident_id is not None
+    incident = await store.incident(opened.incident_id)
+    assert incident is not None
+    assert incident["state"] == "triggered"
+    assert incident["severity"] == "warning"
+    assert {a["fingerprint"]: a["status"] for a in incident["alerts"]} == {
+        "addc6c47102b6e48": "firing",
+        "4e8f171052de34e3": "resolved",
+    }
+    assert [n["channel"] for n in incident["notifications"]] == ["chat"]
+
+
+async def test_reordered_resolution_first(store: Store, rules: IntakeRules) -> None:
+    first = await store.ingest(body(payload(alert("a", "resolved", ends=END))), T0, rules)
+    assert first.action == "marks"
+    late = await store.ingest(body(payload(alert("a"))), T0 + 1, rules)
+    assert late.action == "none"
+    assert await store.incidents(None, {}, 10) == []
+
+
+async def test_refire_opens_a_new_incident(store: Store, rules: IntakeRules) -> None:
+    one = await store.ingest(body(payload(alert("a"))), T0, rules)
+    await store.ingest(body(payload(alert("a", "resolved", ends=END))), T0 + 1, rules)
+    two = await store.ingest(body(payload(alert("a", starts="2026-11-22T14:00:00Z"))), T0, rules)
+    assert two.action == "open"
+    assert two.incident_id != one.incident_id
+    states = [i["state"] for i in await store.incidents(None, {}, 10)]
+    assert states == ["triggered", "resolved"]
+
+
+async def test_concurrent_duplicates_make_one_incident(store: Store, rules: IntakeRules) -> None:
+    data = body(fixture_bytes("firing-group.json"))
+    results = await asyncio.gather(*(store.ingest(data, T0, rules) for _ in range(4)))
+    assert sorted(r.action for r in results) == ["none", "none", "none", "open"]
+    assert len(await pending(store)) == 1
+
+
+async def test_thousand_unicode_alerts_and_truncation(store: Store, rules: IntakeRules) -> None:
+    alerts = [alert(f"fp{i:04d}", service=f"сервис-{i} ✓") for i in range(1000)]
+    result = await store.ingest(body(payload(*alerts, truncated=25)), T0, rules)
+    assert result.action == "open"
+    assert result.incident_id is not None
+    incident = await store.incident(result.incident_id)
+    assert incident is not None
+    assert len(incident["alerts"]) == 1000
+    assert incident["truncated_alerts"] == 25
+    assert incident["alerts"][7]["labels"]["service"] == "сервис-7 ✓"
+    (row,) = await pending(store)
+    assert row.body["truncated_alerts"] == 25
+
+
+async def test_info_is_stored_for_the_digest_and_never_pages(
+    store: Store, rules: IntakeRules
+) -> None:
+    info = payload(alert("a", severity="info"), severity="info")
+    result = await store.ingest(body(info), T0, rules)
+    assert (result.action, result.notifications) == ("open", 0)
+    listed = await store.incidents("triggered", {"severity": "info"}, 10)
+    assert [(i["id"], i["digest"], i["paged"]) for i in listed] == [
+        (result.incident_id, True, False)
+    ]
+    resolved = await store.ingest(
+        body(payload(alert("a", "resolved", ends=END, severity="info"))), T0, rules
+    )
+    assert (resolved.action, resolved.notifications) == ("resolve", 0)
+
+
+async def test_filters(store: Store, rules: IntakeRules) -> None:
+    await store.ingest(body(payload(alert("a"), group="g1", team="db")), T0, rules)
+    await store.ingest(body(payload(alert("b"), group="g2", team="ops")), T0, rules)
+    db = await store.incidents(None, {"team": "db"}, 10)
+    assert [i["group_key"] for i in db] == ["g1"]
+    assert db[0]["channels"] == ["chat"]
+    assert await store.incidents("resolved", {}, 10) == []
+    assert len(await store.incidents("triggered", {}, 10)) == 2
+
+
+async def test_claim_fencing_and_recovery(store: Store, rules: IntakeRules) -> None:
+    rules_sms = IntakeRules(rules.routes, at_most_once=frozenset({"pager"}))
+    await store.ingest(body(payload(alert("a"), group="sms")), T0, rules_sms)
+    await store.ingest(body(payload(alert("b"), group="mail")), T0, rules)
+    claimed = await store.claim(T0, 10, 30.0, 5, 600.0)
+    assert [r.at_most_once for r in claimed] == [True, False]
+    assert await store.claim(T0, 10, 30.0, 5, 600.0) == []  # already sending
+    # The worker "crashed": after the lease, SMS becomes unknown, email is retried.
+    recovered = await store.recover(T0 + 31)
+    assert (recovered.unknown, recovered.retried) == ((claimed[0].id,), (claimed[1].id,))
+    assert not await store.finish(claimed[1], Finish("sent", T0 + 32))  # stale claim is fenced
+    (again,) = await store.claim(T0 + 32, 10, 30.0, 5, 600.0)
+    assert (again.id, again.attempts) == (claimed[1].id, 2)
+    assert await store.finish(again, Finish("sent", T0 + 33, provider_id="m1"))
+    stats = await store.stats()
+    assert stats.outbox == {"sent": 1, "unknown": 1}
+    assert stats.oldest_pending is None
+
+
+async def test_sms_rate_limit_defers(store: Store, rules: IntakeRules) -> None:
+    rules_sms = IntakeRules(rules.routes, at_most_once=frozenset({"pager"}))
+    for group in ("g1", "g2", "g3"):
+        await store.ingest(body(payload(alert("a"), group=group)), T0, rules_sms)
+    claimed = await store.claim(T0, 10, 30.0, 2, 600.0)
+    assert len(claimed) == 2
+    assert await store.claim(T0 + 599, 10, 30.0, 2, 600.0) == []
+    (third,) = await store.claim(T0 + 600, 10, 30.0, 2, 600.0)
+    assert third.id not in {r.id for r in claimed}
+
+
+async def test_manual_resolve(store: Store, rules: IntakeRules) -> None:
+    opened = await store.ingest(body(payload(alert("a"))), T0, rules)
+    assert opened.incident_id is not None
+    done = await store.resolve(opened.incident_id, T0 + 5, "api", rules)
+    assert done is not None
+    assert (done.action, done.notifications) == ("resolve", 1)
+    again = await store.resolve(opened.incident_id, T0 + 6, "api", rules)
+    assert again is not None
+    assert again.action == "none"
+    assert await store.resolve(999, T0, "api", rules) is None
+    # Alertmanager repeating the same firing alert does not reopen it.
+    assert (await store.ingest(body(payload(alert("a"))), T0 + 7, rules)).action == "none"
