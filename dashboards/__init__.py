@@ -1,0 +1,1 @@
+"""Grafana dashboards generated as code (`python -m dashboards generate [--check]`)."""

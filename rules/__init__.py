@@ -1,0 +1,1 @@
+"""Alert and recording rules rendered from `rules/thresholds.yaml` (`python -m rules generate`)."""

@@ -1,0 +1,138 @@
+"""A demo world (backups, certificate, app) scraped by a real exporter and a real Prometheus."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import trustme
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPORTER = ROOT / ".venv" / "bin" / "maintwatch-exporter"
+
+
+def build_world(root: Path, exporter_port: int) -> Path:
+    """Create backups, a certificate and an app under `root`; return the exporter config."""
+    backups = root / "backups"
+    backups.mkdir()
+    now = datetime.now(UTC)
+    for days in (3, 2, 1):
+        when = now - timedelta(days=days)
+        path = backups / f"tongacp_db_{when:%Y%m%d%H%M%S}.sql.gz"
+        path.write_bytes(gzip.compress(b"-- MariaDB dump\nINSERT INTO users VALUES (1);\n" * days))
+        os.utime(path, (when.timestamp(), when.timestamp()))
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(root / "ca.pem"))
+    ca.issue_cert("www.example.org").cert_chain_pems[0].write_to_path(str(root / "www.pem"))
+    logs = root / "app" / "storage" / "logs"
+    logs.mkdir(parents=True)
+    (root / "app" / "storage" / "framework").mkdir()
+    (root / "app" / "storage" / "framework" / "down").write_text("{}")
+    (logs / "laravel.log").write_text(
+        "[2025-05-01 12:00:00] production.ERROR: boom\n[2025-05-01 12:00:01] production.INFO: ok\n"
+    )
+    config = root / "exporter.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "defaults": {"interval": "1s", "timeout": "1s"},
+                "backups": [
+                    {
+                        "name": "db",
+                        "directory": str(backups),
+                        "glob": "tongacp_db_*.sql.gz",
+                        "timestamp": "tongacp_db_%Y%m%d%H%M%S.sql.gz",
+                        "timezone": "UTC",
+                        "max_age": "26h",
+                        "retention": "30d",
+                    }
+                ],
+                "tls": [{"name": "www", "path": str(root / "www.pem")}],
+                "apps": [
+                    {
+                        "name": "portal",
+                        "path": str(root / "app"),
+                        "logs": [{"path": "storage/logs/laravel.log", "from_beginning": True}],
+                        "directories": [{"name": "logs", "path": "storage/logs"}],
+                    }
+                ],
+                "http": [{"name": "self", "url": f"http://127.0.0.1:{exporter_port}/metrics"}],
+            }
+        )
+    )
+    return config
+
+
+def prometheus_config(root: Path, exporter_port: int, rule_files: list[Path]) -> Path:
+    """Write a Prometheus config scraping the exporter every second, with our rules."""
+    config = root / "prometheus.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(p) for p in rule_files],
+                "scrape_configs": [
+                    {
+                        "job_name": "maintwatch",
+                        "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
+                    }
+                ],
+            }
+        )
+    )
+    return config
+
+
+@contextmanager
+def running(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a process for the duration of the block; stop it and wait for it afterwards."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def get_json(url: str) -> Any:
+    """GET a JSON document from a local server."""
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - http://127.0.0.1 only
+        return json.loads(response.read())
+
+
+def query(base: str, expr: str) -> dict[str, Any]:
+    """Run an instant query; return Prometheus' whole answer (status, data or error)."""
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        answer: dict[str, Any] = get_json(url)
+    except urllib.error.HTTPError as exc:  # 400/422 carry the PromQL error as JSON
+        answer = json.loads(exc.read())
+    return answer
+
+
+def wait_until(check: Callable[[], bool], what: str, log: Path, timeout: float = 60) -> None:
+    """Poll `check` until it holds; fail with the process log when the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass  # the server is not listening yet
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; log:\n{log.read_text()[-3000:]}")
