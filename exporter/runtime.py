@@ -112,9 +112,13 @@ class Runtime:
 
     async def _stop(self, key: tuple[str, str]) -> None:
         task = self._tasks.pop(key, None)
-        if task is not None:
+        while task is not None and not task.done():
+            # A collector's client library may swallow one cancel; keep asking, so a reload
+            # or shutdown never waits forever on one instance.
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait({task}, timeout=1.0)
+        if task is not None and not task.cancelled():
+            task.exception()  # retrieved: a refresh loop only ends by cancellation
         state = self._states.pop(key, None)
         self._first_round.pop(key, None)
         if state is not None:
@@ -137,7 +141,11 @@ class Runtime:
         """Refresh one instance under its timeout and record the outcome."""
         started = time.perf_counter()
         try:
-            families = await asyncio.wait_for(state.collector.refresh(), state.timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for returns the inner result when a
+            # cancel lands in the same loop turn as completion, and the swallowed cancel left
+            # close() waiting forever on a refresh loop that kept running.
+            async with asyncio.timeout(state.timeout):
+                families = await state.collector.refresh()
         except asyncio.CancelledError:
             raise
         except TimeoutError:

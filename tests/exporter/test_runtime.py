@@ -117,3 +117,51 @@ async def test_apply_keeps_unchanged_instances_and_replaces_changed_ones() -> No
     assert rt.states() == []
     assert first.closed
     await rt.close()
+
+
+class GatedCollector(FakeCollector):
+    """A refresh that waits on a future the test completes at a chosen moment."""
+
+    def __init__(self, swallow_cancels: int = 0) -> None:
+        super().__init__(FakeConfig(name="gated"), Context())
+        self.gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.entered = asyncio.Event()
+        self.swallow_cancels = swallow_cancels
+
+    async def refresh(self):  # type: ignore[no-untyped-def]
+        self.entered.set()
+        if self.swallow_cancels == 0:
+            await self.gate
+            return await super().refresh()
+        while True:
+            try:
+                await asyncio.shield(self.gate)
+                return await super().refresh()
+            except asyncio.CancelledError:
+                if self.swallow_cancels == 0:
+                    raise
+                self.swallow_cancels -= 1  # like a client library that eats one cancel
+
+
+async def test_close_is_not_lost_when_a_refresh_completes_in_the_same_turn() -> None:
+    # On Python 3.11 asyncio.wait_for returned the inner result here and dropped the cancel,
+    # so close() waited forever on a refresh loop that kept running (a CI hang).
+    rt = Runtime(logger=__import__("structlog").get_logger())
+    collector = GatedCollector()
+    await rt.apply([(collector, 0.01, 5)])
+    await collector.entered.wait()
+    collector.gate.set_result(None)  # the refresh can finish on the next turn...
+    async with asyncio.timeout(10):
+        await rt.close()  # ...which is the turn its cancel lands in
+    assert collector.closed
+    assert rt.states() == []
+
+
+async def test_close_finishes_even_if_a_collector_swallows_a_cancel() -> None:
+    rt = Runtime(logger=__import__("structlog").get_logger())
+    collector = GatedCollector(swallow_cancels=1)
+    await rt.apply([(collector, 60, 30)])
+    await collector.entered.wait()
+    async with asyncio.timeout(10):
+        await rt.close()
+    assert collector.closed
