@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from receiver.store import Finish, IntakeRules, Store
-from receiver.webhook import Payload, parse_payload
+from receiver.webhook import Payload, PayloadError, parse_payload
 from tests.receiver._helpers import (
     BASE_CONFIG,
     T0,
@@ -135,6 +135,20 @@ async def test_thousand_unicode_alerts_and_truncation(store: Store, rules: Intak
     assert incident["alerts"][7]["labels"]["service"] == "сервис-7 ✓"
     (row,) = await pending(store)
     assert row.body["truncated_alerts"] == 25
+
+
+async def test_the_largest_truncation_count_the_parser_accepts_is_stored(
+    store: Store, rules: IntakeRules
+) -> None:
+    # Found by schemathesis: a count past the INTEGER column was a 500, not a 400.
+    largest = 2**31 - 1
+    result = await store.ingest(body(payload(alert("a"), truncated=largest)), T0, rules)
+    assert result.incident_id is not None
+    incident = await store.incident(result.incident_id)
+    assert incident is not None
+    assert incident["truncated_alerts"] == largest
+    with pytest.raises(PayloadError, match="truncatedAlerts"):
+        body(payload(alert("a"), truncated=largest + 1))
 
 
 async def test_info_is_stored_for_the_digest_and_never_pages(
