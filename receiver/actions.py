@@ -19,7 +19,8 @@ from typing import Any
 from receiver.store import IntakeRules, Store
 from receiver.store.escalation_plan import ActRequest, ActResult, Verb
 
-VIAS = frozenset({"api", "link", "sms", "slack", "mattermost", "web"})
+# "alertmanager": the silencer resolving an incident whose silenced alerts ended.
+VIAS = frozenset({"alertmanager", "api", "link", "sms", "slack", "mattermost", "web"})
 
 
 class ActionError(Exception):
@@ -63,9 +64,11 @@ class IncidentActions:
         clock: Callable[[], float],
         logger: Any,
         wake: Callable[[], None] = lambda: None,
+        changed: Callable[[], None] = lambda: None,
     ) -> None:
         self._store, self._rules, self._clock, self._log = store, rules, clock, logger
         self._wake = wake
+        self._changed = changed  # told of every state change (the silencer follows acks)
 
     async def ack(self, incident_id: int, actor: str, via: str) -> IncidentSummary:
         """Acknowledge: escalation stops (until the ack expires, if the policy says so)."""
@@ -92,6 +95,8 @@ class IncidentActions:
         if result.queued:
             self._wake()
         summary = _summary(result)
+        if summary.changed:
+            self._changed()
         self._log.info(
             _EVENTS[request.verb],
             incident_id=incident_id,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from pydantic import HttpUrl, TypeAdapter, ValidationError
 
 from maintwatch import __version__, logs
 from maintwatch.cli import (
@@ -26,6 +27,18 @@ from receiver.routing import compile_routes, explain
 from receiver.server import make_app
 
 DEFAULT_CONFIG = "maintwatch-receiver.yml"
+
+
+def with_flags(args: argparse.Namespace, config: ReceiverBase) -> ReceiverBase:
+    """Apply command-line overrides of the config (`--alertmanager.url`)."""
+    if not args.alertmanager_url:
+        return config
+    try:
+        url = TypeAdapter(HttpUrl).validate_python(args.alertmanager_url)
+    except ValidationError as exc:
+        raise ValueError(f"--alertmanager.url: {exc.errors()[0]['msg']}") from None
+    alertmanager = config.alertmanager.model_copy(update={"url": url})
+    return config.model_copy(update={"alertmanager": alertmanager})
 
 
 def _listen(args: argparse.Namespace, config: ReceiverBase) -> tuple[str, int]:
@@ -56,7 +69,7 @@ async def serve(args: argparse.Namespace, config: ReceiverBase) -> None:
 
     async def reload() -> None:
         try:
-            new = load_config(args.config_file)
+            new = with_flags(args, load_config(args.config_file))
         except ConfigError as exc:
             log.error("config_reload_rejected", config=args.config_file, problems=exc.problems)
             return
@@ -80,6 +93,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add_common_flags(parser, DEFAULT_CONFIG, "")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--alertmanager.url",
+        dest="alertmanager_url",
+        help="Alertmanager to silence acknowledged incidents in (overrides alertmanager.url)",
+    )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the receiver (the default)")
     routes = commands.add_parser("routes", help="show which route a label set takes, and why")
@@ -123,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.log_level, args.log_format)
     try:
-        config = load_config(args.config_file)
+        config = with_flags(args, load_config(args.config_file))
         _listen(args, config)
     except ConfigError as exc:
         return print_problems(exc)

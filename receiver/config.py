@@ -31,6 +31,7 @@ from receiver.escalation_settings import (
 from receiver.matchers import parse_matcher
 from receiver.people import PersonConfig, people_reference_problems
 from receiver.schedules import ScheduleConfig, schedule_reference_problems
+from receiver.silences import AlertmanagerConfig, alertmanager_problems
 from receiver.web.settings import (
     DigestConfig,
     InboundConfig,
@@ -182,6 +183,7 @@ class ReceiverBase(StrictModel):
     web: WebConfig = WebConfig()
     inbound: InboundConfig = InboundConfig()
     digest: DigestConfig = DigestConfig()
+    alertmanager: AlertmanagerConfig = AlertmanagerConfig()
 
     @property
     def channel_configs(self) -> list[ChannelConfig]:
@@ -269,6 +271,7 @@ def reference_problems(config: ReceiverBase) -> list[str]:
     if fallback is not None and fallback not in known["channel"]:
         out.append(f"delivery.fallback_channel: unknown channel {fallback!r}")
     out += digest_reference_problems(config.digest, known["channel"])
+    out += alertmanager_problems(config.alertmanager)
     return out
 
 

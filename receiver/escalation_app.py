@@ -24,6 +24,7 @@ from receiver.appkeys import (
 )
 from receiver.escalator import EscalationWorker, EscalatorMetrics
 from receiver.people import Directory
+from receiver.silencer import SILENCER
 from receiver.watchdog import WatchdogMonitor, split
 from receiver.webhook import Payload
 
@@ -46,8 +47,13 @@ async def escalation_ctx(app: web.Application) -> AsyncIterator[None]:
         outbox.wake()
         worker.wake()
 
+    def changed() -> None:
+        silencer = app.get(SILENCER)  # created after the actions: it resolves through them
+        if silencer is not None:
+            silencer.wake()
+
     app[ESCALATOR] = worker
-    app[ACTIONS] = IncidentActions(store, rules, app[CLOCK], app[LOG], wake)
+    app[ACTIONS] = IncidentActions(store, rules, app[CLOCK], app[LOG], wake, changed)
     directory = Directory(config.people, config.schedules)
     watchdog = None
     if config.watchdog is not None:

@@ -37,6 +37,7 @@ from receiver.outbox import OutboxWorker
 from receiver.people import Directory
 from receiver.retention import retention_ctx
 from receiver.routing import compile_routes
+from receiver.silencer import SILENCER, silencer_ctx
 from receiver.store import IntakeRules, StoreUnavailable, make_store
 from receiver.store.escalation_plan import EscalationRules
 from receiver.web import routes as web_routes
@@ -164,6 +165,9 @@ async def _persist(app: web.Application, payload: Payload) -> tuple[str, web.Res
         log.info("incident_opened", incident_id=result.incident_id, group_key=payload.groupKey)
     elif result.action == "resolve":
         log.info("incident_resolved", incident_id=result.incident_id, by="alertmanager")
+        silencer = app[SILENCER]
+        if silencer is not None:
+            silencer.wake()  # its silences end now, not at the next pass
     if result.notifications:
         app[WORKER].wake()
     if result.action in ("open", "update"):
@@ -266,6 +270,7 @@ def make_app(
     app.cleanup_ctx.append(_worker_ctx)
     app.cleanup_ctx.append(escalation_ctx)
     app.cleanup_ctx.append(retention_ctx)
+    app.cleanup_ctx.append(silencer_ctx)
     app.router.add_post("/webhooks/alertmanager", alertmanager_webhook)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/-/healthy", healthy)

@@ -94,9 +94,17 @@ def exporter_config(settings: DemoSettings, built: world.World, with_redis: bool
     return config
 
 
-def receiver_config(settings: DemoSettings, tokens: dict[str, Path]) -> dict[str, Any]:
-    """Return the receiver config: SQLite store, console and file channels, bearer auth."""
+def receiver_config(
+    settings: DemoSettings, tokens: dict[str, Path], alertmanager: bool = False
+) -> dict[str, Any]:
+    """Return the receiver config: SQLite store, console and file channels, bearer auth.
+
+    With the demo's Alertmanager running, an ack there also silences the incident's alerts.
+    """
     layout = settings.layout
+    extra: dict[str, Any] = {}
+    if alertmanager:
+        extra["alertmanager"] = {"url": settings.url("alertmanager"), "interval": "15s"}
     return {
         "listen": f"{settings.host}:{settings.ports['receiver']}",
         "external_url": settings.url("receiver"),
@@ -111,4 +119,5 @@ def receiver_config(settings: DemoSettings, tokens: dict[str, Path]) -> dict[str
             {"name": "file", "type": "file", "path": str(layout.logs / "notifications.jsonl")},
         ],
         "default_route": {"channels": ["console", "file"]},
+        **extra,
     }

@@ -67,7 +67,8 @@ def build(settings: DemoSettings, tools: checks.Tools, seed_redis: bool) -> Plan
     redis = _seed_redis(settings, now, notes) if seed_redis else settings.redis_url is not None
     tokens = configs.write_secrets(layout)
     configs.write_yaml(layout.etc / "exporter.yml", configs.exporter_config(settings, built, redis))
-    configs.write_yaml(layout.etc / "receiver.yml", configs.receiver_config(settings, tokens))
+    receiver = configs.receiver_config(settings, tokens, alertmanager=tools.stack)
+    configs.write_yaml(layout.etc / "receiver.yml", receiver)
     programs = supervisor.core_programs(settings, built.log)
     if tools.prometheus is not None and tools.alertmanager is not None:
         stack.render_rules(layout.etc / "thresholds.yml", layout.rules)

@@ -1,0 +1,225 @@
+"""The silencer: keeps Alertmanager's silences in step with acknowledged incidents.
+
+`receiver.silences` decides (pure); this module reads the store and Alertmanager, applies the
+plan, and resolves incidents whose silenced alerts are gone from Alertmanager. It runs every
+`alertmanager.interval` and at once after an ack, unack or resolve. Alertmanager being down
+is logged once per outage (and counted); the next pass retries everything, since the plan is
+always recomputed from both sides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import Counter, Gauge
+
+from receiver.actions import ActionError, IncidentActions
+from receiver.alertmanager_api import AlertmanagerAPI, AlertmanagerError
+from receiver.appkeys import ACTIONS, CLOCK, CONFIG, LOG, METRICS, RULES, RUN_WORKER, STORE
+from receiver.metrics import PREFIX
+from receiver.silences import (
+    AlertmanagerConfig,
+    WantedSilence,
+    due_to_resolve,
+    missing_since,
+    parse_silence,
+    plan,
+    silence_body,
+    wanted,
+)
+from receiver.store import IntakeRules, Store, StoreUnavailable
+
+MAX_ACKED = 5000  # acknowledged incidents looked at per pass; more is an outage of its own
+
+
+class SilencerMetrics:
+    """Silences held and failed passes, in the app's registry."""
+
+    def __init__(self, registry: Any) -> None:
+        self.silences = Gauge(
+            f"{PREFIX}_alertmanager_silences",
+            "Alertmanager silences held for acknowledged incidents after the last pass.",
+            registry=registry,
+        )
+        self.changes = Counter(
+            f"{PREFIX}_alertmanager_silence_changes",
+            "Silences created, extended and expired in Alertmanager.",
+            ["action"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            f"{PREFIX}_alertmanager_errors",
+            "Silencer passes that failed on an Alertmanager call.",
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            f"{PREFIX}_alertmanager_last_success_timestamp_seconds",
+            "When the silencer last finished a pass.",
+            registry=registry,
+        )
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What one pass changed."""
+
+    created: int
+    renewed: int
+    expired: int
+    resolved: list[int]
+
+
+class Silencer:
+    """Reconcile silences; `run_once` for tests, `run` as the background task."""
+
+    def __init__(
+        self,
+        config: AlertmanagerConfig,
+        store: Store,
+        api: AlertmanagerAPI,
+        actions: IncidentActions,
+        rules: IntakeRules,
+        metrics: SilencerMetrics,
+        logger: Any,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config, self.store, self.api, self.actions = config, store, api, actions
+        self._rules, self.metrics, self._log, self._clock = rules, metrics, logger, clock
+        self._missing: dict[int, float] = {}
+        self._wake = asyncio.Event()
+        self._failing = False
+
+    def wake(self) -> None:
+        """Run a pass now (after an ack, unack or resolve)."""
+        self._wake.set()
+
+    async def run_once(self) -> PassResult:
+        """One pass: diff, apply, then resolve incidents whose alerts left Alertmanager."""
+        want = await self._wanted()
+        have = [
+            s
+            for raw in await self.api.silences()
+            if (s := parse_silence(raw, self.config.created_by)) is not None
+        ]
+        now = self._clock()
+        todo = plan(want, have, now, self.config.silence_duration)
+        for item in todo.create:
+            await self.api.create(self._body(item, now))
+        for old, item in todo.renew:
+            await self.api.create(self._body(item, now, old.id))
+        for old in todo.expire:
+            await self.api.expire(old.id)
+        for action, count in (
+            ("create", len(todo.create)),
+            ("extend", len(todo.renew)),
+            ("expire", len(todo.expire)),
+        ):
+            self.metrics.changes.labels(action).inc(count)
+        self.metrics.silences.set(len(want))
+        resolved = await self._resolve_gone(want)
+        self.metrics.last_success.set(self._clock())
+        if todo or resolved:
+            self._log.info(
+                "silences_reconciled",
+                created=len(todo.create),
+                extended=len(todo.renew),
+                expired=len(todo.expire),
+                resolved=resolved,
+            )
+        return PassResult(len(todo.create), len(todo.renew), len(todo.expire), resolved)
+
+    def _body(self, item: WantedSilence, now: float, existing: str | None = None) -> Any:
+        url = self._rules.incident_url(item.incident_id)
+        return silence_body(
+            item, now, self.config.silence_duration, self.config.created_by, url, existing
+        )
+
+    async def _wanted(self) -> list[WantedSilence]:
+        out: list[WantedSilence] = []
+        for row in await self.store.incidents("acknowledged", {}, MAX_ACKED):
+            detail = await self.store.incident(int(row["id"]))
+            if detail is not None:
+                out += wanted(detail, self.config.receivers)
+        return out
+
+    async def _resolve_gone(self, want: list[WantedSilence]) -> list[int]:
+        silenced: dict[int, set[str]] = {}
+        for item in want:
+            silenced.setdefault(item.incident_id, set()).add(item.fingerprint)
+        if not silenced:
+            self._missing = {}
+            return []
+        now = self._clock()
+        active = await self.api.active_fingerprints()
+        self._missing = missing_since(self._missing, silenced, active, now)
+        resolved = []
+        for incident_id in due_to_resolve(self._missing, now, self.config.resolve_after_missing):
+            try:
+                await self.actions.resolve(incident_id, "alertmanager", "alertmanager")
+            except ActionError as exc:  # resolved or deleted meanwhile: nothing left to do
+                self._log.info("silencer_resolve_skipped", incident_id=incident_id, reason=str(exc))
+            else:
+                resolved.append(incident_id)
+            self._missing.pop(incident_id, None)
+        return resolved
+
+    async def run(self) -> None:
+        """Pass every `interval` (or when woken) until cancelled; log each outage once."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except (AlertmanagerError, StoreUnavailable) as exc:
+                self.metrics.errors.inc()
+                if not self._failing:
+                    self._log.error("silencer_failed", reason=str(exc))
+                self._failing = True
+            except Exception:  # the task boundary: log with the traceback, retry next pass
+                self.metrics.errors.inc()
+                self._log.exception("silencer_crashed")
+            else:
+                if self._failing:
+                    self._log.info("silencer_recovered")
+                self._failing = False
+            try:
+                async with asyncio.timeout(self.config.interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+
+SILENCER: web.AppKey[Silencer | None] = web.AppKey("silencer")
+
+
+async def silencer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Own the silencer (when `alertmanager.url` is set): its HTTP session and its task."""
+    config: AlertmanagerConfig = app[CONFIG].alertmanager
+    if not config.enabled:
+        app[SILENCER] = None
+        yield
+        return
+    async with aiohttp.ClientSession() as http:
+        silencer = Silencer(
+            config,
+            app[STORE],
+            AlertmanagerAPI(http, config),
+            app[ACTIONS],
+            app[RULES],
+            SilencerMetrics(app[METRICS].registry),
+            app[LOG],
+            app[CLOCK],
+        )
+        app[SILENCER] = silencer
+        if not app[RUN_WORKER]:  # tests call run_once with a fake clock
+            yield
+            return
+        task = asyncio.create_task(silencer.run(), name="silencer")
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
