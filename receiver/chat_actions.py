@@ -17,10 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import aiohttp
 from aiohttp import web
 
 from receiver.actions import IncidentNotFound, InvalidTransition
 from receiver.appkeys import ACTIONS, CLOCK, CONFIG, LOG
+from receiver.channels.slack import after_click, mrkdwn_escape
 from receiver.links import (
     MATTERMOST_PATH,
     LinkError,
@@ -32,6 +34,7 @@ from receiver.store import StoreUnavailable
 from receiver.web.state import WEB
 
 SLACK_PATH = "/webhooks/slack"
+SLACK_ANSWER_TIMEOUT = 2.0  # Slack wants the button's HTTP answer within 3 s
 Verb = Literal["ack", "resolve"]
 
 
@@ -85,18 +88,61 @@ def person_for(people: Sequence[PersonConfig], handles: Sequence[str], system: s
     return f"{system}:{handles[0] if handles else 'unknown'}"
 
 
-async def _apply(request: web.Request, click: Click) -> str:
+@dataclass(frozen=True)
+class Outcome:
+    """What a click did, in words for the clicker; `changed` when the incident changed."""
+
+    text: str
+    changed: bool
+    actor: str
+
+
+async def _apply(request: web.Request, click: Click) -> Outcome:
     actor = person_for(request.app[CONFIG].people, click.handles, click.system)
     actions = request.app[ACTIONS]
     call = actions.ack if click.action == "ack" else actions.resolve
     try:
         summary = await call(click.incident_id, actor, click.system)
     except (IncidentNotFound, InvalidTransition) as exc:
-        return str(exc)
+        return Outcome(str(exc), False, actor)
     done = "acknowledged" if click.action == "ack" else "resolved"
     if not summary.changed:
-        return f"Incident {click.incident_id} was already {summary.state}."
-    return f"Incident {click.incident_id} {done} by {actor}."
+        return Outcome(f"Incident {click.incident_id} was already {summary.state}.", False, actor)
+    return Outcome(f"Incident {click.incident_id} {done} by {actor}.", True, actor)
+
+
+async def _answer_slack(
+    request: web.Request, payload: dict[str, Any], click: Click, outcome: Outcome
+) -> None:
+    """Tell the clicker through `response_url`: Slack ignores the body of the HTTP answer to a
+    button. A change edits the message itself (so the channel sees it); anything else is an
+    ephemeral note to the clicker only."""
+    url = payload.get("response_url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return
+    if outcome.changed:
+        verb = "Acknowledged" if click.action == "ack" else "Resolved"
+        note = f"{verb} by *{mrkdwn_escape(outcome.actor)}*"
+        message = payload.get("message")
+        body = after_click(message if isinstance(message, dict) else {}, click.action, note)
+    else:
+        body = {"response_type": "ephemeral", "replace_original": False, "text": outcome.text}
+    try:
+        async with (
+            aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=SLACK_ANSWER_TIMEOUT)
+            ) as http,
+            http.post(url, json=body) as response,
+        ):
+            if response.status >= 300:
+                raise aiohttp.ClientResponseError(
+                    response.request_info, (), status=response.status, message=response.reason or ""
+                )
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # The action itself is done and recorded; only the message edit is lost.
+        request.app[LOG].warning(
+            "chat_update_failed", system="slack", incident_id=click.incident_id, reason=str(exc)
+        )
 
 
 async def slack_actions(request: web.Request) -> web.StreamResponse:
@@ -123,10 +169,11 @@ async def slack_actions(request: web.Request) -> web.StreamResponse:
     if click is None:
         return web.Response(status=200, text="")  # other interactions: nothing to do
     try:
-        text = await _apply(request, click)
+        outcome = await _apply(request, click)
     except StoreUnavailable:
         return web.Response(status=503, text="store unavailable, retry\n")
-    return web.json_response({"response_type": "ephemeral", "text": text})
+    await _answer_slack(request, payload, click, outcome)
+    return web.json_response({"response_type": "ephemeral", "text": outcome.text})
 
 
 async def mattermost_actions(request: web.Request) -> web.StreamResponse:
@@ -144,10 +191,15 @@ async def mattermost_actions(request: web.Request) -> web.StreamResponse:
     handles = tuple(str(data[k]) for k in ("user_name", "user_id") if data.get(k))
     click = Click(claim.action, claim.incident_id, handles, "mattermost")
     try:
-        text = await _apply(request, click)
+        outcome = await _apply(request, click)
     except StoreUnavailable:
         return web.json_response({"ephemeral_text": "store unavailable, retry"}, status=503)
-    return web.json_response({"ephemeral_text": text})
+    answer: dict[str, Any] = {"ephemeral_text": outcome.text}
+    if outcome.changed:
+        # Mattermost edits the post with `update`; its attachments (and buttons) stay.
+        verb = "Acknowledged" if click.action == "ack" else "Resolved"
+        answer["update"] = {"message": f"**{verb}** by {outcome.actor}"}
+    return web.json_response(answer)
 
 
 def add_routes(app: web.Application, slack: bool, mattermost: bool) -> None:

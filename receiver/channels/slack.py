@@ -88,6 +88,43 @@ def slack_message(notification: Notification, title: str, text: str) -> dict[str
     }
 
 
+def _after_click_blocks(blocks: list[Any], action: str, note: str) -> list[Any]:
+    out: list[Any] = []
+    for block in blocks:
+        if isinstance(block, dict) and block.get("block_id") == "maintwatch_actions":
+            if action == "resolve":
+                continue  # nothing left to do on a resolved incident
+            kept = [
+                e for e in block.get("elements", []) if e.get("value", "").split(":")[0] != action
+            ]
+            if kept:
+                out.append({**block, "elements": kept})
+            continue
+        out.append(block)
+    out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    return out
+
+
+def after_click(message: dict[str, Any], action: str, note: str) -> dict[str, Any]:
+    """Return the `response_url` body that replaces a clicked message: the buttons that no
+    longer apply removed (Acknowledge after an ack; all after a resolve) and `note` added."""
+    body: dict[str, Any] = {"replace_original": True, "text": message.get("text", "")}
+    attachments = message.get("attachments")
+    if isinstance(attachments, list) and attachments:
+        body["attachments"] = [
+            {**a, "blocks": _after_click_blocks(a.get("blocks", []), action, note)}
+            if isinstance(a, dict) and isinstance(a.get("blocks"), list)
+            else a
+            for a in attachments
+        ]
+    else:
+        blocks = message.get("blocks")
+        body["blocks"] = _after_click_blocks(
+            blocks if isinstance(blocks, list) else [], action, note
+        )
+    return body
+
+
 class SlackChannel(ChatWebhookChannel[SlackConfig]):
     """Post notifications to a Slack incoming webhook."""
 

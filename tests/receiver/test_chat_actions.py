@@ -7,15 +7,23 @@ import hmac
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
-from receiver.appkeys import CLOCK, WORKER
+from receiver.appkeys import CLOCK, LOG, WORKER
+from receiver.channels.slack import after_click, slack_message
 from receiver.chat_actions import parse_value
 from receiver.links import derive, mattermost_context
 from receiver.web.state import WEB
 from tests.receiver._ack_helpers import SLACK_SECRET, ack_config, incident, serve
+from tests.receiver._channel_helpers import (
+    RecordingServer,
+    make_notification,
+    recording_server,
+    status,
+)
 from tests.receiver._helpers import (
     T0,
     FakeClock,
@@ -49,15 +57,52 @@ async def rx(script: Script, tmp_path: Path) -> AsyncIterator[Running]:
         yield running
 
 
-def slack_body(value: str, username: str = "alice.a") -> bytes:
+@pytest.fixture
+async def slack_hooks() -> AsyncIterator[RecordingServer]:
+    """Stand in for Slack's response_url endpoint (hooks.slack.com)."""
+    async with recording_server() as server:
+        yield server
+
+
+def posted_message() -> dict[str, Any]:
+    """Return the message the Slack channel posts for incident 1 (what Slack sends back)."""
+    return slack_message(make_notification(incident_id=1), "[FIRING] DiskFull", "disk full")
+
+
+def slack_body(
+    value: str, username: str = "alice.a", response_url: str = "https://hooks.slack.invalid/a/1"
+) -> bytes:
     """Return a block_actions request body as Slack sends it."""
     payload = {
         "type": "block_actions",
         "user": {"id": "U123", "username": username, "name": username},
         "actions": [{"action_id": "maintwatch_ack", "value": value, "type": "button"}],
-        "response_url": "https://hooks.slack.invalid/actions/1",
+        "response_url": response_url,
+        "message": posted_message(),
     }
     return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def buttons(message: dict[str, Any]) -> list[str]:
+    """Return the button values left in a (replaced) Slack message."""
+    return [
+        element["value"]
+        for attachment in message["attachments"]
+        for block in attachment["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+
+
+def notes(message: dict[str, Any]) -> list[str]:
+    """Return the context lines of a Slack message."""
+    return [
+        element["text"]
+        for attachment in message["attachments"]
+        for block in attachment["blocks"]
+        if block["type"] == "context"
+        for element in block["elements"]
+    ]
 
 
 async def slack(
@@ -77,22 +122,55 @@ async def slack(
         return response.status, await response.text()
 
 
-async def test_slack_ack_maps_user_to_person(rx: Running) -> None:
-    status, text = await slack(rx, slack_body("ack:1"))
+async def test_slack_ack_maps_user_to_person_and_edits_the_message(
+    rx: Running, slack_hooks: RecordingServer
+) -> None:
+    status, text = await slack(rx, slack_body("ack:1", response_url=slack_hooks.url + "/a/1"))
     assert status == 200
     assert json.loads(text)["text"] == "Incident 1 acknowledged by alice."
     found = await incident(rx, 1)
     assert (found["state"], found["acked_by"]) == ("acknowledged", "alice")
+    # Slack ignores the HTTP answer to a button: the message is replaced via response_url.
+    (edit,) = slack_hooks.requests
+    replaced = edit.json()
+    assert replaced["replace_original"] is True
+    assert buttons(posted_message()) == ["ack:1", "resolve:1"]
+    assert buttons(replaced) == ["resolve:1"]
+    assert notes(replaced)[-1] == "Acknowledged by *alice*"
+    assert replaced["text"] == posted_message()["text"]
 
 
-async def test_slack_unknown_user_and_resolve(rx: Running) -> None:
-    status, text = await slack(rx, slack_body("resolve:1", "carol"))
+async def test_slack_unknown_user_and_resolve(rx: Running, slack_hooks: RecordingServer) -> None:
+    url = slack_hooks.url + "/a/1"
+    status, text = await slack(rx, slack_body("resolve:1", "carol", response_url=url))
     assert status == 200
     found = await incident(rx, 1)
     assert (found["state"], found["resolved_by"]) == ("resolved", "slack:carol")
-    _, text = await slack(rx, slack_body("ack:1"))
+    resolved = slack_hooks.requests[0].json()
+    assert buttons(resolved) == []
+    assert notes(resolved)[-1] == "Resolved by *slack:carol*"
+    _, text = await slack(rx, slack_body("ack:1", response_url=url))
     assert "incident 1" in json.loads(text)["text"]  # refused: already resolved
     assert (await incident(rx, 1))["state"] == "resolved"
+    refused = slack_hooks.requests[1].json()  # told to the clicker only, message untouched
+    assert refused == {
+        "response_type": "ephemeral",
+        "replace_original": False,
+        "text": json.loads(text)["text"],
+    }
+
+
+async def test_a_failed_message_edit_is_logged_and_the_ack_stands(
+    rx: Running, script: Script
+) -> None:
+    async with recording_server(status(500)) as broken:
+        body = slack_body("ack:1", response_url=broken.url + "/a/1")
+        status_code, _ = await slack(rx, body)
+    assert status_code == 200
+    assert (await incident(rx, 1))["state"] == "acknowledged"
+    calls = rx.app[LOG]._logger.calls  # the app's recording logger
+    failed = [c.kwargs for c in calls if c.kwargs.get("event") == "chat_update_failed"]
+    assert [(e["system"], e["incident_id"]) for e in failed] == [("slack", 1)]
 
 
 async def test_slack_rejects_bad_signatures_and_stale_requests(rx: Running) -> None:
@@ -121,6 +199,7 @@ async def test_mattermost_signed_context(rx: Running) -> None:
     status, answer = await mattermost(rx, mattermost_context(key, 1, "ack", T0))
     assert status == 200
     assert answer["ephemeral_text"] == "Incident 1 acknowledged by bob."
+    assert answer["update"] == {"message": "**Acknowledged** by bob"}  # props (buttons) kept
     assert (await incident(rx, 1))["acked_by"] == "bob"
 
 
@@ -145,3 +224,23 @@ async def test_mattermost_forged_or_expired_context(rx: Running) -> None:
     rx.app[CLOCK].advance(31 * 86400)  # type: ignore[attr-defined]
     assert (await mattermost(rx, old))[0] == 410
     assert (await incident(rx, 1))["state"] == "triggered"
+
+
+def test_after_click_on_a_message_with_top_level_blocks() -> None:
+    message = {
+        "text": "t",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "x"}},
+            {
+                "type": "actions",
+                "block_id": "maintwatch_actions",
+                "elements": [{"value": "ack:4"}, {"value": "resolve:4"}],
+            },
+        ],
+    }
+    acked = after_click(message, "ack", "Acknowledged by *a*")
+    assert [b["type"] for b in acked["blocks"]] == ["section", "actions", "context"]
+    assert acked["blocks"][1]["elements"] == [{"value": "resolve:4"}]
+    resolved = after_click(message, "resolve", "Resolved by *a*")
+    assert [b["type"] for b in resolved["blocks"]] == ["section", "context"]
+    assert message["blocks"][1]["elements"] == [{"value": "ack:4"}, {"value": "resolve:4"}]
