@@ -21,6 +21,8 @@ from exporter.exposition import Rendered, encode, render
 from exporter.metrics import MetricSet, merge_families
 from maintwatch import __version__
 
+STOP_ATTEMPTS = 10  # cancels, a second apart, before a refresh loop that ignores them is left
+
 
 @dataclass
 class InstanceState:
@@ -112,12 +114,17 @@ class Runtime:
 
     async def _stop(self, key: tuple[str, str]) -> None:
         task = self._tasks.pop(key, None)
-        while task is not None and not task.done():
-            # A collector's client library may swallow one cancel; keep asking, so a reload
-            # or shutdown never waits forever on one instance.
+        for _ in range(STOP_ATTEMPTS):
+            if task is None or task.done():
+                break
+            # A collector's client library may swallow a cancel; keep asking, so a reload or
+            # shutdown never waits forever on one instance.
             task.cancel()
             await asyncio.wait({task}, timeout=1.0)
-        if task is not None and not task.cancelled():
+        else:
+            assert task is not None
+            self._log.error("collector_stop_abandoned", collector=key[0], name=key[1])
+        if task is not None and task.done() and not task.cancelled():
             task.exception()  # retrieved: a refresh loop only ends by cancellation
         state = self._states.pop(key, None)
         self._first_round.pop(key, None)

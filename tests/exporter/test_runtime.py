@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from structlog.testing import capture_logs
 
 from exporter.collectors.base import Context
@@ -165,3 +166,23 @@ async def test_close_finishes_even_if_a_collector_swallows_a_cancel() -> None:
     async with asyncio.timeout(10):
         await rt.close()
     assert collector.closed
+
+
+async def test_a_refresh_loop_that_ignores_every_cancel_is_left_behind_and_logged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("exporter.runtime.STOP_ATTEMPTS", 2)
+    rt = Runtime(logger=__import__("structlog").get_logger())
+    collector = GatedCollector(swallow_cancels=10**6)
+    await rt.apply([(collector, 60, 3600)])
+    await collector.entered.wait()
+    orphan = rt._tasks[("fake", "gated")]
+    with capture_logs() as logs:
+        async with asyncio.timeout(20):
+            await rt.close()
+    assert [e["event"] for e in logs] == ["collector_stop_abandoned"]
+    assert collector.closed
+    assert not orphan.done()
+    collector.swallow_cancels = 0  # now it listens: end it so the test leaves no task behind
+    orphan.cancel()
+    await asyncio.gather(orphan, return_exceptions=True)
