@@ -35,6 +35,7 @@ BLOCKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "file": ("text.j2", ("text",)),
     "webhook": ("text.j2", ("text",)),
     "slack": ("chat.j2", ("title", "text")),
+    "slack_bot": ("chat.j2", ("title", "text")),
     "teams": ("chat.j2", ("title", "text")),
     "mattermost": ("chat.j2", ("title", "text")),
 }

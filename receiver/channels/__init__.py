@@ -19,6 +19,7 @@ from receiver.channels.email import EmailChannel
 from receiver.channels.file import FileChannel
 from receiver.channels.mattermost import MattermostChannel
 from receiver.channels.slack import SlackChannel
+from receiver.channels.slack_bot import SlackBotChannel
 from receiver.channels.sms import SmsChannel
 from receiver.channels.teams import TeamsChannel
 from receiver.channels.webhook import WebhookChannel
@@ -30,6 +31,7 @@ _CLASSES: tuple[type[Channel[Any]], ...] = (
     FileChannel,
     MattermostChannel,
     SlackChannel,
+    SlackBotChannel,
     SmsChannel,
     TeamsChannel,
     WebhookChannel,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from receiver.escalation_model import EscalationState
-from receiver.notify import IncidentInfo
+from receiver.notify import IncidentInfo, Planned
 from receiver.store import rows
 from receiver.store.base import IntakeRules, Outage, Transition
 from receiver.store.escalation_plan import (
@@ -179,7 +179,10 @@ def update_params(
     )
 
 
-def with_threads(messages: Sequence[Message], found: Sequence[Row]) -> list[Message]:
+M = TypeVar("M", Message, Planned)
+
+
+def with_threads(messages: Sequence[M], found: Sequence[Row]) -> list[M]:
     """Attach the chat thread refs earlier deliveries returned, per channel, to follow-ups."""
     threads: dict[str, dict[str, str]] = {}
     for item in found:

@@ -195,6 +195,9 @@ class PostgresBackend(Store):
         if escalated is not None:  # the route has a policy: the engine decides
             return escalated
         planned = outbox_entries(transition, incident_id, transition.incident.state, rules)
+        if any(p.kind != "firing" for p in planned):  # follow-ups reply in the chat thread
+            found = await q.all_(conn, e.pg(e.THREADS), (incident_id,))
+            planned = e.with_threads(planned, found)
         await self._insert_outbox(conn, incident_id, planned, now, rules)
         if any(p.kind == "firing" for p in planned):
             await conn.execute("UPDATE incidents SET paged = TRUE WHERE id = %s", (incident_id,))

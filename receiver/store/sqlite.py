@@ -238,6 +238,8 @@ class SqliteBackend(Store):
         if escalated is not None:  # the route has a policy: the engine decides
             return escalated
         planned = outbox_entries(transition, incident_id, transition.incident.state, rules)
+        if any(p.kind != "firing" for p in planned):  # follow-ups reply in the chat thread
+            planned = e.with_threads(planned, self.db.execute(e.THREADS, (incident_id,)).fetchall())
         self._insert_outbox(incident_id, planned, now, rules, None)
         if any(p.kind == "firing" for p in planned):
             self.db.execute("UPDATE incidents SET paged = 1 WHERE id = ?", (incident_id,))

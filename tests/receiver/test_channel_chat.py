@@ -231,6 +231,7 @@ def test_registry_kinds_match_config_types() -> None:
         "file",
         "mattermost",
         "slack",
+        "slack_bot",
         "sms",
         "teams",
         "webhook",
