@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.conftest import free_port, require_tool
 from tests.receiver._helpers import wait_for
@@ -76,3 +77,16 @@ async def post_alerts(http: aiohttp.ClientSession, am: str, alerts: list[dict[st
     await wait_for(ready, what="alertmanager ready")
     async with http.post(f"{am}/api/v2/alerts", json=alerts) as response:
         assert response.status == 200, await response.text()
+
+
+@pytest.fixture
+def receiver_port() -> int:
+    """Return the port the receiver will listen on (Alertmanager is configured with it)."""
+    return free_port()
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, receiver_port: int) -> Iterator[str]:
+    """Start Alertmanager routing to the receiver on `receiver_port`; yield its URL."""
+    with alertmanager_process(tmp_path, f"http://127.0.0.1:{receiver_port}") as url:
+        yield url

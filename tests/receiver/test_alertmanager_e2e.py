@@ -3,37 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from receiver.appkeys import STORE
-from tests.conftest import free_port
-from tests.receiver._alertmanager_helpers import alertmanager_process, now_rfc3339, post_alerts
+from tests.receiver._alertmanager_helpers import (
+    alertmanager,
+    now_rfc3339,
+    post_alerts,
+    receiver_port,
+)
 from tests.receiver._helpers import BASE_CONFIG, Running, Script, register_script, running, wait_for
 
 pytestmark = pytest.mark.e2e
+__all__ = ["alertmanager", "receiver_port"]  # fixtures, re-exported so pytest finds them
 
 
 @pytest.fixture
 def script(monkeypatch: pytest.MonkeyPatch) -> Script:
     """Register the scripted test channels."""
     return register_script(monkeypatch)
-
-
-@pytest.fixture
-def receiver_port() -> int:
-    """Return the port the receiver will listen on."""
-    return free_port()
-
-
-@pytest.fixture
-def alertmanager(tmp_path: Path, receiver_port: int) -> Iterator[str]:
-    """Start Alertmanager on a free port routing to the receiver; yield its URL."""
-    with alertmanager_process(tmp_path, f"http://127.0.0.1:{receiver_port}") as url:
-        yield url
 
 
 async def _incident(rx: Running, state: str) -> dict[str, Any] | None:

@@ -83,26 +83,25 @@ def slack_body(
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 
-def buttons(message: dict[str, Any]) -> list[str]:
-    """Return the button values left in a (replaced) Slack message."""
+def elements(message: dict[str, Any], block_type: str, key: str) -> list[str]:
+    """Return `key` of every element in the message's blocks of one type."""
     return [
-        element["value"]
+        element[key]
         for attachment in message["attachments"]
         for block in attachment["blocks"]
-        if block["type"] == "actions"
+        if block["type"] == block_type
         for element in block["elements"]
     ]
+
+
+def buttons(message: dict[str, Any]) -> list[str]:
+    """Return the button values left in a (replaced) Slack message."""
+    return elements(message, "actions", "value")
 
 
 def notes(message: dict[str, Any]) -> list[str]:
     """Return the context lines of a Slack message."""
-    return [
-        element["text"]
-        for attachment in message["attachments"]
-        for block in attachment["blocks"]
-        if block["type"] == "context"
-        for element in block["elements"]
-    ]
+    return elements(message, "context", "text")
 
 
 async def slack(
