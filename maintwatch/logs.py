@@ -50,6 +50,11 @@ def configure(level: str = "info", fmt: LogFormat = "logfmt", stream: Any = None
 
 
 def get_logger(component: str) -> structlog.stdlib.BoundLogger:
-    """Return a logger bound to a component name."""
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger(component=component)
+    """Return a logger bound to a component name, resolved against the config now.
+
+    Call it after `configure`. A lazy proxy would rebuild its logger on every call (first-use
+    caching is off so tests can reconfigure), which costs each webhook a few microseconds per
+    event, filtered out or not; a resolved filtering logger makes a filtered event a no-op.
+    """
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(component=component).bind()
     return logger
