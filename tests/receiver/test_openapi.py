@@ -66,9 +66,16 @@ TABLES = ("alert_groups", "incidents", "incident_alerts", "outbox", "incident_ev
 
 
 def config_text(folder: Path) -> str:
-    """Return a config with webhook and API auth, one person and one schedule, no channels."""
+    """Return a config with webhook and API auth, the inbound chat/SMS webhooks, one person
+    and one schedule, no channels."""
     (folder / "token").write_text(f"{TOKEN}\n")
+    for name in ("twilio", "slack", "links"):
+        (folder / name).write_text(f"{name}-secret-for-schemathesis\n")
     return (
+        "external_url: https://pager.example.org\n"
+        f"links: {{secret_file: {folder / 'links'}}}\n"
+        f"inbound: {{twilio: {{auth_token_file: {folder / 'twilio'}}},"
+        f" slack: {{signing_secret_file: {folder / 'slack'}}}}}\n"
         f"store: {{type: sqlite, path: {folder / 'r.db'}}}\n"
         f"webhook: {{auth: bearer, token_file: {folder / 'token'}, max_body_bytes: 100000}}\n"
         f"api: {{token_file: {folder / 'token'}}}\n"
@@ -143,6 +150,9 @@ def test_every_route_is_documented(server: tuple[str, Path]) -> None:
     documented = {op.path for op in OPERATIONS}
     assert {
         "/webhooks/alertmanager",
+        "/webhooks/twilio/sms",
+        "/webhooks/slack",
+        "/webhooks/mattermost",
         "/api/v1/incidents",
         "/api/v1/incidents/{id}",
         "/api/v1/incidents/{id}/ack",
