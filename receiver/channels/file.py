@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import json
 import os
 from typing import Literal
@@ -35,6 +36,9 @@ def append_line(path: str, line: bytes, mode: int) -> None:
     """Append one line and fsync it, so a delivery reported done is on disk."""
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
     try:
+        # Concurrent deliveries (threads, or another receiver on the same file) must not see a
+        # line half written: its last byte is not a newline yet, which would add a blank line.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         # A process killed mid-write can leave a torn line without its newline (the kernel cuts
         # a write short on a fatal signal). Start on a fresh line so the torn fragment stays
         # alone and this record stays whole; the torn record itself is retried (at least once).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
@@ -12,7 +13,7 @@ import pytest
 
 from receiver.channels.base import DeliveryError
 from receiver.channels.console import ConsoleChannel, ConsoleConfig
-from receiver.channels.file import FileChannel, FileConfig
+from receiver.channels.file import FileChannel, FileConfig, append_line
 from tests.receiver._channel_helpers import HOSTILE, make_context, make_notification
 
 
@@ -75,6 +76,19 @@ async def test_file_keeps_a_torn_line_from_a_crash_apart(
     assert torn == b'{"id": "out-41", "kind": "fir'
     assert json.loads(whole)["id"] == "out-42"
     assert path.read_bytes().endswith(b"\n")
+
+
+def test_concurrent_appends_never_leave_a_blank_line(tmp_path: Path) -> None:
+    # Found by the 30-minute soak: without a lock, a writer that looked at the file while
+    # another's line was half written saw no final newline and added one of its own.
+    path = tmp_path / "pages.jsonl"
+    record = json.dumps({"id": "x", "text": "y" * 9000}).encode() + b"\n"  # spans pages
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda _: append_line(str(path), record, 0o640), range(400)))
+    lines = path.read_bytes().split(b"\n")
+    assert lines.pop() == b""  # the file ends with a newline
+    assert len(lines) == 400
+    assert all(line == record[:-1] for line in lines)
 
 
 async def test_file_is_created_with_configured_mode(
