@@ -198,13 +198,19 @@ async def send(
 
 def check_pages(pages: Path, tally: Tally) -> dict[str, Any]:
     """Count pages per incident from the file channel; no duplicates, none missing."""
-    lines = [json.loads(line) for line in pages.read_text(encoding="utf-8").splitlines()]
+    lines, unreadable = [], 0
+    for raw in pages.read_text(encoding="utf-8").splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except ValueError:
+            unreadable += 1  # counted and failed below, so a bad line never hides the run
     ids = Counter(line["id"] for line in lines)
     kinds = Counter((line["common_labels"]["g"], line["kind"]) for line in lines)
     firing = sum(1 for (_, kind) in kinds if kind == "firing")
     resolved = sum(1 for (_, kind) in kinds if kind == "resolved")
     return {
         "messages": len(lines),
+        "unreadable_lines": unreadable,
         "duplicate_ids": sum(c - 1 for c in ids.values()),
         "incidents_paged": firing,
         "expected_incidents": tally.incarnations,
@@ -281,7 +287,8 @@ def report(args: argparse.Namespace, tally: Tally, pages: dict[str, Any], drain:
     )
     print("pages:", json.dumps(pages))
     ok = (
-        pages["duplicate_ids"] == 0
+        pages["unreadable_lines"] == 0
+        and pages["duplicate_ids"] == 0
         and pages["duplicate_pages"] == 0
         and pages["incidents_paged"] == pages["expected_incidents"]
         and pages["resolved_pages"] == pages["expected_resolved"]
