@@ -122,6 +122,7 @@ class ReceiverPlan:
     smtp_port: int
     twilio_url: str
     chat_url: str
+    alertmanager_url: str  # the first Alertmanager: acks silence alerts there
 
 
 def _person(p: Person) -> dict[str, Any]:
@@ -197,4 +198,5 @@ def receiver_config(plan: ReceiverPlan, digest_at: str | None = None) -> dict[st
         "delivery": {"backoff_initial": "1s", "backoff_max": "5s", "poll_interval": "1s"},
         "escalation": {"poll_interval": "1s"},
         "digest": digest,
+        "alertmanager": {"url": plan.alertmanager_url, "interval": "2s"},
     }

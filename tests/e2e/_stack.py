@@ -250,7 +250,10 @@ async def running_stack(unique: str) -> AsyncIterator[Stack]:
         http = await exits.enter_async_context(
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
         )
-        plan = configs.ReceiverPlan(root, free_port(), smtp_port, twilio.url, chat.url)
+        alertmanagers = [f"http://127.0.0.1:{free_port()}" for _ in (1, 2)]
+        plan = configs.ReceiverPlan(
+            root, free_port(), smtp_port, twilio.url, chat.url, alertmanagers[0]
+        )
         receiver = f"http://127.0.0.1:{plan.port}"
         taps = [await exits.enter_async_context(webhook_tap(f"am{i}", receiver)) for i in (1, 2)]
         stack = Stack(
@@ -259,7 +262,7 @@ async def running_stack(unique: str) -> AsyncIterator[Stack]:
             http=http,
             plan=plan,
             prometheus=f"http://127.0.0.1:{free_port()}",
-            alertmanagers=[f"http://127.0.0.1:{free_port()}" for _ in taps],
+            alertmanagers=alertmanagers,
             mailbox=mailbox,
             twilio=twilio,
             chat=chat,

@@ -10,7 +10,7 @@ signed links, and the messages the fakes received.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -125,6 +125,11 @@ async def test_stale_backup_pages_escalates_is_acked_by_link_and_resolves(stack:
     await eventually(_paged(stack, iid, STALE, "bob", "acknowledged"), "Bob told of the ack")
     async with stack.http.post(link) as again:
         assert again.status == 409  # single use
+    # The ack silenced the incident's alert in the first Alertmanager (alertmanager.url).
+    silences = await eventually(_silences(stack, iid, "active"), "silence for the acked alert")
+    matched = [{m["name"]: m["value"] for m in s["matchers"]} for s in silences]
+    assert {m["alertname"] for m in matched} == {STALE}
+    assert "critical" in {m["severity"] for m in matched}
 
     # The nightly job runs again: the alert resolves and everyone paged hears it.
     stack.world.write_fresh_backup()
@@ -135,6 +140,26 @@ async def test_stale_backup_pages_escalates_is_acked_by_link_and_resolves(stack:
     assert _pages(stack, iid, STALE)["carol"] == [], "level 3 must never have been paged"
     events = (await stack.incident(iid))["events"]
     assert not [e for e in events if e["kind"] == "escalated" and "step 3" in e["detail"]]
+    await eventually(_no_silences(stack, iid), "the silence ended with the incident")
+
+
+def _silences(stack: Stack, iid: int, state: str) -> Callable[[], Awaitable[list[Any]]]:
+    async def found() -> list[Any]:
+        async with stack.http.get(f"{stack.alertmanagers[0]}/api/v2/silences") as response:
+            listed = await response.json()
+        mine = f"maintwatch incident #{iid} "
+        return [
+            s for s in listed if s["comment"].startswith(mine) and s["status"]["state"] == state
+        ]
+
+    return found
+
+
+def _no_silences(stack: Stack, iid: int) -> Callable[[], Awaitable[bool]]:
+    async def none_active() -> bool:
+        return not await _silences(stack, iid, "active")()
+
+    return none_active
 
 
 async def test_certificate_expiring_in_five_days_pages_critical(stack: Stack) -> None:
