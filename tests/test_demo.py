@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 import redis
+import yaml
 
 from maintwatch.demo import queues
 from tests.conftest import free_port, require_tool
@@ -140,9 +141,15 @@ def test_check_builds_world_and_valid_configs(demo_env: dict[str, str]) -> None:
         assert (root / "etc" / name).is_file()
     assert "ok   exporter" in done.stdout
     assert "ok   receiver" in done.stdout
+    receiver = yaml.safe_load((root / "etc" / "receiver.yml").read_text())
     if stack_installed():
         assert "ok   prometheus: SUCCESS" in done.stdout
         assert "ok   alertmanager" in done.stdout
+        # With the demo's Alertmanager running, an ack silences the incident's alerts there.
+        port = demo_env["MW_DEMO_ALERTMANAGER_PORT"]
+        assert receiver["alertmanager"]["url"] == f"http://127.0.0.1:{port}"
+    else:
+        assert "alertmanager" not in receiver
     assert not list((root / "run").iterdir()), "--check must not start anything"
 
 
