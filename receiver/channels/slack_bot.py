@@ -81,15 +81,23 @@ class SlackBotConfig(ChannelConfig):
 
 
 def classify(exc: SlackApiError, now: float) -> DeliveryError:
-    """Turn Slack's error answer into a DeliveryError with the right retry flag."""
+    """Turn Slack's error answer into a DeliveryError with the right retry flag.
+
+    Only the status and Slack's error code go into the reason: for a body that is not JSON (a
+    proxy's error page, which may echo the request and its token) slack_sdk puts the body into
+    the exception's message, and `exc.response` is then aiohttp's raw response.
+    """
     response = exc.response
-    error = str(response.get("error", "")) if isinstance(response.data, dict) else ""
-    status = response.status_code
-    wait = _http.retry_after(response.headers.get("Retry-After"), now)
+    status = int(getattr(response, "status_code", None) or getattr(response, "status", 0) or 0)
+    data = getattr(response, "data", None)
+    error = str(data.get("error", "")) if isinstance(data, dict) else "not a Slack API answer"
+    wait = _http.retry_after((getattr(response, "headers", None) or {}).get("Retry-After"), now)
     reason = f"HTTP {status}" + (f": {error}" if error else "")
-    retryable = error not in _PERMANENT and (status >= 500 or status == 429 or error != "")
-    if error == "ratelimited" or status == 429:
-        retryable = True
+    retryable = (
+        status == 429
+        or error == "ratelimited"
+        or (error not in _PERMANENT and (status >= 500 or bool(error)))
+    )
     return DeliveryError(reason, retryable=retryable, retry_after=wait)
 
 
@@ -140,10 +148,15 @@ class SlackBotChannel(Channel[SlackBotConfig]):
         # The reply is delivered; an old head Slack will not edit any more only stays stale.
         try:
             await self.client.chat_update(channel=channel, ts=ts, **message)
-        except (SlackApiError, TimeoutError, aiohttp.ClientError) as exc:
-            self.context.logger.warning(
-                "slack_thread_head_not_updated",
-                channel=self.name,
-                incident_id=notification.incident_id,
-                reason=str(exc).splitlines()[0][:200],
-            )
+        except SlackApiError as exc:
+            reason = classify(exc, self.context.clock()).reason
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            reason = f"connection failed: {type(exc).__name__}"
+        else:
+            return
+        self.context.logger.warning(
+            "slack_thread_head_not_updated",
+            channel=self.name,
+            incident_id=notification.incident_id,
+            reason=reason,
+        )

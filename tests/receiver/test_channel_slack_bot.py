@@ -63,6 +63,9 @@ async def slack() -> AsyncIterator[FakeSlack]:
         fake.calls.append((name, body))
         if name in fake.fail:
             status, answer, headers = fake.fail.pop(name)
+            if "echo" in answer:  # a proxy's error page that repeats the request, token included
+                page = f"<html>bad gateway for {dict(request.headers)}</html>"
+                return web.Response(status=status, text=page, content_type="text/html")
             return web.json_response(answer, status=status, headers=headers)
         fake.next_ts += 1
         ts = body.get("ts") or f"{fake.next_ts}.000100"
@@ -134,7 +137,13 @@ async def test_slack_errors_are_classified(slack: FakeSlack, http: aiohttp.Clien
     with pytest.raises(DeliveryError) as broken:
         await bot.send(make_notification())
     assert broken.value.retryable
-    assert TOKEN not in f"{limited.value.reason}{missing.value.reason}{broken.value.reason}"
+    slack.fail["chat.postMessage"] = (502, {"echo": True}, {})
+    with pytest.raises(DeliveryError) as proxied:
+        await bot.send(make_notification())
+    assert proxied.value.retryable
+    assert proxied.value.reason.startswith("HTTP 502")
+    reasons = [limited, missing, broken, proxied]
+    assert TOKEN not in "".join(r.value.reason for r in reasons)
 
 
 async def test_a_head_slack_will_not_edit_only_logs(
@@ -145,8 +154,12 @@ async def test_a_head_slack_will_not_edit_only_logs(
     slack.fail["chat.update"] = (200, {"ok": False, "error": "cant_update_message"}, {})
     receipt = await bot.send(make_notification(kind="resolved", thread=thread))
     assert receipt.provider_id  # the reply went out: the send succeeded
+    slack.fail["chat.update"] = (502, {"echo": True}, {})
+    await bot.send(make_notification(kind="resolved", thread=thread))
     logged = bot.context.logger.events  # type: ignore[attr-defined]
-    assert [e["event"] for e in logged] == ["slack_thread_head_not_updated"]
+    assert [e["event"] for e in logged] == ["slack_thread_head_not_updated"] * 2
+    assert logged[0]["reason"] == "HTTP 200: cant_update_message"
+    assert TOKEN not in str(logged)
 
 
 async def test_unreachable_slack_is_retryable(http: aiohttp.ClientSession) -> None:

@@ -27,6 +27,7 @@ FILE_SECRETS = (
     "web_password",
     "twilio_inbound_token",
     "slack_signing_secret",
+    "slack_bot_token",
     "sms_auth_token",
     "smtp_password",
     "smtp_wrong_password",
@@ -82,12 +83,14 @@ channels:
   - {{name: sms, type: sms, account_sid: {TWILIO_SID}, auth_token_file: {s["sms_auth_token"]},
      from: '+15005550006', to: ['+14155550199'], api_base_url: '{twilio}', timeout: 5s}}
   - {{name: slack, type: slack, webhook_url_file: {s["slack_url"]}, timeout: 5s}}
+  - {{name: slackbot, type: slack_bot, token_file: {s["slack_bot_token"]}, channel: C0OPS,
+      api_url: '{chat}/api/', timeout: 5s}}
   - {{name: teams, type: teams, webhook_url_file: {s["teams_url"]}, timeout: 5s}}
   - {{name: mm, type: mattermost, webhook_url_file: {s["mattermost_url"]}, timeout: 5s}}
   - {{name: hook, type: webhook, url: '{chat}/hook', secret_file: {s["webhook_hmac_secret"]},
      timeout: 5s}}
   - {{name: file, type: file, path: {tmp_path / "pages.jsonl"}}}
-default_route: {{channels: [mail, mail-bad, sms, slack, teams, mm, hook, file]}}
+default_route: {{channels: [mail, mail-bad, sms, slack, slackbot, teams, mm, hook, file]}}
 delivery: {{max_attempts: 2, backoff_initial: 1s, backoff_max: 1s, send_timeout: 5s,
            poll_interval: 200ms}}
 """
