@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 
+from maintwatch.httpauth import basic_auth
 from receiver.silences import AlertmanagerConfig
 
 MAX_ERROR_BODY = 200  # characters of an error answer worth putting in a log line
@@ -29,11 +30,13 @@ class AlertmanagerAPI:
         self._base = str(config.url).rstrip("/") + "/api/v2"
         self._timeout = aiohttp.ClientTimeout(total=config.timeout)
         password = config.basic_password()
-        self._auth = (
-            aiohttp.BasicAuth(config.username, password.get_secret_value())
-            if config.username is not None and password is not None
-            else None
-        )
+        self._headers: dict[str, str] = {}
+        # What an error page that echoes the request could repeat; cut from every reason.
+        self._secrets: list[str] = []
+        if config.username is not None and password is not None:
+            header = basic_auth(config.username, password.get_secret_value())
+            self._headers["Authorization"] = header
+            self._secrets = [password.get_secret_value(), header.split(" ", 1)[1]]
 
     async def silences(self) -> list[dict[str, Any]]:
         """Return every silence Alertmanager knows (active, pending and recently expired)."""
@@ -76,14 +79,17 @@ class AlertmanagerAPI:
                 self._base + path,
                 json=json,
                 params=params,
-                auth=self._auth,
+                headers=self._headers,
                 timeout=self._timeout,
             ) as response:
                 if missing_ok and response.status == 404:
                     return None
                 if response.status >= 300:
-                    text = (await response.text(errors="replace")).strip()[:MAX_ERROR_BODY]
-                    raise AlertmanagerError(f"{where}: HTTP {response.status} {text}".rstrip())
+                    text = (await response.text(errors="replace")).strip()
+                    for secret in self._secrets:
+                        text = text.replace(secret, "<redacted>")
+                    detail = text[:MAX_ERROR_BODY]
+                    raise AlertmanagerError(f"{where}: HTTP {response.status} {detail}".rstrip())
                 if response.content_length == 0 or method == "DELETE":
                     return None
                 return await response.json(content_type=None)

@@ -7,7 +7,6 @@ encodes the request and decodes the answer of a supervisord the operator configu
 
 from __future__ import annotations
 
-import base64
 import xmlrpc.client  # parses the answer of the configured supervisord only
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from exporter.collectors.base import CollectError, Collector, Context
 from exporter.config import InstanceConfig
 from exporter.metrics import MetricSet
 from maintwatch.configload import SecretFromFile
+from maintwatch.httpauth import basic_auth
 
 # Supervisor's process states (supervisor.states.ProcessStates), in its own order.
 STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL", "UNKNOWN")
@@ -172,11 +172,6 @@ def build_families(
                 state=state,
             )
     return ms.families()
-
-
-def basic_auth(username: str, password: str) -> str:
-    """Return an HTTP basic Authorization header value (aiohttp.BasicAuth is deprecated)."""
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 class SupervisorCollector(Collector[SupervisorConfig]):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 from typing import Annotated, Any, Literal
@@ -15,6 +14,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from maintwatch.configload import Duration, SecretFromFile
+from maintwatch.httpauth import basic_auth
 from receiver.channels._sms_text import fit
 from receiver.channels.base import (
     Channel,
@@ -90,9 +90,7 @@ class TwilioHttp(AsyncHttpClient):  # type: ignore[misc]  # twilio ships no type
             url = self.base_url + url[len(TWILIO_API) :]
         headers = dict(headers or {})
         if auth:
-            # By hand: aiohttp.BasicAuth is deprecated and its replacement needs a newer aiohttp.
-            credentials = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-            headers["Authorization"] = f"Basic {credentials}"
+            headers["Authorization"] = basic_auth(auth[0], auth[1])
         async with self.session.request(
             method,
             url,

@@ -14,11 +14,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from structlog.testing import capture_logs
 
-from receiver.alertmanager_api import AlertmanagerError
+from maintwatch.httpauth import basic_auth
+from receiver.alertmanager_api import AlertmanagerAPI, AlertmanagerError
 from receiver.appkeys import ACTIONS, STORE
 from receiver.silencer import SILENCER, Silencer
+from receiver.silences import AlertmanagerConfig
 from tests.conftest import free_port
 from tests.receiver._alertmanager_helpers import (
     alertmanager,
@@ -26,6 +29,7 @@ from tests.receiver._alertmanager_helpers import (
     post_alerts,
     receiver_port,
 )
+from tests.receiver._channel_helpers import recording_server
 from tests.receiver._helpers import BASE_CONFIG, Running, Script, register_script, running, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -200,3 +204,23 @@ async def test_alertmanager_down_is_reported_once_and_retried(
             task_logs = [e for e in logs if e["event"].startswith("silencer_")]
         assert [e["event"] for e in task_logs] == ["silencer_failed"]
         assert silencer(rx).metrics.errors._value.get() >= 3
+
+
+async def test_basic_auth_is_sent_and_never_repeated_in_an_error(tmp_path: Path) -> None:
+    async def echo(request: web.Request) -> web.Response:  # a proxy page repeating the request
+        return web.Response(status=502, text=f"bad gateway: {dict(request.headers)}")
+
+    (tmp_path / "pw").write_text("am-secret-pw\n")
+    async with recording_server(echo) as proxy, aiohttp.ClientSession() as http:
+        config = AlertmanagerConfig.model_validate(
+            {"url": proxy.url, "username": "rx", "password_file": str(tmp_path / "pw")}
+        )
+        with pytest.raises(AlertmanagerError) as caught:
+            await AlertmanagerAPI(http, config).silences()
+    sent = proxy.requests[0].headers["Authorization"]
+    assert sent == basic_auth("rx", "am-secret-pw")
+    reason = str(caught.value)
+    assert reason.startswith("GET /silences: HTTP 502 bad gateway")
+    assert "am-secret-pw" not in reason
+    assert sent.split(" ", 1)[1] not in reason
+    assert "<redacted>" in reason
