@@ -47,6 +47,11 @@ class Click:
     handles: tuple[str, ...]  # the user's names on the chat system, best first
     system: str
 
+    @property
+    def done(self) -> str:
+        """Return the action in the past tense, as people read it."""
+        return "acknowledged" if self.action == "ack" else "resolved"
+
 
 def slack_signature_ok(secret: str, timestamp: str, body: bytes, given: str) -> bool:
     """Return whether a Slack request body and timestamp are signed with `secret`."""
@@ -105,10 +110,9 @@ async def _apply(request: web.Request, click: Click) -> Outcome:
         summary = await call(click.incident_id, actor, click.system)
     except (IncidentNotFound, InvalidTransition) as exc:
         return Outcome(str(exc), False, actor)
-    done = "acknowledged" if click.action == "ack" else "resolved"
     if not summary.changed:
         return Outcome(f"Incident {click.incident_id} was already {summary.state}.", False, actor)
-    return Outcome(f"Incident {click.incident_id} {done} by {actor}.", True, actor)
+    return Outcome(f"Incident {click.incident_id} {click.done} by {actor}.", True, actor)
 
 
 async def _answer_slack(
@@ -121,27 +125,23 @@ async def _answer_slack(
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         return
     if outcome.changed:
-        verb = "Acknowledged" if click.action == "ack" else "Resolved"
-        note = f"{verb} by *{mrkdwn_escape(outcome.actor)}*"
+        note = f"{click.done.capitalize()} by *{mrkdwn_escape(outcome.actor)}*"
         message = payload.get("message")
         body = after_click(message if isinstance(message, dict) else {}, click.action, note)
     else:
         body = {"response_type": "ephemeral", "replace_original": False, "text": outcome.text}
+    timeout = aiohttp.ClientTimeout(total=SLACK_ANSWER_TIMEOUT)
     try:
         async with (
-            aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=SLACK_ANSWER_TIMEOUT)
-            ) as http,
+            aiohttp.ClientSession(timeout=timeout) as http,
             http.post(url, json=body) as response,
         ):
-            if response.status >= 300:
-                raise aiohttp.ClientResponseError(
-                    response.request_info, (), status=response.status, message=response.reason or ""
-                )
+            failure = f"HTTP {response.status}" if response.status >= 300 else ""
     except (aiohttp.ClientError, TimeoutError) as exc:
-        # The action itself is done and recorded; only the message edit is lost.
+        failure = f"{type(exc).__name__}: {exc}"
+    if failure:  # the action itself is done and recorded; only the message edit is lost
         request.app[LOG].warning(
-            "chat_update_failed", system="slack", incident_id=click.incident_id, reason=str(exc)
+            "chat_update_failed", system="slack", incident_id=click.incident_id, reason=failure
         )
 
 
@@ -197,8 +197,7 @@ async def mattermost_actions(request: web.Request) -> web.StreamResponse:
     answer: dict[str, Any] = {"ephemeral_text": outcome.text}
     if outcome.changed:
         # Mattermost edits the post with `update`; its attachments (and buttons) stay.
-        verb = "Acknowledged" if click.action == "ack" else "Resolved"
-        answer["update"] = {"message": f"**{verb}** by {outcome.actor}"}
+        answer["update"] = {"message": f"**{click.done.capitalize()}** by {outcome.actor}"}
     return web.json_response(answer)
 
 
