@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import free_port, require_tool
-from tests.receiver._helpers import wait_for
+from tests.receiver._helpers import answers_200, wait_for
 
 AM_CONFIG = """
 route:
@@ -66,15 +66,7 @@ def now_rfc3339() -> str:
 
 async def post_alerts(http: aiohttp.ClientSession, am: str, alerts: list[dict[str, Any]]) -> None:
     """Wait until Alertmanager is ready, then post alerts to its API."""
-
-    async def ready() -> bool:
-        try:
-            async with http.get(f"{am}/-/ready") as response:
-                return response.status == 200
-        except aiohttp.ClientConnectionError:
-            return False
-
-    await wait_for(ready, what="alertmanager ready")
+    await wait_for(answers_200(http, f"{am}/-/ready"), what="alertmanager ready")
     async with http.post(f"{am}/api/v2/alerts", json=alerts) as response:
         assert response.status == 200, await response.text()
 

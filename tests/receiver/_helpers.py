@@ -291,3 +291,16 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def answers_200(http: aiohttp.ClientSession, url: str) -> Callable[[], Any]:
+    """Return a `wait_for` predicate: true once GET `url` answers 200 (refused: not yet)."""
+
+    async def probe() -> bool:
+        try:
+            async with http.get(url) as response:
+                return response.status == 200
+        except aiohttp.ClientConnectionError:
+            return False
+
+    return probe

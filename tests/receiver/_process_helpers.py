@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.conftest import free_port
-from tests.receiver._helpers import wait_for
+from tests.receiver._helpers import answers_200, wait_for
 
 BINARY = Path(sys.executable).with_name("maintwatch-receiver")
 TWILIO_SID = "AC" + "0" * 31 + "1"
@@ -65,14 +65,7 @@ class Receiver:
 
     async def ready(self, http: aiohttp.ClientSession) -> None:
         """Wait until /-/ready answers 200."""
-
-        async def probe() -> bool:
-            try:
-                async with http.get(f"{self.url}/-/ready") as response:
-                    return response.status == 200
-            except aiohttp.ClientConnectionError:
-                return False
-
+        probe = answers_200(http, f"{self.url}/-/ready")
         await wait_for(probe, timeout=30, what=f"receiver ready; log: {self.log}")
 
 

@@ -25,7 +25,13 @@ import pytest
 
 from tests.conftest import free_port
 from tests.receiver._channel_helpers import recording_server
-from tests.receiver._helpers import T0, fixture_bytes, postgres_database, wait_for
+from tests.receiver._helpers import (
+    T0,
+    answers_200,
+    fixture_bytes,
+    postgres_database,
+    wait_for,
+)
 from tests.receiver._process_helpers import fake_twilio, file_lines
 from tests.security._security_helpers import HOSTILE, link_token, slack_headers, twilio_signature
 from tests.security._session_helpers import (
@@ -99,14 +105,7 @@ async def process(args: list[str], log: Path) -> AsyncIterator[subprocess.Popen[
 
 async def until_ready(http: aiohttp.ClientSession, url: str, log: Path) -> None:
     """Wait until a process answers `/-/healthy`."""
-
-    async def probe() -> bool:
-        try:
-            async with http.get(f"{url}/-/healthy") as response:
-                return response.status == 200
-        except aiohttp.ClientConnectionError:
-            return False
-
+    probe = answers_200(http, f"{url}/-/healthy")
     await wait_for(probe, timeout=30, what=f"{url} up; log: {log.read_text(errors='replace')}")
 
 
