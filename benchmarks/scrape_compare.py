@@ -56,7 +56,13 @@ MY_SCHEMA = [
 JOBS = "INSERT INTO jobs (queue, payload, attempts, available_at, created_at) VALUES "
 FAILED = "INSERT INTO failed_jobs (uuid, connection, queue, payload, exception) VALUES "
 QUEUES = ("default", "high", "mail")
-FIXTURE = Path("/work/shared/fixtures/alertmanager/firing-group.json")
+FIXTURE = (
+    Path(__file__).resolve().parents[1]
+    / "tests"
+    / "fixtures"
+    / "alertmanager"
+    / "firing-group.json"
+)
 
 
 @dataclass(frozen=True)

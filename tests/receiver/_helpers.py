@@ -30,8 +30,8 @@ from receiver.server import intake_rules, make_app
 from receiver.store import IntakeRules, Store, make_store
 from tests.conftest import free_port
 
-# CI clones the repo with ../shared beside it; the fixtures are real Alertmanager captures.
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "alertmanager"
+# Real Alertmanager 0.25 captures (tests/fixtures/alertmanager/README.md says how they were made).
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alertmanager"
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 T0 = 1_795_000_000.0  # a fixed "now" for fake clocks (2026-11-18)
 LOG = structlog.get_logger("test")
