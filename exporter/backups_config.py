@@ -15,6 +15,7 @@ from exporter.backups_names import (
     strftime_to_regex,
 )
 from exporter.config import InstanceConfig
+from exporter.drills.config import RestoreConfig
 from maintwatch.configload import Duration
 
 VerifyType = Literal[
@@ -45,6 +46,7 @@ class BackupSetConfig(InstanceConfig):
     max_age: Duration = Field(default=26 * 3600.0, gt=0)
     retention: Duration | None = Field(default=None, gt=0)
     pg_restore: str = Field(default="pg_restore", min_length=1)
+    restore: RestoreConfig | None = None  # restore drill: docs/exporter/drills.md
 
     @field_validator("glob")
     @classmethod

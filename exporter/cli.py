@@ -13,6 +13,8 @@ from aiohttp import web
 
 from exporter.collectors import REGISTRY, Collector, Context
 from exporter.config import ExporterBase, effective_timing, load_config
+from exporter.drills import cli as drill_cli
+from exporter.drills.cli import live_databases
 from exporter.runtime import Runtime
 from exporter.server import make_app
 from maintwatch import __version__, logs
@@ -42,7 +44,11 @@ def build_collectors(
 
 
 def _context(config: ExporterBase, logger: Any) -> Context:
-    return Context(logger=logger, state_dir=str(config.state_dir) if config.state_dir else None)
+    return Context(
+        logger=logger,
+        state_dir=str(config.state_dir) if config.state_dir else None,
+        live_databases=live_databases(config),
+    )
 
 
 async def serve(args: argparse.Namespace, config: ExporterBase) -> None:
@@ -90,7 +96,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `maintwatch-exporter`."""
+    """Entry point of `maintwatch-exporter` (`maintwatch-exporter drill <set>`: a drill now)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["drill"]:
+        logs.configure("warn", "logfmt")
+        return drill_cli.main(argv[1:])
     args = parse_args(argv)
     logs.configure(args.log_level, args.log_format)
     try:

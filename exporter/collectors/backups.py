@@ -19,6 +19,9 @@ from exporter.backups_scan import ScanError, SetSummary, compile_glob, scan, vol
 from exporter.backups_verify import verify_file
 from exporter.backups_worker import Verifier, VerifyResult
 from exporter.collectors.base import CollectError, Collector, Context
+from exporter.drills.metrics import static_families as drill_static
+from exporter.drills.schedule import Scheduler
+from exporter.drills.target import drill_target
 from exporter.metrics import MetricSet
 
 _Scan = tuple[SetSummary, tuple[int, int]]
@@ -43,6 +46,16 @@ class BackupsCollector(Collector[BackupSetConfig]):
         if config.verify != "none":
             check = partial(verify_file, verify=config.verify, pg_restore=config.pg_restore)
             self.verifier = Verifier(check, self.log, clock)
+        self.drills: Scheduler | None = None
+        if config.restore is not None:
+            self.drills = Scheduler(
+                config.name,
+                config.restore,
+                context.state_dir,
+                context.live_databases,
+                self.log,
+                clock,
+            )
 
     def static(self) -> Sequence[Metric]:
         """Return the configured cadence and retention."""
@@ -58,6 +71,8 @@ class BackupsCollector(Collector[BackupSetConfig]):
                 "Configured retention of the backup set.",
                 self.config.retention,
             )
+        if self.config.restore is not None:
+            drill_static(ms, self.config.restore)
         return ms.families()
 
     async def refresh(self) -> Sequence[Metric]:
@@ -69,7 +84,11 @@ class BackupsCollector(Collector[BackupSetConfig]):
         result = None
         if self.verifier is not None:
             result = self.verifier.latest(summary.newest_settled)
-        return families(self.metric_set(), summary, space, result)
+        ms = self.metric_set()
+        if self.drills is not None:
+            target = drill_target(summary.newest_settled, self.verifier, result)
+            self.drills.families(ms, target)
+        return families(ms, summary, space, result)
 
     async def _scan_once(self) -> _Scan:
         # A scan thread cannot be cancelled: when a refresh times out (hung NFS mount), the
@@ -88,7 +107,9 @@ class BackupsCollector(Collector[BackupSetConfig]):
         return summary, volume(directory)
 
     async def close(self) -> None:
-        """Stop a running integrity check; forget a scan still in progress."""
+        """Stop a running integrity check and drill; forget a scan still in progress."""
+        if self.drills is not None:
+            await self.drills.close()
         if self.verifier is not None:
             await self.verifier.close()
         if self._scan is not None and not self._scan.done():

@@ -28,6 +28,7 @@ class Context:
 
     logger: Any = field(default_factory=lambda: structlog.get_logger("exporter"))
     state_dir: str | None = None  # where collectors may persist small state (log offsets)
+    live_databases: frozenset[str] = frozenset()  # names restore drills must never restore over
 
 
 class Collector(abc.ABC, Generic[C]):
