@@ -7,13 +7,18 @@ from typing import Any
 
 from dashboards.builder import Panel, dashboard
 from dashboards.panels_core import backups, overview, queues
+from dashboards.panels_drills import drills
 from dashboards.panels_more import apps, databases, services, tls
 from rules.model import Thresholds
 
 Builder = Callable[[Thresholds], list[Panel]]
 DASHBOARDS: dict[str, tuple[str, str, Builder]] = {
     "overview": ("maintwatch: overview", "Is maintenance healthy?", overview),
-    "backups": ("maintwatch: backups", "Backup freshness, size, rotation, integrity.", backups),
+    "backups": (
+        "maintwatch: backups",
+        "Backup freshness, size, rotation, integrity, restore drills.",
+        lambda t: [*backups(t), *drills(t)],
+    ),
     "queues": ("maintwatch: queues & workers", "Queues, failed jobs, Supervisor.", queues),
     "databases": ("maintwatch: databases", "Connections and slow queries.", databases),
     "tls": ("maintwatch: certificates", "TLS certificate expiry and verification.", tls),

@@ -66,6 +66,19 @@ METRICS: dict[str, str] = {
     "maintwatch_http_probe_success": GAUGE,
     "maintwatch_http_probe_duration_seconds": GAUGE,
     "maintwatch_http_probe_status_code": GAUGE,
+    # restore drills (backups[].restore)
+    "maintwatch_backup_drill_every_seconds": GAUGE,
+    "maintwatch_backup_drill_rto_seconds": GAUGE,
+    "maintwatch_backup_drill_running": GAUGE,
+    "maintwatch_backup_drill_last_timestamp_seconds": GAUGE,
+    "maintwatch_backup_drill_last_success_timestamp_seconds": GAUGE,
+    "maintwatch_backup_drill_success": GAUGE,
+    "maintwatch_backup_drill_duration_seconds": GAUGE,
+    "maintwatch_backup_drill_restored_bytes": GAUGE,
+    "maintwatch_backup_drill_table_rows": GAUGE,
+    "maintwatch_backup_drill_check_success": GAUGE,
+    "maintwatch_backup_drill_files": GAUGE,
+    "maintwatch_backup_drill_size_bytes": GAUGE,
 }
 
 _NAME = re.compile(r"\bmaintwatch_[a-z0-9_]+")

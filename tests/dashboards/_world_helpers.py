@@ -31,6 +31,12 @@ def build_world(root: Path, exporter_port: int) -> Path:
         path = backups / f"tongacp_db_{when:%Y%m%d%H%M%S}.sql.gz"
         path.write_bytes(gzip.compress(b"-- MariaDB dump\nINSERT INTO users VALUES (1);\n" * days))
         os.utime(path, (when.timestamp(), when.timestamp()))
+    files = root / "files"
+    files.mkdir()
+    site = root / "site"
+    (site / "public").mkdir(parents=True)
+    (site / "public" / "index.php").write_text("<?php echo 1;\n")
+    subprocess.run(["tar", "-czf", str(files / "site.tar.gz"), "-C", str(site), "."], check=True)
     ca = trustme.CA()
     ca.cert_pem.write_to_path(str(root / "ca.pem"))
     ca.issue_cert("www.example.org").cert_chain_pems[0].write_to_path(str(root / "www.pem"))
@@ -55,7 +61,17 @@ def build_world(root: Path, exporter_port: int) -> Path:
                         "timezone": "UTC",
                         "max_age": "26h",
                         "retention": "30d",
-                    }
+                    },
+                    {
+                        "name": "files",
+                        "directory": str(files),
+                        "settle": "0s",
+                        "restore": {
+                            "engine": "tarball",
+                            "directory": str(root / "drill"),
+                            "paths": ["public/index.php"],
+                        },
+                    },
                 ],
                 "tls": [{"name": "www", "path": str(root / "www.pem")}],
                 "apps": [
