@@ -204,6 +204,8 @@ def _exporter_shows_the_world(url: str, with_redis: bool) -> dict[str, float] | 
         "stale": sample(metrics, "maintwatch_backup_last_timestamp_seconds", backup="shop_media"),
         "corrupt": sample(metrics, "maintwatch_backup_last_verify_success", backup="shop_reports"),
         "healthy": sample(metrics, "maintwatch_backup_last_verify_success", backup="shop_db"),
+        "drill_ok": sample(metrics, "maintwatch_backup_drill_success", backup="shop_files"),
+        "drill_bad": sample(metrics, "maintwatch_backup_drill_success", backup="shop_media"),
         "cert": sample(metrics, "maintwatch_tls_cert_not_after_timestamp_seconds"),
         "down": sample(metrics, "maintwatch_app_maintenance_mode", app="shop"),
     }
@@ -219,6 +221,11 @@ def _incidents(url: str, token: str) -> list[dict[str, Any]] | None:
     body = http_get(f"{url}/api/v1/incidents", token)
     found: list[dict[str, Any]] = json.loads(body)["incidents"] if body else []
     return found or None
+
+
+def _incident_named(url: str, token: str, alertname: str) -> bool | None:
+    found = _incidents(url, token) or []
+    return any(alertname in json.dumps(i) for i in found) or None
 
 
 def _stop(process: subprocess.Popen[bytes]) -> list[int]:
@@ -247,6 +254,7 @@ def test_demo_runs_end_to_end(demo_env: dict[str, str], tmp_path: Path) -> None:
         assert now - seen["stale"] > 26 * 3600, "the stale set's newest backup is days old"
         assert seen["corrupt"] == 0
         assert seen["healthy"] == 1
+        assert (seen["drill_ok"], seen["drill_bad"]) == (1, 0)
         assert 4 * 86400 < seen["cert"] - now < 6 * 86400
         assert seen["down"] == 1
         if with_redis:
@@ -256,6 +264,7 @@ def test_demo_runs_end_to_end(demo_env: dict[str, str], tmp_path: Path) -> None:
             found = wait_for(lambda: _incidents(receiver, token), "an incident", 120)
             names = {i["group_labels"].get("alertname") for i in found}
             assert names, found
+            wait_for(lambda: _incident_named(receiver, token, "BackupDrillFailed"), "drill", 120)
             wait_for(lambda: b"[FIRING]" in out_path.read_bytes(), "console notification", 30)
             assert http_get(f"{receiver}/") is not None, "the incidents page (or its login) answers"
             assert (root / "logs" / "notifications.jsonl").stat().st_size > 0

@@ -27,6 +27,8 @@ def test_backups_are_healthy_stale_and_corrupt(tmp_path: Path) -> None:
     assert gzip.decompress(healthy[-1].read_bytes()).endswith(b"\n")
     assert b"-- Dump completed on" in gzip.decompress(healthy[-1].read_bytes())
     assert NOW - healthy[-1].stat().st_mtime == pytest.approx(3 * 3600)
+    files = sorted((root / "shop_files").iterdir())
+    assert NOW - files[-1].stat().st_mtime == pytest.approx(2 * 3600)
     media = sorted((root / "shop_media").iterdir())
     assert NOW - media[-1].stat().st_mtime > 3 * 86400
     with tarfile.open(media[-1]) as archive:

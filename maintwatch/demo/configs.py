@@ -36,14 +36,24 @@ def write_secrets(layout: Layout) -> dict[str, Path]:
     return out
 
 
-def _backup_sets(built: world.World) -> list[dict[str, Any]]:
+# Restore drills (tarballs: the demo needs no database server): `shop_files` restores with
+# everything its drill requires; `shop_media`'s archive lacks `media/originals`, so it fails.
+DRILL_PATHS = {
+    "shop_files": ["media/upload-0.txt"],
+    "shop_media": ["media/upload-0.txt", "media/originals"],
+}
+
+
+def _backup_sets(built: world.World, scratch: Path) -> list[dict[str, Any]]:
     sets = [
         ("shop_db", "shop_db_%Y%m%d%H%M%S.sql.gz", "30d"),
+        ("shop_files", "shop_files_%Y%m%d%H%M%S.tar.gz", "7d"),
         ("shop_media", "shop_media_%Y%m%d%H%M%S.tar.gz", "14d"),
         ("shop_reports", "shop_reports_%Y%m%d%H%M%S.sql.gz", "7d"),
     ]
-    return [
-        {
+    out: list[dict[str, Any]] = []
+    for name, pattern, retention in sets:
+        item: dict[str, Any] = {
             "name": name,
             "directory": str(built.backups / name),
             "timestamp": pattern,
@@ -51,8 +61,15 @@ def _backup_sets(built: world.World) -> list[dict[str, Any]]:
             "max_age": "26h",
             "retention": retention,
         }
-        for name, pattern, retention in sets
-    ]
+        if name in DRILL_PATHS:
+            item["restore"] = {
+                "engine": "tarball",
+                "directory": str(scratch / name),
+                "paths": DRILL_PATHS[name],
+                "every": "1d",
+            }
+        out.append(item)
+    return out
 
 
 def exporter_config(settings: DemoSettings, built: world.World, with_redis: bool) -> dict[str, Any]:
@@ -61,7 +78,7 @@ def exporter_config(settings: DemoSettings, built: world.World, with_redis: bool
     config: dict[str, Any] = {
         "defaults": {"interval": REFRESH, "timeout": "4s"},
         "state_dir": str(layout.data / "exporter"),
-        "backups": _backup_sets(built),
+        "backups": _backup_sets(built, layout.data / "drills"),
         "tls": [
             {
                 "name": "shop_cert",

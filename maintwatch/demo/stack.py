@@ -25,6 +25,7 @@ DEMO_ALERTS = frozenset(
     {
         "BackupTooOld",
         "BackupVerifyFailed",
+        "BackupDrillFailed",
         "TLSCertificateExpiringSoon",
         "AppMaintenanceModeTooLong",
         "AppErrorRateHigh",

@@ -82,12 +82,15 @@ def _tar_gz(directory: Path, prefix: str, when: float) -> Path:
 
 
 def write_backups(root: Path, now: float) -> Path:
-    """Write three sets: `shop_db` healthy, `shop_media` stale, `shop_reports` corrupt."""
-    sets = {name: root / name for name in ("shop_db", "shop_media", "shop_reports")}
+    """Write four sets: `shop_db` and `shop_files` healthy, `shop_media` stale (and its
+    archive lacks a path its restore drill requires), `shop_reports` corrupt."""
+    names = ("shop_db", "shop_files", "shop_media", "shop_reports")
+    sets = {name: root / name for name in names}
     for directory in sets.values():
         directory.mkdir(parents=True, exist_ok=True)
     for age in (3 * HOUR, 27 * HOUR, 51 * HOUR):
         _sql_gz(sets["shop_db"], "shop_db", now - age)
+    _tar_gz(sets["shop_files"], "shop_files", now - 2 * HOUR)
     for age in (3 * DAY + 2 * HOUR, 4 * DAY + 2 * HOUR):
         _tar_gz(sets["shop_media"], "shop_media", now - age)
     _sql_gz(sets["shop_reports"], "shop_reports", now - 26 * HOUR)
