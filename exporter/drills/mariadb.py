@@ -16,8 +16,20 @@ from exporter.drills.stream import PipeOutcome, guarded, pipe_into
 
 MARKER_TABLE = "maintwatch_drill"
 # A single-database dump never switches or creates databases; one made with --databases or
-# --all-databases does, and restoring it would write outside the scratch database.
-FORBIDDEN = (b"USE ", b"CREATE DATABASE", b"DROP DATABASE", b"CREATE SCHEMA", b"DROP SCHEMA")
+# --all-databases does, and restoring it would write outside the scratch database. Client
+# commands that run programs or read other files (`\!`, `system`, `source`) never belong in a
+# dump either: a drill must not run what a tampered backup asks for.
+FORBIDDEN = (
+    b"USE ",
+    b"CREATE DATABASE",
+    b"DROP DATABASE",
+    b"CREATE SCHEMA",
+    b"DROP SCHEMA",
+    b"\\!",
+    b"\\.",
+    b"system ",
+    b"source ",
+)
 _NO_SUCH_TABLE = 1146
 _COUNT = "SELECT COUNT(*) FROM {table}"  # identifiers quoted by quote(): not parameters
 

@@ -19,7 +19,25 @@ PGDMP = b"PGDMP"
 MAINTENANCE_DB = "postgres"
 # pg_dump without --create never connects elsewhere nor creates databases; a dump made with
 # --create, or by pg_dumpall, does, and restoring it would write outside the scratch database.
-FORBIDDEN = (b"\\connect", b"CREATE DATABASE", b"DROP DATABASE", b"CREATE ROLE", b"ALTER ROLE")
+# psql meta-commands that run programs or touch files (`\!`, `\o`, `\copy`, `\g`, `\i`…)
+# never belong in a dump either: a drill must not run what a tampered backup asks for. (A COPY
+# data line cannot start with one: COPY writes a leading backslash as `\\`.)
+FORBIDDEN = (
+    b"\\connect",
+    b"\\c ",
+    b"\\!",
+    b"\\o",
+    b"\\copy",
+    b"\\g",
+    b"\\w",
+    b"\\i",
+    b"\\setenv",
+    b"\\cd",
+    b"CREATE DATABASE",
+    b"DROP DATABASE",
+    b"CREATE ROLE",
+    b"ALTER ROLE",
+)
 
 
 def connect(endpoint: Endpoint, database: str) -> Any:

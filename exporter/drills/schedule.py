@@ -85,7 +85,13 @@ class Scheduler:
         self._task = task
 
     def _recover(self) -> None:
-        removed = self._drill.recover()
+        try:
+            removed = self._drill.recover()
+        except Busy:
+            return  # the previous instance's drill is still stopping: retry next refresh
+        except Exception as exc:  # a server that is down: the next drill's prepare() retries
+            self._log.error("backup_drill_cleanup_failed", reason=f"{type(exc).__name__}: {exc}")
+            removed = None
         self._recovered = True
         if removed:
             self._log.warning("backup_drill_scratch_removed", scratch=removed)

@@ -124,3 +124,15 @@ def my_exec_tables(database: str) -> set[str]:
             return {row[0] for row in cur.fetchall()}
     finally:
         conn.close()
+
+
+def test_a_dump_that_runs_a_shell_command_is_stopped_before_it(
+    tmp_path: Path, my_source: str, my_scratch: str
+) -> None:
+    dump = mariadb_dump(my_source, tmp_path / "db.sql")
+    proof = tmp_path / "ran"
+    dump.write_bytes(dump.read_bytes() + f"\\! touch {proof}\n".encode())
+    result = run(drill(my_config(my_scratch), tmp_path / "state"), dump)
+    assert "the dump holds '\\\\!'" in result.reason
+    assert not proof.exists()
+    assert my_scratch not in my_databases()

@@ -106,3 +106,15 @@ def test_dump_made_with_create_is_refused(tmp_path: Path, pg_source: str, pg_scr
     assert not result.ok
     assert "made without --create only" in result.reason
     assert pg_scratch not in pg_databases()
+
+
+def test_a_dump_that_runs_a_shell_command_is_stopped_before_it(
+    tmp_path: Path, pg_source: str, pg_scratch: str
+) -> None:
+    dump = pg_dump(pg_source, tmp_path / "db.sql")
+    proof = tmp_path / "ran"
+    dump.write_bytes(f"\\! touch {proof}\n".encode() + dump.read_bytes())
+    result = run(drill(pg_config(pg_scratch), tmp_path / "state"), dump)
+    assert "the dump holds '\\\\!'" in result.reason
+    assert not proof.exists()
+    assert pg_scratch not in pg_databases()
