@@ -98,6 +98,8 @@ class Scheduler:
         self._state = self._store.load()
 
     def _run(self, target: Target) -> None:
+        if self._cancel.is_set():
+            return  # queued behind another set's drill while this instance was closed
         self._log.info("backup_drill_started", path=target.path)
         try:
             result = self._drill.run(target, self._cancel)
