@@ -6,7 +6,9 @@ trailer) of `--size-mb` MB of SQL, then, alternating which goes first, `--runs` 
 - baseline: `CREATE DATABASE`, `gunzip < dump | mariadb db`, `SELECT COUNT(*)` (seed 000
   § Backup Verification, step by step), timed from the CREATE to the count;
 - maintwatch: one drill (`exporter.drills.Drill`) of the same file into its scratch database,
-  its recorded duration (scratch created → restored → rows counted; at nice 10 / ionice idle).
+  its recorded duration (scratch created → restored → rows counted), at its default low
+  priority (client under nice 10 / ionice idle);
+- maintwatch at normal priority (`low_priority: false`): the cost of the streaming alone.
 
 Then the scrape latency of a running exporter (one backup set with that drill, `state_dir` in a
 temp dir) is measured with `wrk` for `--wrk-seconds` while idle and while its drill runs.
@@ -119,7 +121,7 @@ def baseline(dump: Path, db: str) -> float:
     return seconds
 
 
-def drill_config(db: str) -> dict[str, Any]:
+def drill_config(db: str, low_priority: bool = True) -> dict[str, Any]:
     """Return the `restore:` section used by both the direct drill and the exporter."""
     return {
         "engine": "mariadb",
@@ -127,12 +129,13 @@ def drill_config(db: str) -> dict[str, Any]:
         "tables": {"orders": 1},
         "timeout": "2h",
         "every": "30d",
+        "low_priority": low_priority,
     }
 
 
-def drill(dump: Path, db: str, state: Path) -> tuple[float, int]:
+def drill(dump: Path, db: str, state: Path, low_priority: bool = True) -> tuple[float, int]:
     """Run one drill; return (recorded duration, restored bytes)."""
-    config = RestoreConfig.model_validate(drill_config(db))
+    config = RestoreConfig.model_validate(drill_config(db, low_priority))
     result = Drill("bench", config, DrillStore(str(state), "bench", time.time())).run(
         Target(str(dump)), threading.Event()
     )
@@ -251,18 +254,24 @@ def main() -> int:
         dump = dump_dir / "shop_20250501120000.sql.gz"
         raw, rows = make_dump(dump, args.size_mb)
         print(f"dump: {raw >> 20} MB SQL, {dump.stat().st_size >> 20} MB gzip, {rows} rows")
-        base_times, drill_times = [], []
+        times: dict[str, list[float]] = {"base": [], "drill": [], "normal": []}
+        contenders = {
+            "base": lambda: baseline(dump, base_db),
+            "drill": lambda: drill(dump, drill_db, root / "state")[0],
+            "normal": lambda: drill(dump, drill_db, root / "state", low_priority=False)[0],
+        }
+        names = list(contenders)
         for run in range(args.runs):
-            order = ("base", "drill") if run % 2 == 0 else ("drill", "base")
-            for which in order:
-                if which == "base":
-                    base_times.append(baseline(dump, base_db))
-                else:
-                    drill_times.append(drill(dump, drill_db, root / "state")[0])
-            last = f"gunzip|mariadb {base_times[-1]:.2f} s, drill {drill_times[-1]:.2f} s"
+            for which in names[run % 3 :] + names[: run % 3]:  # rotate who goes first
+                times[which].append(contenders[which]())
+            last = ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
             print(f"run {run + 1}: {last}")
-        base, ours = common.median(base_times), common.median(drill_times)
-        print(f"median: gunzip|mariadb {base:.2f} s, drill {ours:.2f} s, ratio {ours / base:.2f}x")
+        base, ours = common.median(times["base"]), common.median(times["drill"])
+        normal = common.median(times["normal"])
+        print(
+            f"median: gunzip|mariadb {base:.2f} s, drill {ours:.2f} s ({ours / base:.2f}x),"
+            f" drill at normal priority {normal:.2f} s ({normal / base:.2f}x)"
+        )
         scrape = scrape_during_drill(root, dump, drill_db, args.wrk_seconds)
         idle, busy = scrape["idle"], scrape["drill"]
         print(
@@ -273,8 +282,9 @@ def main() -> int:
             "size_mb": raw >> 20,
             "gzip_mb": dump.stat().st_size >> 20,
             "rows": rows,
-            "baseline_s": base_times,
-            "drill_s": drill_times,
+            "baseline_s": times["base"],
+            "drill_s": times["drill"],
+            "drill_normal_s": times["normal"],
             "ratio": ours / base,
             "scrape": scrape,
             "machine": common.machine(),

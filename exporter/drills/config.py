@@ -53,6 +53,7 @@ class RestoreConfig(StrictModel):
     timeout: PositiveDuration = DEFAULT_TIMEOUT
     rto: PositiveDuration = DEFAULT_RTO
     keep_on_failure: bool = False
+    low_priority: bool = True  # run the restore client under `nice -n 10` and `ionice -c 3`
     # Databases: the scratch database (created, restored into, dropped) and, optionally, the
     # live one whose row counts the restored ones are compared with.
     scratch: DbEndpoint | None = None

@@ -111,7 +111,8 @@ class MariadbEngine:
         ]
         env = {"MYSQL_PWD": self.scratch.password.get_secret_value()}
         why = "a drill restores single-database dumps only"
-        return pipe_into(argv, env, guarded(content, FORBIDDEN, why), deadline, cancel)
+        content = guarded(content, FORBIDDEN, why)
+        return pipe_into(argv, env, content, deadline, cancel, self.config.low_priority)
 
     def inspect(self, previous: tuple[int, int] | None) -> Inspection:
         """Count rows of the required tables, and compare them with live when configured."""

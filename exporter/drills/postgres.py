@@ -106,7 +106,7 @@ class PostgresEngine:
             why = "a drill restores pg_dump output made without --create only"
             content = guarded(content, FORBIDDEN, why)
         env = {"PGPASSWORD": self.scratch.password.get_secret_value(), "PGCONNECT_TIMEOUT": "10"}
-        return pipe_into([*argv, *where], env, content, deadline, cancel)
+        return pipe_into([*argv, *where], env, content, deadline, cancel, self.config.low_priority)
 
     def inspect(self, previous: tuple[int, int] | None) -> Inspection:
         """Count rows of the required tables, and compare them with live when configured."""

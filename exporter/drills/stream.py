@@ -143,10 +143,11 @@ def pipe_into(
     chunks: Iterable[bytes],
     deadline: float,
     cancel: threading.Event,
+    low: bool = True,
 ) -> PipeOutcome:
     """Feed `chunks` to the client's stdin; kill its group on timeout, cancel or bad input."""
     proc = subprocess.Popen(
-        low_priority(argv),
+        low_priority(argv) if low else list(argv),
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -58,7 +58,7 @@ class TarballEngine:
         # GNU tar strips leading '/' and refuses '..' members, so nothing lands outside root.
         argv = [self.config.tar, "-x", "-f", "-", "-C", str(self.root)]
         argv += ["--no-same-owner", "--no-same-permissions"]
-        return pipe_into(argv, {}, content, deadline, cancel)
+        return pipe_into(argv, {}, content, deadline, cancel, self.config.low_priority)
 
     def inspect(self, previous: tuple[int, int] | None) -> Inspection:
         """Check required paths, and count files and bytes against the previous drill."""
