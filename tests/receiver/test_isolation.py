@@ -1,0 +1,112 @@
+"""Hostile input and broken neighbours: each failure stays in its own room.
+
+A store down at start, a read-only store, NUL characters only PostgreSQL refuses: each is
+met with the same clear answer on both stores and the rest of the receiver keeps working.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from receiver.appkeys import STORE
+from tests.exporter._fault_helpers import fault_proxy
+from tests.receiver._helpers import (
+    alert,
+    answers_200,
+    payload,
+    running,
+    store_dsn,
+    store_yaml,
+    wait_for,
+)
+from tests.receiver._process_helpers import receiver_process
+from tests.receiver.test_faults import immutable
+
+HOOK = "webhook: {auth: none}\n"
+
+
+def _with_nul(field: str) -> dict[str, object]:
+    body = payload(alert("a"))
+    first = body["alerts"][0]
+    if field == "groupKey":
+        body["groupKey"] = 'grp\x00{alertname="x"}'
+    elif field == "labels":
+        first["labels"] = {**first["labels"], "job": "a\x00b"}
+    else:
+        first[field] = "ab\x00cd"
+    return body
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_nul_characters_get_400_naming_the_field_on_both_stores(
+    kind: str, tmp_path: Path, unique: str
+) -> None:
+    # PostgreSQL refuses U+0000 in text (a 500, retried by Alertmanager forever); SQLite took
+    # it. Both now answer 400 naming the field, and store nothing.
+    async with (
+        store_dsn(kind, unique) as dsn,
+        running(store_yaml(kind, tmp_path, dsn) + HOOK) as rx,
+    ):
+        for field, where in [
+            ("groupKey", "groupKey"),
+            ("fingerprint", "alerts[0].fingerprint"),
+            ("generatorURL", "alerts[0].generatorURL"),
+            ("labels", "alerts[0].labels.job"),
+        ]:
+            body = json.dumps(_with_nul(field)).encode()
+            async with rx.http.post(f"{rx.url}/webhooks/alertmanager", data=body) as answer:
+                text = await answer.text()
+            assert answer.status == 400, (field, text)
+            assert f"{where}: NUL character" in text
+        assert await rx.app[STORE].incidents(None, {}, 10) == []
+        assert (await rx.post(payload(alert("a")))).status == 200
+
+
+async def test_postgres_down_at_start_serves_503_then_recovers(tmp_path: Path, unique: str) -> None:
+    # Started while PostgreSQL is unreachable, the receiver used to exit with a traceback (and
+    # stay down under supervisord's FATAL). It now starts, answers 503 and reconnects.
+    async with store_dsn("postgres", unique) as dsn, fault_proxy(("127.0.0.1", 5432)) as proxy:
+        await proxy.set("down")
+        proxied = dsn.replace("port=5432", f"port={proxy.port}")
+        config = tmp_path / "receiver.yml"
+        config.write_text(store_yaml("postgres", tmp_path, proxied) + HOOK)
+        async with (
+            receiver_process(config, tmp_path / "rx.log") as rx,
+            aiohttp.ClientSession() as http,
+        ):
+            await wait_for(answers_200(http, f"{rx.url}/-/healthy"), what="receiver listening")
+            async with http.get(f"{rx.url}/-/ready") as response:
+                assert response.status == 503
+                assert "postgres" in await response.text()
+            body = json.dumps(payload(alert("a"))).encode()
+            async with http.post(f"{rx.url}/webhooks/alertmanager", data=body) as response:
+                assert response.status == 503  # Alertmanager retries
+            assert rx.process is not None
+            assert rx.process.poll() is None
+
+            await proxy.set("pass")
+            await wait_for(answers_200(http, f"{rx.url}/-/ready"), timeout=60, what="ready")
+            async with http.post(f"{rx.url}/webhooks/alertmanager", data=body) as response:
+                assert response.status == 200
+            assert rx.stop() == 0
+        log = (tmp_path / "rx.log").read_text()
+        assert "store_unavailable_at_start" in log
+        assert "Traceback" not in log
+
+
+async def test_read_only_sqlite_store_is_not_ready(tmp_path: Path) -> None:
+    folder = tmp_path / "store"
+    folder.mkdir()
+    db = folder / "r.db"
+    async with running(f"store: {{type: sqlite, path: {db}}}\n" + HOOK) as rx:
+        assert (await rx.post(payload(alert("a")))).status == 200
+        with immutable(folder, db, folder / "r.db-wal"):
+            async with rx.http.get(f"{rx.url}/-/ready") as response:
+                assert response.status == 503
+                assert "sqlite" in await response.text()
+        async with rx.http.get(f"{rx.url}/-/ready") as response:
+            assert response.status == 200
