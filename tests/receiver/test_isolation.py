@@ -13,7 +13,14 @@ import aiohttp
 import pytest
 
 from receiver.appkeys import STORE
+from receiver.channels import REGISTRY
 from tests.exporter._fault_helpers import fault_proxy
+from tests.receiver._channel_helpers import (
+    make_context,
+    make_notification,
+    recording_server,
+    status,
+)
 from tests.receiver._helpers import (
     alert,
     answers_200,
@@ -110,3 +117,25 @@ async def test_read_only_sqlite_store_is_not_ready(tmp_path: Path) -> None:
                 assert "sqlite" in await response.text()
         async with rx.http.get(f"{rx.url}/-/ready") as response:
             assert response.status == 200
+
+
+MENTIONS = "<!channel> <!here> <@U024BE7LH> <https://evil.example|Reset your password>"
+
+
+async def test_chat_text_cannot_mention_or_link(tmp_path: Path) -> None:
+    # The alert name is whatever a webhook sender chose. In Slack's top-level `text` (the
+    # preview, parsed as mrkdwn) it used to notify the channel and show a fake link; in a Teams
+    # card a Markdown link rendered as one.
+    labels = {"alertname": f"{MENTIONS} [Reset](https://evil.example)", "severity": "critical"}
+    notification = make_notification(common_labels=labels)
+    async with aiohttp.ClientSession() as http, recording_server(status(202)) as server:
+        for kind in ("slack", "teams"):
+            data = {"name": kind, "type": kind, "webhook_url": f"{server.url}/{kind}"}
+            cls = REGISTRY[kind]
+            await cls(cls.config_type.model_validate(data), make_context(http)).send(notification)
+    slack, teams = (r.json() for r in server.requests)
+    assert "<" not in slack["text"]
+    assert "&lt;!channel&gt;" in slack["text"]
+    title = teams["attachments"][0]["content"]["body"][0]["text"]
+    assert "[Reset](" not in title
+    assert "\\[Reset\\](https://evil.example)" in title
