@@ -70,5 +70,6 @@ class WebhookChannel(Channel[WebhookConfig]):
             headers=headers,
             timeout=self.config.timeout,
             now=now,
+            secrets=self.config.headers.values(),  # `Authorization: Bearer ${TOKEN}` and such
         )
         return DeliveryReceipt(provider_id=notification.id)

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
+from structlog.testing import capture_logs
 
-from receiver.appkeys import STORE
+from receiver.appkeys import STORE, WORKER
 from receiver.channels import REGISTRY
 from tests.exporter._fault_helpers import fault_proxy
 from tests.receiver._channel_helpers import (
@@ -139,3 +141,41 @@ async def test_chat_text_cannot_mention_or_link(tmp_path: Path) -> None:
     title = teams["attachments"][0]["content"]["body"][0]["text"]
     assert "[Reset](" not in title
     assert "\\[Reset\\](https://evil.example)" in title
+
+
+async def test_webhook_header_secrets_never_reach_logs_or_the_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An endpoint that echoes the request in its error page (proxies do) used to put the
+    # configured `Authorization` header in `notification_retry` lines and the API's log.
+    token = "hook-token-" + "7f3a9c" * 4
+    monkeypatch.setenv("HOOK_TOKEN", token)
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(status=502, text=f"bad gateway: {dict(request.headers)}")
+
+    (tmp_path / "api").write_text("apitoken\n")
+    async with recording_server(echo) as endpoint:
+        text = (
+            store_yaml("sqlite", tmp_path, "")
+            + HOOK
+            + f"api: {{token_file: {tmp_path / 'api'}}}\n"
+            + "channels:\n"
+            + f"  - {{name: hook, type: webhook, url: '{endpoint.url}/in',\n"
+            + "     headers: {Authorization: 'Bearer ${HOOK_TOKEN}', X-Key: '${HOOK_TOKEN}'}}\n"
+            + "default_route: {channels: [hook]}\n"
+        )
+        async with running(text) as rx:
+            assert (await rx.post(payload(alert("a")))).status == 200
+            with capture_logs() as logs:
+                await rx.app[WORKER].run_once()
+            auth = {"Authorization": "Bearer apitoken"}
+            async with rx.http.get(f"{rx.url}/api/v1/incidents/1", headers=auth) as response:
+                shown = await response.text()
+    assert endpoint.requests[0].headers["Authorization"] == f"Bearer {token}"
+    (retry,) = [e for e in logs if e["event"] == "notification_retry"]
+    assert "HTTP 502: bad gateway" in retry["reason"]
+    assert "<redacted>" in retry["reason"]
+    assert token not in json.dumps(logs)
+    assert "<redacted>" in shown
+    assert token not in shown
