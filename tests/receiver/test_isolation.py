@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from receiver.appkeys import STORE, WORKER
 from receiver.channels import REGISTRY
 from tests.exporter._fault_helpers import fault_proxy
+from tests.receiver._ack_helpers import API_TOKEN, PASSWORD, ack_config, serve
 from tests.receiver._channel_helpers import (
     make_context,
     make_notification,
@@ -24,9 +25,12 @@ from tests.receiver._channel_helpers import (
     status,
 )
 from tests.receiver._helpers import (
+    T0,
+    FakeClock,
     alert,
     answers_200,
     payload,
+    register_script,
     running,
     store_dsn,
     store_yaml,
@@ -179,3 +183,62 @@ async def test_webhook_header_secrets_never_reach_logs_or_the_api(
     assert token not in json.dumps(logs)
     assert "<redacted>" in shown
     assert token not in shown
+
+
+async def _login(
+    url: str, name: str, password: str, source: str = "127.0.0.1"
+) -> tuple[int, str, str]:
+    """POST /login from a loopback source address; return (status, Retry-After, page)."""
+    connector = aiohttp.TCPConnector(local_addr=(source, 0))
+    async with (
+        aiohttp.ClientSession(connector=connector) as http,
+        http.post(
+            f"{url}/login",
+            data={"name": name, "password": password, "next": "/"},
+            allow_redirects=False,
+        ) as response,
+    ):
+        cookie = response.headers.get("Set-Cookie", "").split(";", 1)[0]
+        async with http.get(f"{url}/", headers={"Cookie": cookie}) as landing:
+            shown = await landing.text() if cookie else ""
+        return response.status, response.headers.get("Retry-After", ""), shown
+
+
+async def test_logins_are_throttled_per_client_and_in_total(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # 3 000 wrong passwords went through in 0.9 s. Now a client past `per_client` failures, or
+    # everyone past `total`, is refused (429) until the window ends, even with the password.
+    register_script(monkeypatch)
+    text = ack_config(tmp_path, store_yaml("sqlite", tmp_path, ""), "http://127.0.0.1").replace(
+        "api_token_login: true", "login_throttle: {per_client: 3, total: 5, window: 5m}"
+    )
+    clock = FakeClock(T0)
+    async with serve(text, clock) as rx:
+        for _ in range(3):
+            assert (await _login(rx.url, "alice", "wrong"))[0] == 401
+        status, retry_after, _ = await _login(rx.url, "alice", PASSWORD)
+        assert (status, retry_after) == (429, "300")
+        assert (await _login(rx.url, "alice", PASSWORD, "127.0.0.2"))[0] == 303  # other client
+        for _ in range(2):
+            assert (await _login(rx.url, "alice", "wrong", "127.0.0.2"))[0] == 401
+        # Five failures in the window from anywhere: a third address is refused too.
+        assert (await _login(rx.url, "alice", PASSWORD, "127.0.0.3"))[0] == 429
+        clock.advance(301)
+        assert (await _login(rx.url, "alice", PASSWORD))[0] == 303
+
+
+async def test_the_api_token_logs_in_only_when_enabled_and_never_as_someone_else(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    register_script(monkeypatch)
+    enabled = ack_config(tmp_path, store_yaml("sqlite", tmp_path, ""), "http://127.0.0.1")
+    async with serve(enabled, FakeClock(T0)) as rx:
+        status, _, shown = await _login(rx.url, "alice", API_TOKEN)
+        assert status == 303
+        assert "logged in as api-token" in shown  # not as alice, whatever name was typed
+        assert "logged in as alice" not in shown
+    off = enabled.replace(",\n      api_token_login: true", "")
+    assert "api_token_login" not in off
+    async with serve(off, FakeClock(T0)) as rx:
+        assert (await _login(rx.url, "alice", API_TOKEN))[0] == 401  # off unless configured
