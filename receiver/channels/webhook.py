@@ -53,7 +53,7 @@ class WebhookChannel(Channel[WebhookConfig]):
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """POST the payload; the notification id goes in `Idempotency-Key` for deduplication."""
         now = self.context.clock()
-        text = self.renderer.render(notification, now)["text"]
+        text = (await self.renderer.render_async(notification, now))["text"]
         body = json.dumps(notification_payload(notification, text), ensure_ascii=False).encode()
         headers = {
             **self.config.headers,

@@ -16,9 +16,12 @@ from structlog.testing import capture_logs
 
 from receiver.appkeys import STORE, WORKER
 from receiver.channels import REGISTRY
+from receiver.templates import Renderer
 from tests.exporter._fault_helpers import fault_proxy
 from tests.receiver._ack_helpers import API_TOKEN, PASSWORD, ack_config, serve
 from tests.receiver._channel_helpers import (
+    NOW,
+    RecordingLogger,
     make_context,
     make_notification,
     recording_server,
@@ -36,7 +39,7 @@ from tests.receiver._helpers import (
     store_yaml,
     wait_for,
 )
-from tests.receiver._process_helpers import receiver_process
+from tests.receiver._process_helpers import query, receiver_process
 from tests.receiver.test_faults import immutable
 
 HOOK = "webhook: {auth: none}\n"
@@ -242,3 +245,58 @@ async def test_the_api_token_logs_in_only_when_enabled_and_never_as_someone_else
     assert "api_token_login" not in off
     async with serve(off, FakeClock(T0)) as rx:
         assert (await _login(rx.url, "alice", API_TOKEN))[0] == 401  # off unless configured
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        # Loops that never end in practice: 10^10 iterations, no output.
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "longer than 2s",
+        ),
+        ("{% for i in range(100000) %}0123456789{% endfor %}", "output longer than"),
+        ("{{ 'x' * 1000000000 }}", "larger than templates may use"),
+        ("{{ 9 ** 99999999 }}", "larger than templates may use"),
+        ("{{ 'x'|center(1000000000) }}", "larger than templates may use"),
+        ("{{ 'x'.ljust(1000000000) }}", "larger than templates may use"),
+    ],
+)
+def test_operator_templates_are_bounded_in_time_and_size(
+    tmp_path: Path, body: str, reason: str
+) -> None:
+    template = tmp_path / "t.j2"
+    template.write_text("{% block text %}" + body + "{% endblock %}")
+    logger = RecordingLogger()
+    text = Renderer("console", str(template), logger).render(make_notification(), NOW)["text"]
+    assert text.startswith("[FIRING]")  # the built-in block went out instead
+    (failed,) = logger.events
+    assert failed["event"] == "template_render_failed"
+    assert reason in failed["error"]
+
+
+async def test_a_slow_operator_template_renders_off_the_event_loop(tmp_path: Path) -> None:
+    # Rendered on the loop, a template busy until its deadline stalled webhooks and health
+    # checks. The health check now answers while the page is still being rendered.
+    template = tmp_path / "slow.j2"
+    template.write_text(
+        "{% block text %}{% for i in range(100000) %}{% for j in range(100000) %}"
+        "{% endfor %}{% endfor %}{% endblock %}"
+    )
+    pages = tmp_path / "pages.log"
+    text = (
+        store_yaml("sqlite", tmp_path, "")
+        + HOOK
+        + f"channels: [{{name: f, type: file, path: {pages}, template: {template}}}]\n"
+        + "default_route: {channels: [f]}\n"
+    )
+    async with running(text, run_worker=True) as rx:
+        assert (await rx.post(payload(alert("a")))).status == 200
+        db = tmp_path / "receiver.db"
+        sending = "SELECT id FROM outbox WHERE status = 'sending'"
+        await wait_for(lambda: query(db, sending), what="the page being rendered")
+        async with rx.http.get(f"{rx.url}/-/healthy") as response:
+            assert response.status == 200
+        assert (await rx.post(payload(alert("b"), group="other"))).status == 200
+        assert not pages.exists()  # the first page is still rendering
+        await wait_for(pages.exists, what="the page sent with the built-in text")
