@@ -18,7 +18,15 @@ MAX_ERROR_BODY = 200  # characters of an error answer worth putting in a log lin
 
 
 class AlertmanagerError(Exception):
-    """A call to Alertmanager failed; the message says which and why."""
+    """A call to Alertmanager failed; the message says which and why.
+
+    `rejected` is true for a 4xx answer: Alertmanager refused this request (a label name it
+    does not accept, say), which no retry changes, unlike a refused connection or a 5xx.
+    """
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.rejected = 400 <= status < 500
 
 
 class AlertmanagerAPI:
@@ -89,7 +97,9 @@ class AlertmanagerAPI:
                     for secret in self._secrets:
                         text = text.replace(secret, "<redacted>")
                     detail = text[:MAX_ERROR_BODY]
-                    raise AlertmanagerError(f"{where}: HTTP {response.status} {detail}".rstrip())
+                    raise AlertmanagerError(
+                        f"{where}: HTTP {response.status} {detail}".rstrip(), response.status
+                    )
                 if response.content_length == 0 or method == "DELETE":
                     return None
                 return await response.json(content_type=None)

@@ -4,8 +4,11 @@ Slack signs each request: `X-Slack-Signature: v0=hex(HMAC-SHA256(secret, "v0:{ts
 with `X-Slack-Request-Timestamp` within 5 minutes of now; the form field `payload` holds JSON
 whose button `value` is `ack:<id>` or `resolve:<id>` (see receiver/channels/slack.py).
 Mattermost does not sign callbacks, so each button's `context` carries a token signed with a
-key derived from `links.secret_file` (see `mattermost_context`). The acting user becomes the
-person whose `chat` handle matches, else `slack:<name>` / `mattermost:<name>`.
+key derived from `links.secret_file` (see `mattermost_context`). On Slack the acting user
+becomes the person whose `chat` handle matches, else `slack:<name>`. Mattermost's `user_name`
+and `user_id` are not signed (anyone who can read the post can replay its token under any
+name), so the actor is what the token proves: the person it was issued to, else `mattermost`; the
+claimed name is only logged.
 """
 
 from __future__ import annotations
@@ -102,8 +105,8 @@ class Outcome:
     actor: str
 
 
-async def _apply(request: web.Request, click: Click) -> Outcome:
-    actor = person_for(request.app[CONFIG].people, click.handles, click.system)
+async def _apply(request: web.Request, click: Click, actor: str | None = None) -> Outcome:
+    actor = actor or person_for(request.app[CONFIG].people, click.handles, click.system)
     actions = request.app[ACTIONS]
     call = actions.ack if click.action == "ack" else actions.resolve
     try:
@@ -188,10 +191,11 @@ async def mattermost_actions(request: web.Request) -> web.StreamResponse:
         return web.json_response({"ephemeral_text": exc.reason}, status=exc.status)
     except (ValueError, KeyError, TypeError):
         return web.json_response({"ephemeral_text": "not a maintwatch button"}, status=400)
-    handles = tuple(str(data[k]) for k in ("user_name", "user_id") if data.get(k))
-    click = Click(claim.action, claim.incident_id, handles, "mattermost")
+    claimed = [str(data[k]) for k in ("user_name", "user_id") if data.get(k)]
+    click = Click(claim.action, claim.incident_id, (), "mattermost")
+    app[LOG].info("chat_action_unverified_user", system="mattermost", claimed=claimed[:1])
     try:
-        outcome = await _apply(request, click)
+        outcome = await _apply(request, click, claim.person or "mattermost")
     except StoreUnavailable:
         return web.json_response({"ephemeral_text": "store unavailable, retry"}, status=503)
     answer: dict[str, Any] = {"ephemeral_text": outcome.text}

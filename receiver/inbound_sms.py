@@ -4,10 +4,14 @@ The reply code is the incident id (SMS pages carry it as `Reply "12 ack"`). The 
 carry a valid `X-Twilio-Signature` computed over the configured public URL (`external_url`),
 not the Host header, so it verifies behind a proxy too. Unknown senders get an empty answer;
 anything that is not a command gets a help text, at most N times per number per hour.
+
+A signature covers no time, so a recorded request stays valid: each `MessageSid` is applied
+once (kept with the used link ids for REPLAY_WINDOW) and a replay gets an empty answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -24,6 +28,7 @@ from receiver.web.state import WEB
 PATH = "/webhooks/twilio/sms"
 HELP = 'maintwatch: reply "<id> ack" to acknowledge or "<id> res" to resolve, e.g. "12 ack".'
 HOUR = 3600.0
+REPLAY_WINDOW = 90 * 86400.0  # as long as resolved incidents are kept by default
 _VERBS: dict[str, Literal["ack", "resolve"]] = {
     "ack": "ack",
     "a": "ack",
@@ -90,10 +95,18 @@ async def twilio_sms(request: web.Request) -> web.StreamResponse:
     if person is None:
         request.app[LOG].warning("sms_reply_unknown_sender", sender=sender)
         return twiml(None)
+    sid = params.get("MessageSid", "")
+    ledger = request.app[WEB].require_ledger()
     try:
+        now = request.app[CLOCK]()
+        if sid and not await ledger.use_link(f"twilio:{sid}", 0, now + REPLAY_WINDOW, now):
+            request.app[LOG].warning("sms_reply_replayed", message_sid=sid, sender=sender)
+            return twiml(None)
         return await _answer(request, person.id, sender, params.get("Body", ""))
     except StoreUnavailable as exc:
         request.app[LOG].error("sms_reply_store_unavailable", error=str(exc))
+        with contextlib.suppress(StoreUnavailable):  # Twilio retries: let that one through
+            await ledger.forget_link(f"twilio:{sid}")
         return web.Response(status=503, text="store unavailable, retry\n")
 
 

@@ -208,8 +208,16 @@ async def openapi_spec(_: web.Request) -> web.Response:
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = make_store(app[CONFIG].store)
-    await store.open()
+    config = app[CONFIG].store
+    store = make_store(config)
+    try:
+        await store.open()
+    except StoreUnavailable as exc:
+        if config.type != "postgres":
+            raise
+        # A database server comes back by itself: serve 503 (Alertmanager retries) and
+        # reconnect on use, instead of exiting into a supervisor's FATAL state.
+        app[LOG].error("store_unavailable_at_start", error=str(exc))
     app[STORE] = store
     yield
     await store.close()

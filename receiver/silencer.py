@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -35,6 +35,7 @@ from receiver.silences import (
 )
 from receiver.store import IntakeRules, Store, StoreUnavailable
 
+_T = TypeVar("_T")
 MAX_ACKED = 5000  # acknowledged incidents looked at per pass; more is an outage of its own
 
 
@@ -49,7 +50,7 @@ class SilencerMetrics:
         )
         self.changes = Counter(
             f"{PREFIX}_alertmanager_silence_changes",
-            "Silences created, extended and expired in Alertmanager.",
+            "Silences created, extended and expired in Alertmanager, and changes it rejected.",
             ["action"],
             registry=registry,
         )
@@ -94,13 +95,19 @@ class Silencer:
         self._missing: dict[int, float] = {}
         self._wake = asyncio.Event()
         self._failing = False
+        self._rejections: set[tuple[object, str]] = set()
 
     def wake(self) -> None:
         """Run a pass now (after an ack, unack or resolve)."""
         self._wake.set()
 
     async def run_once(self) -> PassResult:
-        """One pass: diff, apply, then resolve incidents whose alerts left Alertmanager."""
+        """One pass: diff, apply each change on its own, resolve incidents whose alerts left.
+
+        A change Alertmanager rejects (a label name it refuses, say) fails alone: expiries are
+        always attempted, the rest still applied. A change that failed for another reason is
+        raised after the pass, so the outage is logged and the next pass retries it.
+        """
         want = await self._wanted()
         have = [
             s
@@ -109,30 +116,58 @@ class Silencer:
         ]
         now = self._clock()
         todo = plan(want, have, now, self.config.silence_duration)
-        for item in todo.create:
-            await self.api.create(self._body(item, now))
-        for old, item in todo.renew:
-            await self.api.create(self._body(item, now, old.id))
-        for old in todo.expire:
-            await self.api.expire(old.id)
-        for action, count in (
-            ("create", len(todo.create)),
-            ("extend", len(todo.renew)),
-            ("expire", len(todo.expire)),
-        ):
+        failures: list[AlertmanagerError] = []
+        expired = await self._each(todo.expire, lambda s: self.api.expire(s.id), failures)
+        created = await self._each(
+            todo.create, lambda w: self.api.create(self._body(w, now)), failures
+        )
+        renewed = await self._each(
+            todo.renew, lambda p: self.api.create(self._body(p[1], now, p[0].id)), failures
+        )
+        for action, count in (("create", created), ("extend", renewed), ("expire", expired)):
             self.metrics.changes.labels(action).inc(count)
-        self.metrics.silences.set(len(want))
+        self.metrics.silences.set(len(have) - expired + created)  # what Alertmanager holds now
         resolved = await self._resolve_gone(want)
-        self.metrics.last_success.set(self._clock())
         if todo or resolved:
             self._log.info(
                 "silences_reconciled",
-                created=len(todo.create),
-                extended=len(todo.renew),
-                expired=len(todo.expire),
+                created=created,
+                extended=renewed,
+                expired=expired,
                 resolved=resolved,
             )
-        return PassResult(len(todo.create), len(todo.renew), len(todo.expire), resolved)
+        if retry := [f for f in failures if not f.rejected]:
+            raise retry[0]
+        self.metrics.last_success.set(self._clock())
+        return PassResult(created, renewed, expired, resolved)
+
+    async def _each(
+        self,
+        items: list[_T],
+        call: Callable[[_T], Awaitable[object]],
+        failures: list[AlertmanagerError],
+    ) -> int:
+        """Apply `call` to every item on its own; return how many succeeded."""
+        done = 0
+        for item in items:
+            try:
+                await call(item)
+            except AlertmanagerError as exc:
+                failures.append(exc)
+                if exc.rejected:
+                    self._rejected(item, exc)
+            else:
+                done += 1
+        return done
+
+    def _rejected(self, item: object, exc: AlertmanagerError) -> None:
+        # Rejected the same way on every pass: one line per change and reason, not per pass.
+        wanted_item = item[1] if isinstance(item, tuple) else item
+        key = (getattr(wanted_item, "key", None), str(exc))
+        self.metrics.changes.labels("rejected").inc()
+        if key not in self._rejections:
+            self._rejections.add(key)
+            self._log.error("silence_rejected", silence=key[0], reason=str(exc))
 
     def _body(self, item: WantedSilence, now: float, existing: str | None = None) -> Any:
         url = self._rules.incident_url(item.incident_id)

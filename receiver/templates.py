@@ -4,12 +4,23 @@ A channel's template is one file of named blocks (`subject`, `text`, `html`, `ti
 is rendered on its own. A user override (the channel's `template:` path) defines any subset of
 the blocks its channel uses; blocks it leaves out come from the built-in template. A block that
 fails at render time falls back to the built-in one and is logged, so the page still goes out.
+
+An override is the operator's code running on every notification, so it is bounded: at most
+RENDER_SECONDS of Python per render (checked on every line the template executes), at most
+MAX_BLOCK_CHARS of output per block, and no single operation (`*`, `**`, a width or count
+argument) that could allocate far more than that at once; past a bound it falls back like any
+other failure. Channels render with `render_async`, which runs an override in a worker thread
+so a slow template never stalls the event loop (webhook intake, pages, health).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
-from collections.abc import Callable, Mapping
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -54,8 +65,55 @@ _HEADLINES = {
 }
 
 
+RENDER_SECONDS = 2.0
+MAX_BLOCK_CHARS = 64 * 1024
+MAX_OPERAND = 1_000_000  # largest int a template may pass as a width, count or exponent
+
+
+class TemplateLimitError(Exception):
+    """A template went past one of its bounds (time, output size, one operation's size)."""
+
+
+def _check_operands(values: Iterable[Any]) -> None:
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_OPERAND:
+            raise TemplateLimitError(f"number {value} is larger than templates may use")
+
+
+def _bounded_filter(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def guarded(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_operands([*args, *kwargs.values()])
+        return func(value, *args, **kwargs)
+
+    return guarded
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, without operations that allocate gigabytes in one step."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
+        """Refuse `"x" * 10**9` and `9 ** 10**9` before they run."""
+        if operator == "**":
+            _check_operands([right])
+        else:
+            for items, count in ((left, right), (right, left)):
+                if isinstance(items, str | list | tuple) and isinstance(count, int):
+                    _check_operands([len(items) * count])
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Refuse huge widths and counts in method calls (`"x".ljust(10**9)`)."""
+        _check_operands([*args, *kwargs.values()])
+        return super().call(__context, __obj, *args, **kwargs)
+
+
 def _make_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _BoundedSandbox(
         loader=jinja2.FileSystemLoader(BUILTIN_DIR),
         autoescape=autoescape,
         trim_blocks=True,
@@ -67,6 +125,8 @@ def _make_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
         since=_since,
         timestamp=_timestamp,
     )
+    for name in ("center", "indent", "format", "slice", "batch", "wordwrap", "truncate"):
+        env.filters[name] = _bounded_filter(env.filters[name])
     return env
 
 
@@ -241,6 +301,31 @@ def _render_block(template: jinja2.Template, block: str, variables: Mapping[str,
     return "".join(template.blocks[block](context)).strip()
 
 
+def _render_bounded(template: jinja2.Template, block: str, variables: Mapping[str, Any]) -> str:
+    """Render an operator's block within RENDER_SECONDS and MAX_BLOCK_CHARS."""
+    deadline = time.monotonic() + RENDER_SECONDS
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        # Runs on each line of Python this thread executes while the template renders: a
+        # template loop is compiled Python, so an endless or huge loop hits the deadline.
+        if time.monotonic() > deadline:
+            raise TemplateLimitError(f"rendering took longer than {RENDER_SECONDS:g}s")
+        return tracer
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        parts, size = [], 0
+        for chunk in template.blocks[block](template.new_context(dict(variables))):
+            size += len(chunk)
+            if size > MAX_BLOCK_CHARS:
+                raise TemplateLimitError(f"output longer than {MAX_BLOCK_CHARS} characters")
+            parts.append(chunk)
+        return "".join(parts).strip()
+    finally:
+        sys.settrace(previous)
+
+
 class Renderer:
     """Render one channel's blocks, preferring the user's override and falling back safely."""
 
@@ -259,6 +344,12 @@ class Renderer:
         variables = template_context(notification, now)
         return {block: self._render(block, variables) for block in BLOCKS[self.kind][1]}
 
+    async def render_async(self, notification: Notification, now: float) -> dict[str, str]:
+        """Render as `render` does; an operator's template runs in a worker thread."""
+        if self._override is None:
+            return self.render(notification, now)
+        return await asyncio.to_thread(self.render, notification, now)
+
     def _render(self, block: str, variables: Mapping[str, Any]) -> str:
         pick: Callable[[_Compiled], jinja2.Template] = (
             (lambda c: c.html) if block == "html" else (lambda c: c.text)
@@ -266,7 +357,7 @@ class Renderer:
         override = self._override
         if override is not None and block in pick(override).blocks:
             try:
-                return _render_block(pick(override), block, variables)
+                return _render_bounded(pick(override), block, variables)
             except Exception as exc:  # user template code: whatever it raises, fall back
                 self.logger.warning(
                     "template_render_failed",

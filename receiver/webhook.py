@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from maintwatch.configload import format_location
 
 
 class PayloadError(ValueError):
     """The body is not a usable Alertmanager webhook; the message says why (sent back as 400)."""
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL's text and jsonb refuse U+0000; refusing it here gives both stores one answer
+    # (400 naming the field) instead of a 500 that Alertmanager would retry forever.
+    if "\x00" in value:
+        raise ValueError("NUL character (U+0000) not allowed")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+Labels = dict[Text, Text]
 
 
 class _Lenient(BaseModel):
@@ -23,12 +35,12 @@ class Alert(_Lenient):
     """One alert of the group."""
 
     status: Literal["firing", "resolved"]
-    labels: dict[str, str]
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: Labels
+    annotations: Labels = Field(default_factory=dict)
     startsAt: datetime
     endsAt: datetime | None = None
-    generatorURL: str = ""
-    fingerprint: str = Field(min_length=1)
+    generatorURL: Text = ""
+    fingerprint: Text = Field(min_length=1)
 
     @property
     def starts(self) -> float:
@@ -45,14 +57,14 @@ class Payload(_Lenient):
     """The webhook body."""
 
     version: str
-    groupKey: str = Field(min_length=1)
-    receiver: str
+    groupKey: Text = Field(min_length=1)
+    receiver: Text
     status: Literal["firing", "resolved"]
     alerts: list[Alert]
-    groupLabels: dict[str, str] = Field(default_factory=dict)
-    commonLabels: dict[str, str] = Field(default_factory=dict)
-    commonAnnotations: dict[str, str] = Field(default_factory=dict)
-    externalURL: str = ""
+    groupLabels: Labels = Field(default_factory=dict)
+    commonLabels: Labels = Field(default_factory=dict)
+    commonAnnotations: Labels = Field(default_factory=dict)
+    externalURL: Text = ""
     # Bounded by the stores' INTEGER column (PostgreSQL's is 32-bit): beyond it a 400 with the
     # field named, not a 500 from the database. Real counts are far below (max_alerts).
     truncatedAlerts: int = Field(default=0, ge=0, le=2**31 - 1)
@@ -82,6 +94,8 @@ def _reason(exc: ValidationError) -> str:
     errors = exc.errors(include_url=False)
     if errors and errors[0]["type"] == "json_invalid":
         return f"malformed JSON: {errors[0]['msg']}"
-    parts = [f"{format_location(e['loc'])}: {e['msg']}" for e in errors[:5]]
+    parts = [
+        f"{format_location(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in errors[:5]
+    ]
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(parts) + more

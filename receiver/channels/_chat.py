@@ -27,7 +27,7 @@ class ChatWebhookChannel(Channel[WC]):
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """POST the message; the HTTP status decides retryable or permanent failure."""
         now = self.context.clock()
-        parts = self.renderer.render(notification, now)
+        parts = await self.renderer.render_async(notification, now)
         body = json.dumps(self.message(notification, parts["title"], parts["text"])).encode()
         await _http.post(
             self.context.http,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -67,6 +67,16 @@ def redact(text: str, url: str) -> str:
     return text
 
 
+def redact_values(text: str, values: Iterable[str]) -> str:
+    """Return `text` without any configured secret value, nor its token after a scheme."""
+    for value in values:
+        # `Bearer <token>`: an endpoint may echo the token alone, without its scheme.
+        for secret in (value, *(part for part in value.split() if len(part) >= 8)):
+            if len(secret) >= 4:
+                text = text.replace(secret, "<redacted>")
+    return text
+
+
 def classify_status(status: int, body: str, retry_after_s: float | None) -> DeliveryError:
     """Turn an unsuccessful HTTP status into a DeliveryError with the right retry flag."""
     detail = " ".join(body.split())[:200]
@@ -83,8 +93,12 @@ async def post(
     headers: Mapping[str, str],
     timeout: float,  # noqa: ASYNC109 - a per-request aiohttp timeout, not a wrapper around the call
     now: float,
+    secrets: Iterable[str] = (),
 ) -> tuple[int, str]:
-    """POST `body`; return (status, text) on 2xx, else raise a classified DeliveryError."""
+    """POST `body`; return (status, text) on 2xx, else raise a classified DeliveryError.
+
+    `secrets` (configured header values, say) are cut from the reason as the URL is.
+    """
     # The URL is left out of every reason: chat webhook URLs are credentials.
     try:
         async with http.post(
@@ -95,7 +109,8 @@ async def post(
                 return response.status, text
             wait = retry_after(response.headers.get("Retry-After"), now)
             # Proxies and error pages echo the request line: keep the URL out of the reason.
-            raise classify_status(response.status, redact(text, url), wait)
+            text = redact_values(redact(text, url), secrets)
+            raise classify_status(response.status, text, wait)
     except aiohttp.InvalidURL:
         raise DeliveryError("invalid webhook URL", retryable=False) from None
     except TimeoutError:

@@ -34,7 +34,7 @@ class ConsoleChannel(Channel[ConsoleConfig]):
 
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Write the rendered text, followed by a blank line."""
-        text = self.renderer.render(notification, self.context.clock())["text"]
+        text = (await self.renderer.render_async(notification, self.context.clock()))["text"]
         # Looked up at send time so a redirected sys.stdout (tests, the demo) is honoured.
         stream = sys.stdout if self.config.stream == "stdout" else sys.stderr
         stream.write(f"{text}\n\n")

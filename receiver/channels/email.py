@@ -146,7 +146,7 @@ class EmailChannel(Channel[EmailConfig]):
         """Render and send one mail; Message-ID is the provider id."""
         now = self.context.clock()
         to = _recipients(notification, self.config)
-        parts = self.renderer.render(notification, now)
+        parts = await self.renderer.render_async(notification, now)
         msg = build_message(notification, parts, self.config.sender, to, now)
         cfg = self.config
         password = cfg.password_file.get_secret_value() if cfg.password_file else None

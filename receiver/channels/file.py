@@ -67,7 +67,7 @@ class FileChannel(Channel[FileConfig]):
 
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Append the notification or raise DeliveryError naming the file."""
-        text = self.renderer.render(notification, self.context.clock())["text"]
+        text = (await self.renderer.render_async(notification, self.context.clock()))["text"]
         payload = notification_payload(notification, text)
         line = json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
         try:

@@ -81,7 +81,9 @@ def slack_blocks(notification: Notification, title: str, text: str) -> list[dict
 def slack_message(notification: Notification, title: str, text: str) -> dict[str, Any]:
     """Return the webhook body; blocks sit in an attachment so the colour bar shows."""
     return {
-        "text": title,  # the notification preview and the fallback for old clients
+        # The preview and the fallback for old clients. Slack parses it as mrkdwn too: unescaped,
+        # an alert name like `<!channel>` would notify everyone.
+        "text": mrkdwn_escape(title),
         "attachments": [
             {"color": colour(notification), "blocks": slack_blocks(notification, title, text)}
         ],

@@ -122,7 +122,7 @@ class SlackBotChannel(Channel[SlackBotConfig]):
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Post the message (a reply when the incident has a thread); edit the thread's head."""
         now = self.context.clock()
-        parts = self.renderer.render(notification, now)
+        parts = await self.renderer.render_async(notification, now)
         message = slack_message(notification, parts["title"], parts["text"])
         thread = notification.thread
         channel, ts = thread.get("channel"), thread.get("ts")

@@ -155,7 +155,7 @@ class SmsChannel(Channel[SmsConfig]):
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Send one message per number; the receipt holds the Twilio message SIDs."""
         numbers = self._numbers(notification)
-        head = self.renderer.render(notification, self.context.clock())["text"]
+        head = (await self.renderer.render_async(notification, self.context.clock()))["text"]
         body = sms_body(notification, head, self.config.max_segments)
         sids = [await self._send_one(number, body) for number in numbers]
         return DeliveryReceipt(provider_id=",".join(sids))

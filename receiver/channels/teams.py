@@ -34,8 +34,14 @@ def _title_colour(notification: Notification) -> str:
     return _SEVERITY_COLOURS.get(notification.severity, "Default")
 
 
+def markdown_escape(text: str) -> str:
+    """Backslash-escape what makes a link in a TextBlock's Markdown (a CommonMark subset)."""
+    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+
+
 def adaptive_card(notification: Notification, title: str, text: str) -> dict[str, Any]:
-    """Return the Adaptive Card (1.4) for one notification."""
+    """Return the Adaptive Card (1.4) for one notification; label text never becomes a link."""
+    title, text = markdown_escape(title), markdown_escape(text)
     body: list[dict[str, Any]] = [
         {
             "type": "TextBlock",
@@ -51,7 +57,10 @@ def adaptive_card(notification: Notification, title: str, text: str) -> dict[str
     body.append(
         {
             "type": "FactSet",
-            "facts": [{"title": key, "value": value} for key, value in facts(notification)],
+            "facts": [
+                {"title": markdown_escape(key), "value": markdown_escape(value)}
+                for key, value in facts(notification)
+            ],
         }
     )
     urls = links(notification)

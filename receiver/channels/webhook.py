@@ -53,7 +53,7 @@ class WebhookChannel(Channel[WebhookConfig]):
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """POST the payload; the notification id goes in `Idempotency-Key` for deduplication."""
         now = self.context.clock()
-        text = self.renderer.render(notification, now)["text"]
+        text = (await self.renderer.render_async(notification, now))["text"]
         body = json.dumps(notification_payload(notification, text), ensure_ascii=False).encode()
         headers = {
             **self.config.headers,
@@ -70,5 +70,6 @@ class WebhookChannel(Channel[WebhookConfig]):
             headers=headers,
             timeout=self.config.timeout,
             now=now,
+            secrets=self.config.headers.values(),  # `Authorization: Bearer ${TOKEN}` and such
         )
         return DeliveryReceipt(provider_id=notification.id)

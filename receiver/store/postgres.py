@@ -8,6 +8,7 @@ Intakes lock their alert group's row (`FOR UPDATE`), so two replicas receiving t
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -44,6 +45,7 @@ from receiver.webhook import Payload
 
 Conn = q.Conn
 _MIGRATION_LOCK = 0x6D77_7263  # pg_advisory_xact_lock key: one replica migrates at a time
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # seconds between connection attempts while down
 
 
 class PostgresBackend(Store):
@@ -53,8 +55,18 @@ class PostgresBackend(Store):
         self.config = config
         self._idle: asyncio.Queue[Conn | None] = asyncio.Queue()
         self._all: list[Conn] = []
+        self._migrated = False
+        self._migrating = asyncio.Lock()
+        # While the server is down, requests fail fast instead of each waiting for a connect
+        # timeout; the wait doubles up to BACKOFF_MAX and resets on the first good connect.
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        self._last_error = ""
 
     async def _connect(self) -> Conn:
+        wait = self._retry_at - time.monotonic()
+        if wait > 0:
+            raise StoreUnavailable(f"{self._last_error} (next attempt in {wait:.1f}s)")
         password = self.config.password_file or self.config.password
         dsn = self.config.dsn
         if password is not None:
@@ -64,7 +76,11 @@ class PostgresBackend(Store):
                 dsn, row_factory=dict_row, connect_timeout=5
             )
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"postgres: {exc}".strip()) from exc
+            self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
+            self._retry_at = time.monotonic() + self._backoff
+            self._last_error = f"postgres: {exc}".strip()
+            raise StoreUnavailable(self._last_error) from exc
+        self._backoff, self._retry_at = 0.0, 0.0
         self._all.append(conn)
         return conn
 
@@ -74,6 +90,8 @@ class PostgresBackend(Store):
         try:
             if conn is None or conn.closed or conn.broken:
                 conn = await self._connect()
+            if not self._migrated:
+                await self._migrate(conn)
             async with conn.transaction():
                 yield conn
         except psycopg.OperationalError as exc:
@@ -92,20 +110,32 @@ class PostgresBackend(Store):
             await conn.close()
 
     async def open(self) -> None:
-        """Connect and apply migrations."""
+        """Connect and apply migrations; StoreUnavailable leaves the store usable once back.
+
+        Connections and the migration are retried on use, so a receiver started while the
+        server is down answers 503 until it returns instead of exiting.
+        """
         for _ in range(self.config.pool_size):
             self._idle.put_nowait(None)  # connect lazily, except for the migration below
-        async with self._tx() as conn:
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
-            )
-            cursor = await conn.execute("SELECT MAX(version) AS v FROM schema_version")
-            current = (await cursor.fetchone() or {}).get("v") or 0
-            for version, sql in rows.migrations("postgres"):
-                if version > current:
-                    await conn.execute(sql.encode())
-                    await conn.execute("INSERT INTO schema_version VALUES (%s)", (version,))
+        async with self._tx():
+            pass
+
+    async def _migrate(self, conn: Conn) -> None:
+        async with self._migrating:
+            if self._migrated:
+                return
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+                )
+                cursor = await conn.execute("SELECT MAX(version) AS v FROM schema_version")
+                current = (await cursor.fetchone() or {}).get("v") or 0
+                for version, sql in rows.migrations("postgres"):
+                    if version > current:
+                        await conn.execute(sql.encode())
+                        await conn.execute("INSERT INTO schema_version VALUES (%s)", (version,))
+            self._migrated = True
 
     async def close(self) -> None:
         """Close every connection."""

@@ -125,8 +125,15 @@ class SqliteBackend(Store):
         self.db.execute("COMMIT")
 
     async def ping(self) -> None:
-        """Run a trivial query."""
-        await self._run(lambda: self.db.execute("SELECT 1").fetchone())
+        """Take the write lock and let it go: a read-only or locked file is not ready."""
+        await self._run(self._ping)
+
+    def _ping(self) -> None:
+        with self._tx():
+            # A lock alone touches no file, and SQLite skips an UPDATE that changes nothing;
+            # writing the header's user_version back is the smallest write it must commit.
+            version = int(self.db.execute("PRAGMA user_version").fetchone()["user_version"])
+            self.db.execute(f"PRAGMA user_version = {version}")
 
     async def ingest(self, payload: Payload, now: float, rules: IntakeRules) -> IngestResult:
         """Apply a payload; concurrent intakes share one commit (and one fsync)."""

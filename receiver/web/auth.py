@@ -29,7 +29,7 @@ def check_login(state: WebState, name: str, password: str) -> str | None:
             matched = user.name
     token = state.api_token if state.web.api_token_login else None
     if matched is None and token and hmac.compare_digest(token.encode(), password.encode()):
-        matched = name or "api-token"
+        matched = state.web.api_token_user
     return matched
 
 

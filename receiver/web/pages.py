@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 from aiohttp import web
 
 from receiver.actions import IncidentNotFound, InvalidTransition
-from receiver.appkeys import ACTIONS, CLOCK, STORE
+from receiver.appkeys import ACTIONS, CLOCK, LOG, STORE
 from receiver.numbers import parse_uint
 from receiver.store import StoreUnavailable
 from receiver.web.auth import (
@@ -116,12 +117,24 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    """POST /login: check credentials, start a session."""
+    """POST /login: check credentials (throttled per client and in total), start a session."""
     form = await request.post()
     target = _local_path(str(form.get("next", "/")))
     name = str(form.get("name", "")).strip()
-    user = check_login(request.app[WEB], name, str(form.get("password", "")))
+    state, client, now = request.app[WEB], request.remote or "", request.app[CLOCK]()
+    assert state.throttle is not None
+    wait = state.throttle.wait(client, now)
+    if wait > 0:  # refused before the password is even compared
+        error = "Too many failed logins; try again later."
+        answer = page("login.html", 429, error=error, enabled=True, next=target)
+        answer.headers["Retry-After"] = str(math.ceil(wait))
+        return answer
+    user = check_login(state, name, str(form.get("password", "")))
     if user is None:
+        if state.throttle.failed(client, now):
+            request.app[LOG].warning(
+                "login_throttled", client=client, seconds=state.throttle.window
+            )
         return page("login.html", 401, error="Wrong name or password.", enabled=True, next=target)
     response = web.HTTPSeeOther(target)
     set_session(request, response, user)

@@ -9,6 +9,7 @@ from pydantic import BeforeValidator, Field
 
 from maintwatch.configload import Duration, SecretFromFile, StrictModel
 from receiver.schedules import TimeZoneName, parse_clock
+from receiver.web.throttle import LoginThrottleConfig
 
 
 class LinksConfig(StrictModel):
@@ -26,10 +27,16 @@ class WebUser(StrictModel):
 
 
 class WebConfig(StrictModel):
-    """Login to the incidents page: `users`, or the API token when `api_token_login`."""
+    """Login to the incidents page: `users`, or the API token when `api_token_login`.
+
+    A token login is always named `api_token_user`, whatever name was typed: the token proves
+    no one's identity, so it must not let its holder act under someone else's name.
+    """
 
     users: list[WebUser] = Field(default_factory=list)
-    api_token_login: bool = True
+    api_token_login: bool = False
+    api_token_user: str = Field(default="api-token", min_length=1, max_length=100)
+    login_throttle: LoginThrottleConfig = LoginThrottleConfig()
     session_ttl: Duration = Field(default=12 * 3600.0, gt=0)
     recent: Duration = Field(default=7 * 86400.0, gt=0)  # how far back resolved ones are listed
     secure_cookies: bool = True  # only a plain-http test setup turns this off

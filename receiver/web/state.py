@@ -12,6 +12,7 @@ from receiver.config import ReceiverBase
 from receiver.links import MATTERMOST_PATH, LinkMaker, derive, link_maker, mattermost_context
 from receiver.web.ledger import Ledger
 from receiver.web.settings import LinksConfig, WebConfig
+from receiver.web.throttle import LoginThrottle
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class WebState:
     reply_codes: bool = False  # SMS replies are accepted (inbound.twilio is configured)
     chat_callback_url: str = ""  # where Mattermost buttons post (links secret + external URL)
     ledger: Ledger | None = None
+    throttle: LoginThrottle | None = None
 
     def link_fields(
         self, clock: Callable[[], float]
@@ -83,6 +85,7 @@ def web_state(config: ReceiverBase) -> WebState:
         api_token=token.get_secret_value() if token else None,
         maker=link_maker(secret, config.external_url, links.expire),
         reply_codes=config.inbound.twilio is not None,
+        throttle=LoginThrottle(config.web.login_throttle),
         chat_callback_url=(
             config.external_url.rstrip("/") + MATTERMOST_PATH
             if secret and config.external_url

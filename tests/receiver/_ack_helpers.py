@@ -50,7 +50,8 @@ routes:
 default_route: {{channels: [chat]}}
 links: {{secret_file: {tmp_path / "links"}, expire: 1h}}
 api: {{token_file: {tmp_path / "api"}}}
-web: {{users: [{{name: alice, password_file: {tmp_path / "pw"}}}], secure_cookies: false}}
+web: {{users: [{{name: alice, password_file: {tmp_path / "pw"}}}], secure_cookies: false,
+      api_token_login: true}}
 inbound:
   twilio: {{auth_token_file: {tmp_path / "twilio"}, help_replies_per_hour: 2}}
   slack: {{signing_secret_file: {tmp_path / "slack"}}}

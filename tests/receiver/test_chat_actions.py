@@ -195,11 +195,13 @@ async def mattermost(
 async def test_mattermost_signed_context(rx: Running) -> None:
     key = rx.app[WEB].keys.mattermost
     assert key == derive(b"links-secret-for-tests", "mattermost")
-    status, answer = await mattermost(rx, mattermost_context(key, 1, "ack", T0))
+    # `user_name` is not signed: anyone holding the post's token could claim to be bob. The
+    # actor is what the token proves: a button of a channel post, so `mattermost`.
+    status, answer = await mattermost(rx, mattermost_context(key, 1, "ack", T0), user="bob.b")
     assert status == 200
-    assert answer["ephemeral_text"] == "Incident 1 acknowledged by bob."
-    assert answer["update"] == {"message": "**Acknowledged** by bob"}  # props (buttons) kept
-    assert (await incident(rx, 1))["acked_by"] == "bob"
+    assert answer["ephemeral_text"] == "Incident 1 acknowledged by mattermost."
+    assert answer["update"] == {"message": "**Acknowledged** by mattermost"}  # buttons kept
+    assert (await incident(rx, 1))["acked_by"] == "mattermost"
 
 
 async def test_delivered_page_carries_a_working_mattermost_button(
@@ -210,7 +212,7 @@ async def test_delivered_page_carries_a_working_mattermost_button(
     assert page.chat_callback_url == "https://pager.example.org/webhooks/mattermost"
     status, answer = await mattermost(rx, {"token": page.chat_ack_token})
     assert status == 200
-    assert answer["ephemeral_text"] == "Incident 1 acknowledged by bob."
+    assert answer["ephemeral_text"] == "Incident 1 acknowledged by mattermost."
 
 
 async def test_mattermost_forged_or_expired_context(rx: Running) -> None:

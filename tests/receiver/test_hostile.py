@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -85,9 +86,13 @@ def test_mutated_payloads_parse_or_fail_with_the_field_named(
 
 @given(st.dictionaries(st.text(max_size=30), st.text(max_size=30), max_size=5))
 def test_any_label_strings_survive_a_round_trip(labels: dict[str, str]) -> None:
-    body = payload({**alert("a"), "labels": labels})
-    parsed = parse_payload(json.dumps(body).encode())
-    assert parsed.alerts[0].labels == labels
+    body = json.dumps(payload({**alert("a"), "labels": labels})).encode()
+    if any("\x00" in text for item in labels.items() for text in item):
+        # U+0000 is what PostgreSQL cannot store: refused on every store, field named.
+        with pytest.raises(PayloadError, match=r"alerts\[0\]\.labels.*NUL"):
+            parse_payload(body)
+        return
+    assert parse_payload(body).alerts[0].labels == labels
 
 
 def test_real_fixtures_still_parse() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from twilio.request_validator import RequestValidator
 
+from receiver.appkeys import ACTIONS
 from receiver.inbound_sms import Command, parse_reply
 from tests.receiver._ack_helpers import TWILIO_TOKEN, ack_config, incident, serve
 from tests.receiver._helpers import (
@@ -64,10 +66,16 @@ async def rx(
 
 
 async def sms(
-    rx: Running, body: str, sender: str = ALICE, token: str = TWILIO_TOKEN, query: str = ""
+    rx: Running,
+    body: str,
+    sender: str = ALICE,
+    token: str = TWILIO_TOKEN,
+    query: str = "",
+    sid: str = "",
 ) -> tuple[int, str]:
     """POST an inbound SMS the way Twilio does, signed over the public URL."""
-    params = {"From": sender, "To": "+4930000000", "Body": body, "MessageSid": "SM" + "0" * 32}
+    sid = sid or "SM" + uuid.uuid4().hex  # each message its own id, as Twilio gives it
+    params = {"From": sender, "To": "+4930000000", "Body": body, "MessageSid": sid}
     url = f"{PUBLIC}/webhooks/twilio/sms" + (f"?{query}" if query else "")
     signature = RequestValidator(token).compute_signature(url, params)
     path = "/webhooks/twilio/sms" + (f"?{query}" if query else "")
@@ -95,6 +103,18 @@ async def test_ack_and_resolve_by_reply(rx: Running) -> None:
     assert "resolved" in message((await sms(rx, "1 res"))[1])
     assert (await incident(rx, 1))["state"] == "resolved"
     assert "incident 99" in message((await sms(rx, "99 ack"))[1])
+
+
+async def test_a_replayed_request_is_applied_once(rx: Running) -> None:
+    # A valid signature covers no time: a recorded "1 ack" re-acknowledged the incident after
+    # someone had unacknowledged it. Each MessageSid now acts once, on both stores.
+    sid = "SM" + "7" * 32
+    assert "acknowledged" in message((await sms(rx, "1 ack", sid=sid))[1])
+    await rx.app[ACTIONS].unack(1, "bob", "api")
+    status, text = await sms(rx, "1 ack", sid=sid)
+    assert (status, message(text)) == (200, "")
+    assert (await incident(rx, 1))["state"] == "triggered"
+    assert "acknowledged" in message((await sms(rx, "1 ack"))[1])  # a new message still acts
 
 
 async def test_bad_signature_and_unknown_sender(rx: Running) -> None:

@@ -224,3 +224,70 @@ async def test_basic_auth_is_sent_and_never_repeated_in_an_error(tmp_path: Path)
     assert "am-secret-pw" not in reason
     assert sent.split(" ", 1)[1] not in reason
     assert "<redacted>" in reason
+
+
+def webhook_alert(name: str, fingerprint: str, **labels: str) -> dict[str, Any]:
+    """Return a webhook body of one firing alert, as any webhook sender could post it."""
+    return {
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="{name}"}}',
+        "status": "firing",
+        "receiver": "hook",
+        "groupLabels": {"alertname": name},
+        "commonLabels": {"alertname": name},
+        "commonAnnotations": {},
+        "externalURL": "http://am",
+        "truncatedAlerts": 0,
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": name, **labels},
+                "annotations": {},
+                "startsAt": now_rfc3339(),
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "",
+                "fingerprint": fingerprint,
+            }
+        ],
+    }
+
+
+async def test_a_silence_alertmanager_rejects_fails_alone(
+    script: Script, alertmanager: str, receiver_port: int, tmp_path: Path, unique: str
+) -> None:
+    # Alertmanager 0.25 refuses the label name `service.name` in a matcher (HTTP 400): that
+    # incident's silence fails on every pass, and must not stop the others being created,
+    # renewed or expired, nor make the gauge lie. (The alerts were posted to the receiver only:
+    # a long grace keeps their absence from Alertmanager from resolving the incidents.)
+    text = config_text(tmp_path, alertmanager, unique)
+    text = text.replace("resolve_after_missing: 0s", "resolve_after_missing: 1h")
+    async with running(text, port=receiver_port) as rx:
+        await post_alerts(rx.http, alertmanager, [])  # waits until Alertmanager is ready
+        bad = await rx.post(
+            webhook_alert(f"Bad{unique}", "0bad", **{"service.name": "x"}), token="s3cr3t"
+        )
+        good = await rx.post(webhook_alert(f"Good{unique}", "0900d", disk="sda"), token="s3cr3t")
+        assert (bad.status, good.status) == (200, 200)
+        rows = await rx.app[STORE].incidents("triggered", {}, 5)
+        ids = {r["common_labels"]["alertname"]: int(r["id"]) for r in rows}
+        for incident_id in ids.values():
+            await rx.app[ACTIONS].ack(incident_id, "alice", "api")
+
+        with capture_logs() as logs:
+            first = await silencer(rx).run_once()
+            await silencer(rx).run_once()  # rejected again: not logged again
+        assert first.created == 1
+        (live,) = await ours(rx, alertmanager, unique)
+        assert {m["name"]: m["value"] for m in live["matchers"]}["disk"] == "sda"
+        rejected = [e for e in logs if e["event"] == "silence_rejected"]
+        assert len(rejected) == 1
+        assert "HTTP 400" in rejected[0]["reason"]
+        gauge = silencer(rx).metrics.silences
+        assert gauge._value.get() == 1  # the silence that exists, not the two wanted
+
+        # The good incident is unacknowledged: its silence is expired although the other
+        # incident's silence is still refused on the same pass.
+        await rx.app[ACTIONS].unack(ids[f"Good{unique}"], "alice", "api")
+        assert (await silencer(rx).run_once()).expired == 1
+        assert await ours(rx, alertmanager, unique) == []
+        assert gauge._value.get() == 0
