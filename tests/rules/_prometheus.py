@@ -6,9 +6,10 @@ import http.server
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,18 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"prometheus exited: {log.read_text()[-3000:]}")
-        with suppress(OSError), urllib.request.urlopen(f"{url}/-/ready", timeout=2) as answer:  # noqa: S310
-            if answer.status == 200:
-                return
+        if _answers(f"{url}/-/ready"):
+            return
         time.sleep(0.2)
     raise RuntimeError(f"prometheus not ready: {log.read_text()[-3000:]}")
+
+
+def _answers(url: str) -> bool:
+    """Return whether the server is up: ready, or asking for credentials."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310
+            return bool(answer.status == 200)
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401
+    except OSError:
+        return False
