@@ -73,7 +73,7 @@ def _missing_name(ctx: Context, sel: Selector) -> str:
         return f"recording rule {sel.name} has no data: is its rule file loaded in Prometheus?"
     if ":" in sel.name:
         return f"recording rule {sel.name} is defined in no rule file and has no data"
-    close = difflib.get_close_matches(sel.name, ctx.names(), n=1)
+    close = difflib.get_close_matches(sel.name, ctx.names(), n=1, cutoff=0.8)
     hint = f"; did you mean {close[0]}?" if close else ""
     return f"metric {sel.name} has no series{hint}"
 
@@ -103,7 +103,7 @@ def check_selectors(ctx: Context, parsed: Parsed) -> tuple[list[str], set[str]]:
             labels |= _labels(found)
         else:
             messages.append(_no_match(ctx, sel))
-    return messages, labels
+    return list(dict.fromkeys(messages)), labels
 
 
 def check_grouping(parsed: Parsed, labels: set[str], complete: bool) -> list[str]:

@@ -150,3 +150,45 @@ def _answers(url: str) -> bool:
         return exc.code == 401
     except OSError:
         return False
+
+
+class BearerProxy:
+    """A reverse proxy that lets GETs through to Prometheus only with the right bearer token.
+
+    What sits in front of Prometheus when it needs a token (Prometheus itself only checks basic
+    auth): the backtest and lint must send the token from the file they were given.
+    """
+
+    def __init__(self, upstream: str, token: str) -> None:
+        self.port = free_port()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.headers.get("Authorization") != f"Bearer {token}":
+                    self._answer(401, b'{"status":"error","error":"unauthorized"}')
+                    return
+                with urllib.request.urlopen(upstream + self.path, timeout=60) as answer:  # noqa: S310
+                    self._answer(answer.status, answer.read())
+
+            def _answer(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+
+    @contextmanager
+    def running(self) -> Iterator[str]:
+        """Serve until the block ends; yield the proxy's URL."""
+        thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{self.port}"
+        finally:
+            self.server.shutdown()
+            self.server.server_close()

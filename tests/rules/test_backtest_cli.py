@@ -11,7 +11,7 @@ import pytest
 
 from rules.cli import main
 from tests.conftest import free_port
-from tests.rules._prometheus import repo_thresholds, running_prometheus
+from tests.rules._prometheus import BearerProxy, repo_thresholds, running_prometheus
 from tests.rules.conftest import History
 
 CRIT = 'DatabaseConnectionsHigh{severity="critical"}'
@@ -137,3 +137,25 @@ def test_basic_auth_from_a_password_file(
         creds = ["--prometheus.username", "sre", "--prometheus.password-file", str(secret)]
         assert main([*base, *creds]) == 0
         assert "Watchdog" in capsys.readouterr().out
+
+
+def test_bearer_token_from_a_file_through_a_proxy(
+    history_prometheus: History, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("t0k3n\n", encoding="utf-8")
+    with BearerProxy(history_prometheus.url, "t0k3n").running() as url:
+        base = ["--prometheus.url", url, "--lookback", "4h"]
+        assert main(["lint", *base, str(tmp_path / "missing.yml")]) == 1
+        assert "missing.yml" in capsys.readouterr().err
+        rules = tmp_path / "ok.rules.yml"
+        rules.write_text(
+            "groups:\n- name: ok\n  rules:\n  - alert: A\n    expr: maintwatch_backup_files < 0\n"
+        )
+        assert main(["lint", *base, str(rules)]) == 1
+        assert "HTTP 401" in capsys.readouterr().err
+        creds = ["--prometheus.bearer-token-file", str(token)]
+        assert main(["lint", *base, *creds, str(rules)]) == 0
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert "0 error(s), 0 warning(s)" in err
