@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from maintwatch.durations import parse_duration
 from maintwatch.httpauth import basic_auth
 
 TIMEOUT = 120.0
@@ -92,10 +95,21 @@ class Prometheus:
 
     def config(self) -> dict[str, Any]:
         """Return Prometheus' loaded configuration (YAML parsed)."""
-        import yaml
-
         loaded: dict[str, Any] = yaml.safe_load(self.get("/api/v1/status/config", {})["yaml"])
         return loaded
+
+
+def intervals(config: Mapping[str, Any]) -> tuple[float, float]:
+    """Return (evaluation interval, longest scrape interval) of a Prometheus config, in seconds.
+
+    Unset values take Prometheus' default, one minute.
+    """
+    glob = config.get("global") or {}
+    evaluation = parse_duration(str(glob.get("evaluation_interval", "1m")))
+    scrape = parse_duration(str(glob.get("scrape_interval", "1m")))
+    for job in config.get("scrape_configs") or []:
+        scrape = max(scrape, parse_duration(str(job.get("scrape_interval", "0s"))))
+    return evaluation, scrape
 
 
 def _ts(value: float) -> str:

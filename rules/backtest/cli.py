@@ -14,10 +14,16 @@ from rules.backtest import report
 from rules.backtest.evaluate import Grid
 from rules.backtest.rulesets import AlertRule, load_rules
 from rules.backtest.run import Backtest, backtest
-from rules.promapi import Prometheus, PrometheusError, add_prometheus_flags, from_args
+from rules.generate import DEFAULT_THRESHOLDS
+from rules.promapi import (
+    Prometheus,
+    PrometheusError,
+    add_prometheus_flags,
+    from_args,
+    intervals,
+)
 from rules.render import RenderError
 
-DEFAULT_THRESHOLDS = Path(__file__).resolve().parents[1] / "thresholds.yaml"
 PAGES_EXCEEDED = 3
 
 
@@ -60,15 +66,9 @@ def parse_time(text: str, flag: str) -> float:
         ) from None
 
 
-def evaluation_interval(prometheus: Prometheus) -> float:
-    """Return Prometheus' global evaluation interval (its default, 1m, when unset)."""
-    glob = prometheus.config().get("global") or {}
-    return parse_duration(str(glob.get("evaluation_interval", "1m")))
-
-
 def make_grid(args: argparse.Namespace, prometheus: Prometheus) -> Grid:
     """Return the evaluation grid from --start/--end/--since/--step."""
-    step = parse_duration(args.step) if args.step else evaluation_interval(prometheus)
+    step = parse_duration(args.step) if args.step else intervals(prometheus.config())[0]
     if step <= 0:
         raise ValueError("--step: must be positive")
     end = parse_time(args.end, "--end") if args.end else time.time()

@@ -10,10 +10,9 @@ from typing import Any
 import yaml
 
 from maintwatch.durations import parse_duration
+from rules.generate import HERE
 from rules.lint.checks import Context, Problem, RuleRef, lint_rule
-from rules.promapi import PrometheusError, add_prometheus_flags, from_args
-
-RULES_DIR = Path(__file__).resolve().parents[1]
+from rules.promapi import PrometheusError, add_prometheus_flags, from_args, intervals
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,22 +43,13 @@ def read_rules(paths: list[Path]) -> list[RuleRef]:
     return out
 
 
-def _intervals(config: dict[str, Any]) -> tuple[float, float]:
-    glob = config.get("global") or {}
-    evaluation = parse_duration(str(glob.get("evaluation_interval", "1m")))
-    scrape = parse_duration(str(glob.get("scrape_interval", "1m")))
-    for job in config.get("scrape_configs") or []:
-        scrape = max(scrape, parse_duration(str(job.get("scrape_interval", "0s"))))
-    return evaluation, scrape
-
-
 def run(args: argparse.Namespace) -> int:
     """Lint; print `file: group/rule: message` lines; exit 1 when there is an error."""
-    paths = args.files or sorted(RULES_DIR.glob("*.rules.yml"))
+    paths = args.files or sorted(HERE.glob("*.rules.yml"))
     try:
         refs = read_rules(paths)
         prometheus = from_args(args)
-        evaluation, scrape = _intervals(prometheus.config())
+        evaluation, scrape = intervals(prometheus.config())
         ctx = Context(
             prometheus,
             lookback=parse_duration(args.lookback),
