@@ -1,7 +1,7 @@
-"""Run `python -m rules generate [--check]`."""
+"""Run `python -m rules generate | backtest | lint`."""
 
 import sys
 
-from rules.generate import main
+from rules.cli import main
 
 sys.exit(main())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,20 +75,16 @@ def write_files(out: Path, files: dict[str, str]) -> None:
         (out / name).write_text(text, encoding="utf-8")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse the command line."""
-    parser = argparse.ArgumentParser(prog="python -m rules", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the `generate` subcommand."""
     gen = sub.add_parser("generate", help="render rules/*.rules.yml from the thresholds file")
     gen.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS)
     gen.add_argument("--out", type=Path, default=HERE)
     gen.add_argument("--check", action="store_true", help="fail when the files are out of date")
-    return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: render, then write or check."""
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Render, then write or check."""
     try:
         files = render_files(load_thresholds(args.thresholds))
     except ConfigError as exc:
