@@ -44,6 +44,12 @@ class BackupsCollector(Collector[BackupSetConfig]):
             check = partial(verify_file, verify=config.verify, pg_restore=config.pg_restore)
             self.verifier = Verifier(check, self.log, clock)
 
+    def describe(self) -> str:
+        """Return the set's files and where a backup's time comes from."""
+        where = f"{self.config.directory}/{self.config.effective_glob()}"
+        how = self._names.describe() if self._names is not None else "time from the mtime"
+        return f"{where}: {how}"
+
     def static(self) -> Sequence[Metric]:
         """Return the configured cadence and retention."""
         ms = self.metric_set()
