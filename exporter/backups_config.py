@@ -29,6 +29,7 @@ VerifyType = Literal[
     "sql.gz",
     "sql.zst",
     "pgdump",
+    "zip",
 ]
 
 
