@@ -17,12 +17,14 @@ from tests.dashboards._world_helpers import (
     prometheus_config,
     query,
     running,
+    traffic,
     wait_until,
 )
 
 # Metric families whose collectors the demo world runs (backups, tls, apps, http, self).
 WORLD = re.compile(
-    r"maintwatch_(backup|tls|app|log_messages|directory|http_probe|collector|build)_?"
+    r"maintwatch_(backup|tls|app|log_messages|http_responses|directory|http_probe|collector"
+    r"|build)_?"
 )
 OTHER = re.compile(r"\b(maintwatch_[a-z_]+|node_|probe_|pg_|mysql_|http_requests|instance:|job:)")
 
@@ -59,6 +61,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with (
         running(exporter_args, root / "exporter.log"),
         running(prom_args, root / "prometheus.log"),
+        traffic(root / "app" / "storage" / "logs" / "access.log"),
     ):
         # Rates need several samples: wait until Prometheus holds 5 scrapes with verify results.
         wait_until(
