@@ -118,7 +118,8 @@ def families(
     if summary.newest is not None:
         ms.gauge(
             "maintwatch_backup_last_timestamp_seconds",
-            "Time of the newest backup (from its file name when it holds one, else its mtime).",
+            "Time of the newest backup (from its file name when it holds one, the time of day"
+            " from the mtime when the name has only a date; else its mtime).",
             summary.newest.when,
         )
         ms.gauge(
