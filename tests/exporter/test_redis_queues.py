@@ -14,6 +14,7 @@ from exporter.collectors.redis_queues import RedisQueuesCollector
 from exporter.runtime import Runtime
 from maintwatch.configload import ConfigError
 from tests.exporter import _redis_helpers as h
+from tests.exporter._rule_eval import expect_alert
 from tests.exporter.conftest import Samples, promtool_check, refresh
 
 rdb = h.rdb
@@ -145,6 +146,9 @@ async def test_bullmq(rdb: redis.Redis, unique: str, make_collector: Make, promt
     assert jobs(samples, "render", "failed") == 1
     assert jobs(samples, "mail", "pending") == 1
     promtool_check(promtool, samples.text())
+    # The failed set reaches the rules: a failed job kept in BullMQ (seed 003) is listed.
+    kept = [{"connection": "node", "queue": "render"}]
+    expect_alert(promtool, samples, "FailedJobsStanding", kept)
 
 
 async def test_bullmq_oldest_waiting_job(
