@@ -144,7 +144,8 @@ QUEUES = [
     AlertDef(
         "FailedJobsAppearing",
         "queues",
-        f"(time() - {_SQL_NEWEST_FAILURE}) < @window_seconds@"
+        # A failed_at ahead of the clock (an app time zone other than UTC) is not "recent".
+        f"(time() - {_SQL_NEWEST_FAILURE}) < @window_seconds@ >= -60"
         " or increase(maintwatch_failed_jobs_total{@sel@}[@window@]) > @threshold@"
         f" or delta({_REDIS_FAILED}[@window@]) > @threshold@",
         "Jobs are failing: new failed jobs within the window.",
