@@ -147,7 +147,7 @@ QUEUES = [
         # A failed_at ahead of the clock (an app time zone other than UTC) is not "recent".
         f"(time() - {_SQL_NEWEST_FAILURE}) < @window_seconds@ >= -60"
         " or increase(maintwatch_failed_jobs_total{@sel@}[@window@]) > @threshold@"
-        f" or delta({_REDIS_FAILED}[@window@]) > @threshold@",
+        f" or sum by ({_REDIS_Q}) (delta({_REDIS_FAILED}[@window@])) > @threshold@",
         "Jobs are failing: new failed jobs within the window.",
         "Jobs of queue {{ $labels.queue }} ({{ $labels.database }}{{ $labels.connection }})"
         " on {{ $labels.instance }} failed within the last @window@.",
