@@ -94,9 +94,14 @@ def overview(t: Thresholds) -> list[Panel]:
         ),
         Panel(
             "Workers not running",
-            "Supervisor processes in any state but RUNNING.",
+            "Supervisor processes neither RUNNING nor STOPPED on purpose.",
             "short",
-            [Query('sum(maintwatch_supervisor_processes{state!~"(?i)running"}) or vector(0)')],
+            [
+                Query(
+                    'sum(maintwatch_supervisor_processes{state!~"(?i)running|stopped"})'
+                    " or vector(0)"
+                )
+            ],
             "stat",
             4,
             5,
@@ -302,15 +307,20 @@ def queues(t: Thresholds) -> list[Panel]:
             runbooks=["FailedJobsAppearing", "FailedJobsBurst"],
         ),
         Panel(
-            "Failed jobs table",
-            "Rows in failed_jobs now, by queue.",
+            "Failed jobs kept",
+            "Rows in failed_jobs, and jobs in Redis failed sets (BullMQ, RQ, Sidekiq), by queue.",
             "short",
             [
                 Query(
                     "sum by (database, queue) (maintwatch_failed_jobs_rows)",
                     "{{database}} {{queue}}",
-                )
+                ),
+                Query(
+                    'sum by (connection, queue) (maintwatch_queue_jobs{state="failed"})',
+                    "{{connection}} {{queue}}",
+                ),
             ],
+            runbooks=["FailedJobsStanding"],
         ),
         Panel(
             "Supervisor processes",
@@ -334,6 +344,18 @@ def queues(t: Thresholds) -> list[Panel]:
                     "{{group}}",
                 )
             ],
-            width=24,
+        ),
+        Panel(
+            "Newest failed job",
+            "Time since the newest failed_jobs row: read from the table, so restarts keep it.",
+            "s",
+            [
+                Query(
+                    "time() - max by (database, queue)"
+                    " (maintwatch_failed_jobs_last_timestamp_seconds)",
+                    "{{database}} {{queue}}",
+                )
+            ],
+            runbooks=["FailedJobsAppearing"],
         ),
     ]

@@ -199,6 +199,32 @@ def apps(t: Thresholds) -> list[Panel]:
             "bytes",
             [Query("maintwatch_directory_size_bytes", "{{app}} {{directory}}")],
         ),
+        Panel(
+            "HTTP responses per minute",
+            "Responses counted in access logs, by app and status class.",
+            "short",
+            [
+                Query(
+                    f"sum by (app, code) (rate(maintwatch_http_responses_total{R})) * 60",
+                    "{{app}} {{code}}",
+                )
+            ],
+        ),
+        Panel(
+            "HTTP 5xx share (access logs)",
+            "Share of 5xx among the responses in each app's access logs.",
+            "percentunit",
+            [
+                Query(
+                    "sum by (app)"
+                    f' (rate(maintwatch_http_responses_total{{code="5xx"}}{R}))'
+                    f" / (sum by (app) (rate(maintwatch_http_responses_total{R})) > 0)",
+                    "{{app}}",
+                )
+            ],
+            thresholds=steps(t, "HTTPErrorRatioHigh"),
+            runbooks=["HTTPErrorRatioHigh"],
+        ),
     ]
 
 

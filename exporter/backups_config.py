@@ -30,6 +30,7 @@ VerifyType = Literal[
     "sql.gz",
     "sql.zst",
     "pgdump",
+    "zip",
 ]
 
 

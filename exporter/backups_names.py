@@ -3,6 +3,10 @@
 Pure logic, no I/O. A pattern like `tongacp_db_%Y%m%d%H%M%S.sql.gz` (with `*` and `?` as
 wildcards) is compiled once into a regex with named groups; parsing a name is then a regex
 match plus a `datetime` construction, fast enough for 100 000 names per refresh.
+
+A name that stops short of the second (`%Y%m%d`, `%Y%m%d%H`) names a period, not an instant:
+the file's mtime gives the time within that period, so a daily dump written at 14:37 is timed
+14:37 and not midnight. An mtime outside the period (a copy, a `touch`) is clamped into it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,15 @@ _DIRECTIVES: dict[str, str] = {
 }
 _GROUPS = frozenset({"Y", "y", "m", "d", "H", "M", "S", "epoch", "z"})
 _DATE_GROUPS = frozenset({"Y", "y", "epoch"})
+# Finest group first: what a name's time is precise to.
+_PRECISION = (
+    ("epoch", "second"),
+    ("S", "second"),
+    ("M", "minute"),
+    ("H", "hour"),
+    ("d", "day"),
+    ("m", "month"),
+)
 
 
 def strftime_to_regex(pattern: str) -> str:
@@ -97,6 +110,15 @@ class NameClock:
     def __init__(self, regex: re.Pattern[str], zone: tzinfo | None, full_match: bool) -> None:
         self._match = regex.fullmatch if full_match else regex.search
         self._zone = zone
+        groups = set(regex.groupindex)
+        self.precision = next((p for g, p in _PRECISION if g in groups), "year")
+        """The period a name's time names: second, minute, hour, day, month or year."""
+
+    def describe(self) -> str:
+        """Return, for people, how a name and its mtime make the backup time."""
+        if self.precision == "second":
+            return "time from the name"
+        return f"date from the name to the {self.precision}; time within it from the mtime"
 
     @classmethod
     def from_strftime(cls, pattern: str, zone: tzinfo | None) -> NameClock:
@@ -108,19 +130,34 @@ class NameClock:
         """Build from a regex with named groups Y/y, m, d, H, M, S, z or epoch (searched)."""
         return cls(check_regex(regex), zone, full_match=False)
 
-    def timestamp(self, name: str) -> float | None:
-        """Return the time a name holds, or None when it does not match or is not a real date."""
+    def timestamp(self, name: str, mtime: float | None = None) -> float | None:
+        """Return the time a name holds, or None when it does not match or is not a real date.
+
+        When the name gives only a period (a date, an hour) and `mtime` is known, the time
+        within the period comes from `mtime`, clamped into it.
+        """
         match = self._match(name)
         if match is None:
             return None
-        return groups_to_timestamp(match.groupdict(), self._zone)
+        span = groups_to_span(match.groupdict(), self._zone)
+        if span is None:
+            return None
+        start, end = span
+        if mtime is None or end == start:
+            return start
+        return min(max(mtime, start), end)
 
 
-def groups_to_timestamp(groups: dict[str, str | None], zone: tzinfo | None) -> float | None:
-    """Build a Unix timestamp from matched directive groups; None for impossible dates."""
+def groups_to_span(
+    groups: dict[str, str | None], zone: tzinfo | None
+) -> tuple[float, float] | None:
+    """Return the first and last second of the period the groups name; None if impossible.
+
+    A full time (seconds, or epoch) is a period of one instant: first == last.
+    """
     epoch = groups.get("epoch")
     if epoch:
-        return float(epoch)
+        return float(epoch), float(epoch)
     year_text, short_year = groups.get("Y"), groups.get("y")
     if year_text:
         year = int(year_text)
@@ -142,7 +179,24 @@ def groups_to_timestamp(groups: dict[str, str | None], zone: tzinfo | None) -> f
     except ValueError:
         return None  # e.g. month 13: treat like a name without a time (mtime is used)
     # A naive datetime's timestamp() reads it as local time, which is what `local` means.
-    return when.timestamp()
+    return when.timestamp(), _period_end(when, groups).timestamp() - 1
+
+
+def _period_end(start: datetime, groups: dict[str, str | None]) -> datetime:
+    """Return the start of the period after the one the name's finest directive names."""
+    if groups.get("S"):
+        return start + timedelta(seconds=1)
+    if groups.get("M"):
+        return start + timedelta(minutes=1)
+    if groups.get("H"):
+        return start + timedelta(hours=1)
+    if groups.get("d"):
+        # Aware datetimes add in wall-clock time: the next midnight, also on DST days.
+        return start + timedelta(days=1)
+    if groups.get("m"):
+        year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+        return start.replace(year=year, month=month)
+    return start.replace(year=start.year + 1)
 
 
 def _offset(text: str | None) -> tzinfo | None:

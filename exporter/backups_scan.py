@@ -21,7 +21,7 @@ class ScanError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class BackupFile:
-    """One file of a set; `when` is the backup time (from its name, else its mtime)."""
+    """One file of a set; `when` is the backup time (from its name and mtime, else mtime)."""
 
     path: str
     size: int
@@ -109,7 +109,7 @@ def _file(entry: os.DirEntry[str], clock: NameClock | None) -> BackupFile | None
         return None  # rotated away between listing and stat
     if not stat.S_ISREG(info.st_mode):
         return None
-    when = clock.timestamp(entry.name) if clock is not None else None
+    when = clock.timestamp(entry.name, info.st_mtime) if clock is not None else None
     if when is None:
         when = info.st_mtime
     return BackupFile(entry.path, info.st_size, info.st_mtime_ns, when)

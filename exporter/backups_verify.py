@@ -28,6 +28,7 @@ from exporter.backups_streams import (
     unzstd,
 )
 from exporter.backups_tar import TarError, TarStream, looks_like_tar
+from exporter.backups_zip import EMPTY_ZIP_MAGIC, ZIP_MAGIC, check_zip
 
 CHUNK = 1 << 20
 PGDMP = b"PGDMP"
@@ -44,6 +45,7 @@ PLANS: dict[str, tuple[str, str]] = {
     "sql.gz": ("gzip", "sql"),
     "sql.zst": ("zstd", "sql"),
     "pgdump": ("none", "pgdump"),
+    "zip": ("none", "zip"),
 }
 
 
@@ -91,6 +93,8 @@ def verify_file(
         if not head:
             return Verdict(False, "empty", "file is empty")
         compression, content = _plan(verify, head)
+        if compression == "none" and content == "auto":
+            content = _sniff(head, compressed=False)  # so a failure names what was checked
         try:
             if compression == "none":
                 return _check_plain(fh, path, head, content, pg_restore, cancel)
@@ -130,8 +134,6 @@ def _label(compression: str, content: str) -> str:
 def _check_plain(
     fh: BinaryIO, path: str, head: bytes, content: str, pg_restore: str, cancel: threading.Event
 ) -> Verdict | None:
-    if content == "auto":
-        content = _sniff(head, compressed=False)
     if content == "pgdump":
         return check_pgdump(path, head, pg_restore, cancel)
     if content == "sql":
@@ -143,7 +145,27 @@ def _check_plain(
         tar = TarStream()
         _pump(_chunks(fh, head, cancel), tar, cancel)
         return Verdict(True, "tar", f"{tar.members} members, end-of-archive marker present")
+    if content == "zip":
+        return _check_zip(fh, cancel)
     return None
+
+
+def _check_zip(fh: BinaryIO, cancel: threading.Event) -> Verdict:
+    def poll() -> None:
+        if cancel.is_set():
+            raise Cancelled
+
+    report = check_zip(fh, os.fstat(fh.fileno()).st_size, poll)
+    detail = f"{report.checked} of {report.members} members CRC ok"
+    skipped = [
+        f"{count} {why}"
+        for count, why in (
+            (report.encrypted, "encrypted (not checkable without the password)"),
+            (report.other_method, "with an unsupported compression method"),
+        )
+        if count
+    ]
+    return Verdict(True, "zip", "; ".join([detail, *skipped]))
 
 
 def _check_compressed(
@@ -169,6 +191,8 @@ def _check_compressed(
 def _sniff(head: bytes, compressed: bool) -> str:
     if head.startswith(PGDMP) and not compressed:
         return "pgdump"
+    if head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC)) and not compressed:
+        return "zip"
     if looks_like_tar(head):
         return "tar"
     if sql_dialect(head) is not None:

@@ -72,12 +72,14 @@ def monolog_level(line: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _field_pattern(field: str) -> re.Pattern[str]:
+def field_pattern(field: str) -> re.Pattern[str]:
+    """Return a regex finding `"<last part of field>": "text"` or `: 123` in a cut JSON line."""
     key = re.escape(field.rsplit(".", 1)[-1])
     return re.compile(r'"' + key + r'"\s*:\s*(?:"([^"\\]{0,32})"|(-?\d{1,4})\b)')
 
 
-def _dig(data: object, field: str) -> object:
+def dig(data: object, field: str) -> object:
+    """Return the value at a dotted path in parsed JSON, or None."""
     for part in field.split("."):
         if not isinstance(data, dict) or part not in data:
             return None
@@ -100,12 +102,12 @@ def json_level(line: str, fields: tuple[str, ...], truncated: bool = False) -> s
         except ValueError:
             return None
         for field in fields:
-            value = _dig(data, field)
+            value = dig(data, field)
             if value is not None:
                 return normalize_level(value)
         return OTHER
     for field in fields:
-        match = _field_pattern(field).search(text)
+        match = field_pattern(field).search(text)
         if match:
             name, number = match.groups()
             return normalize_level(name if name is not None else int(number))
@@ -134,12 +136,12 @@ class LevelParser:
 
     def _has_field(self, line: str, truncated: bool) -> bool:
         if truncated:
-            return any(_field_pattern(f).search(line) for f in self.fields)
+            return any(field_pattern(f).search(line) for f in self.fields)
         try:
             data = json.loads(line)
         except ValueError:
             return False
-        return any(_dig(data, f) is not None for f in self.fields)
+        return any(dig(data, f) is not None for f in self.fields)
 
 
 _QUERY_TIME = re.compile(r"^# Query_time:\s*(\d+(?:\.\d+)?)\s")

@@ -9,7 +9,10 @@ names follow what each framework writes:
   seconds as a string) or `createdAt` (Laravel 11+, integer seconds). Cluster users name
   queues `{default}` so the keys share a hash slot; the label drops the braces.
 - bullmq: `bull:<q>:wait`, `:paused` (lists), `:prioritized` (zset) → pending; `:active`
-  (list) → reserved; `:delayed` → delayed; `:failed` → failed. Queues found by `:meta`.
+  (list) → reserved; `:delayed` → delayed; `:failed` → failed. Queues found by `:meta`. The
+  wait list holds job ids (LPUSH, workers take from the tail: oldest at index -1); the job hash
+  `bull:<q>:<id>` holds `timestamp` (creation, ms) and `delay` (ms): a job waits from
+  `timestamp + delay`, which is when a delayed job was promoted to `wait`.
 - rq: list `rq:queue:<q>`, registries `rq:wip:<q>` (started → reserved),
   `rq:scheduled:<q>` (delayed), `rq:failed:<q>` (failed).
 - sidekiq: list `queue:<q>` (LPUSH, BRPOP: oldest at index -1), payload `enqueued_at`
@@ -58,12 +61,26 @@ class KeyRef:
 
 
 @dataclass(frozen=True)
+class Lookup:
+    """Read fields of the hash a peeked job id names, and parse the enqueue time from them."""
+
+    key: Callable[[bytes], str]
+    fields: tuple[str, ...]
+    parse: Callable[[Sequence[bytes | None]], float | None]
+
+
+@dataclass(frozen=True)
 class Peek:
-    """Read one list element (the oldest pending job) and parse its enqueue time."""
+    """Read one list element (the oldest pending job) and parse its enqueue time.
+
+    With `lookup`, the element is a job id, and the time is in the hash it names (one more
+    round trip); `parse` is then unused.
+    """
 
     key: str
     index: int
     parse: Callable[[bytes], float | None]
+    lookup: Lookup | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,23 @@ def laravel_enqueued_at(payload: bytes) -> float | None:
 def sidekiq_enqueued_at(payload: bytes) -> float | None:
     """Return a Sidekiq job's `enqueued_at` (seconds, or milliseconds since Sidekiq 8)."""
     return _json_field(payload, "enqueued_at")
+
+
+def bullmq_waiting_since(fields: Sequence[bytes | None]) -> float | None:
+    """Return when a BullMQ job started waiting from its hash's `timestamp` and `delay` (ms)."""
+    created = _epoch(fields[0].decode(errors="replace")) if fields and fields[0] else None
+    if created is None:
+        return None
+    delay = fields[1] if len(fields) > 1 else None
+    try:
+        delay_ms = float(delay) if delay else 0.0
+    except ValueError:
+        delay_ms = 0.0
+    return created + max(delay_ms, 0.0) / 1000.0
+
+
+def _no_payload(_: bytes) -> float | None:
+    return None
 
 
 def strip_hash_tag(queue: str) -> str:
@@ -213,9 +247,15 @@ class BullMQ(Layout):
     )
 
     def plan(self, prefix: str, queue: str) -> QueuePlan:
-        """Return the state lists/zsets of a queue."""
+        """Return the state lists/zsets of a queue, and where its oldest waiting job is."""
         keys = tuple(KeyRef(f"{prefix}{queue}:{name}", s, t) for name, s, t in self._keys)
-        return QueuePlan(queue, keys)
+        base = f"{prefix}{queue}:"
+        lookup = Lookup(
+            lambda job_id: base + job_id.decode(errors="replace"),
+            ("timestamp", "delay"),
+            bullmq_waiting_since,
+        )
+        return QueuePlan(queue, keys, Peek(f"{base}wait", -1, _no_payload, lookup))
 
     def patterns(self, prefix: str) -> tuple[str, ...]:
         """Match the `meta` hash every BullMQ queue has once a job was added."""

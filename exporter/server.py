@@ -89,7 +89,8 @@ async def index(request: web.Request) -> web.Response:
             f"<td>{html.escape(state.key[0])}</td><td>{html.escape(state.key[1])}</td>"
             f'<td class="{status}">{status}</td>'
             f"<td>{state.duration * 1000:.1f} ms</td><td>{state.interval:g}s</td>"
-            f"<td>{html.escape(state.last_error)}</td></tr>"
+            f"<td>{html.escape(state.last_error)}</td>"
+            f"<td>{html.escape(state.collector.describe())}</td></tr>"
         )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>maintwatch exporter</title>
@@ -99,8 +100,8 @@ async def index(request: web.Request) -> web.Response:
 <p><a href="/metrics">/metrics</a> · <a href="/-/healthy">/-/healthy</a> ·
 <a href="/-/ready">/-/ready</a></p>
 <table><tr><th>collector</th><th>name</th><th>state</th><th>last refresh</th>
-<th>interval</th><th>last error</th></tr>
-{"".join(rows) or '<tr><td colspan="6">no collectors configured</td></tr>'}
+<th>interval</th><th>last error</th><th>reads</th></tr>
+{"".join(rows) or '<tr><td colspan="7">no collectors configured</td></tr>'}
 </table></body></html>"""
     return web.Response(text=page, content_type="text/html")
 

@@ -61,6 +61,7 @@ METRICS: dict[str, str] = {
     "maintwatch_app_maintenance_mode": GAUGE,
     "maintwatch_app_maintenance_since_timestamp_seconds": GAUGE,
     "maintwatch_log_messages_total": COUNTER,
+    "maintwatch_http_responses_total": COUNTER,
     "maintwatch_directory_size_bytes": GAUGE,
     "maintwatch_directory_files": GAUGE,
     "maintwatch_http_probe_success": GAUGE,

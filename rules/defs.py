@@ -2,7 +2,8 @@
 
 Tokens in `expr` and `description` are replaced per tier: `@threshold@` (raw number),
 `@threshold_pct@` (a ratio as a percentage), `@threshold_dur@` (seconds as `1d2h`), `@for@`,
-`@sel@` (the alert's extra label matchers) and `@<param>@` for each of the alert's `params`.
+`@sel@` (the alert's extra label matchers) and `@<param>@` for each of the alert's `params`
+(`@<param>_seconds@` too, when the param is a duration).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ from __future__ import annotations
 from rules.defs import AlertDef
 
 _SUP = "job, instance, supervisor, group"
-_TOTAL = f"sum by ({_SUP}) (maintwatch_supervisor_processes{{@sel@}})"
+# STOPPED is chosen (`autostart=false`, `supervisorctl stop`): such processes are not expected
+# to run; BACKOFF, EXITED, FATAL and UNKNOWN are failures.
+_TOTAL = f'sum by ({_SUP}) (maintwatch_supervisor_processes{{state!~"(?i)stopped",@sel@}})'
 _RUNNING = f'sum by ({_SUP}) (maintwatch_supervisor_processes{{state=~"(?i)running",@sel@}})'
 # The chain's earliest expiry when it is earlier than the leaf's, else the leaf's.
 _NOT_AFTER = (
@@ -13,6 +15,14 @@ _NOT_AFTER = (
     " < maintwatch_tls_cert_not_after_timestamp_seconds{@sel@})"
     " or maintwatch_tls_cert_not_after_timestamp_seconds{@sel@})"
 )
+# Failed jobs come from Laravel's `failed_jobs` table (by `database`) and from the failed
+# sets of Redis queue layouts (by `connection`): both read what is stored, so both survive an
+# exporter restart, unlike the watermark counter.
+_SQL_Q = "job, instance, database, queue"
+_REDIS_Q = "job, instance, connection, queue"
+_FAILED_ROWS = "maintwatch_failed_jobs_rows{@sel@}"
+_SQL_NEWEST_FAILURE = "maintwatch_failed_jobs_last_timestamp_seconds{@sel@}"
+_REDIS_FAILED = 'maintwatch_queue_jobs{state="failed",@sel@}'
 _ERROR_LEVELS = 'level=~"(?i)error|critical|alert|emergency"'
 
 BACKUPS = [
@@ -120,32 +130,48 @@ QUEUES = [
         f"{_TOTAL} > 0 unless on ({_SUP}) ({_RUNNING} > 0)",
         "No worker process of a Supervisor group is running.",
         "None of the {{ $value }} processes of Supervisor group {{ $labels.group }} on"
-        " {{ $labels.supervisor }} is RUNNING: queued jobs are not being processed.",
+        " {{ $labels.supervisor }} that are not STOPPED on purpose is RUNNING: queued jobs"
+        " are not being processed.",
     ),
     AlertDef(
         "QueueWorkersMissing",
         "queues",
         f"{_TOTAL} - ({_RUNNING} or {_TOTAL} * 0) >= @threshold@",
         "Fewer worker processes are running than Supervisor is configured for.",
-        "Processes not RUNNING in Supervisor group {{ $labels.group }} on"
+        "Processes neither RUNNING nor STOPPED in Supervisor group {{ $labels.group }} on"
         " {{ $labels.supervisor }}: {{ $value }}.",
     ),
     AlertDef(
         "FailedJobsAppearing",
         "queues",
-        "increase(maintwatch_failed_jobs_total{@sel@}[@window@]) > @threshold@",
-        "Jobs are failing and landing in the failed_jobs table.",
-        "Jobs of queue {{ $labels.queue }} that failed in the last @window@ (database"
-        " {{ $labels.database }}): {{ $value | humanize }}.",
+        # A failed_at ahead of the clock (an app time zone other than UTC) is not "recent".
+        f"(time() - {_SQL_NEWEST_FAILURE}) < @window_seconds@ >= -60"
+        " or increase(maintwatch_failed_jobs_total{@sel@}[@window@]) > @threshold@"
+        f" or sum by ({_REDIS_Q}) (delta({_REDIS_FAILED}[@window@])) > @threshold@",
+        "Jobs are failing: new failed jobs within the window.",
+        "Jobs of queue {{ $labels.queue }} ({{ $labels.database }}{{ $labels.connection }})"
+        " on {{ $labels.instance }} failed within the last @window@.",
     ),
     AlertDef(
         "FailedJobsBurst",
         "queues",
-        "sum by (job, instance, database, queue)"
-        " (increase(maintwatch_failed_jobs_total{@sel@}[@window@])) > @threshold@",
+        f"sum by ({_SQL_Q}) (increase(maintwatch_failed_jobs_total{{@sel@}}[@window@]))"
+        " > @threshold@"
+        f" or sum by ({_SQL_Q}) (delta({_FAILED_ROWS}[@window@])) > @threshold@"
+        f" or sum by ({_REDIS_Q}) (delta({_REDIS_FAILED}[@window@])) > @threshold@",
         "Many jobs failed within a few minutes.",
-        "Jobs of queue {{ $labels.queue }} that failed in the last @window@ (database"
-        " {{ $labels.database }}): {{ $value | humanize }}, more than @threshold@.",
+        "Jobs of queue {{ $labels.queue }} ({{ $labels.database }}{{ $labels.connection }})"
+        " that failed in the last @window@: {{ $value | humanize }}, more than @threshold@.",
+    ),
+    AlertDef(
+        "FailedJobsStanding",
+        "queues",
+        f"sum by ({_SQL_Q}) ({_FAILED_ROWS}) > @threshold@"
+        f" or sum by ({_REDIS_Q}) ({_REDIS_FAILED}) > @threshold@",
+        "Failed jobs are kept, waiting to be retried or forgotten.",
+        "Queue {{ $labels.queue }} ({{ $labels.database }}{{ $labels.connection }}) on"
+        " {{ $labels.instance }} holds {{ $value }} failed jobs and has for at least @for@:"
+        " retry them (`queue:retry`) or forget them once understood.",
     ),
 ]
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from maintwatch.durations import format_duration
+from maintwatch.durations import format_duration, parse_duration
 from rules.defs import AlertDef, RecordDef
 from rules.model import AlertSettings, Thresholds, Tier
 
@@ -53,7 +53,18 @@ def _tokens(settings: AlertSettings, tier: Tier, extra: Mapping[str, str]) -> di
         "threshold_dur": format_duration(threshold),
         "for": format_duration(tier.for_ or 0.0),
     }
-    return {**tokens, **extra, **settings.params}
+    return {**tokens, **extra, **settings.params, **_seconds(settings.params)}
+
+
+def _seconds(params: Mapping[str, str]) -> dict[str, str]:
+    """Return `<param>_seconds` for each duration param: PromQL compares numbers, not `15m`."""
+    out = {}
+    for key, value in params.items():
+        try:
+            out[f"{key}_seconds"] = number(parse_duration(value))
+        except ValueError:
+            continue  # not a duration (a ratio, a job name): no seconds form
+    return out
 
 
 def alert_rule(

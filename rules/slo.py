@@ -9,6 +9,8 @@ from rules.model import BurnAlert, Objective, RequestsSettings, SLOSettings
 from rules.render import number, percent, with_selector
 
 HTTP_ERROR_RATIO = "job:http_requests:error_ratio_rate5m"
+# Responses counted from access logs by the exporter's `apps` collector, by status class.
+LOG_RESPONSES = "maintwatch_http_responses_total"
 SUMMARIES = {
     "ErrorBudgetBurnFast": "An endpoint burns its availability error budget fast enough to page.",
     "ErrorBudgetBurnSlow": "An endpoint burns its availability error budget faster than it lasts.",
@@ -21,11 +23,22 @@ def probe_record(window: str) -> str:
 
 
 def http_error_ratio(requests: RequestsSettings) -> dict[str, Any]:
-    """Record the per-job share of requests that failed, guarded against zero traffic."""
+    """Record the per-job share of requests that failed, guarded against zero traffic.
+
+    The app's own request counter wins; an app without one (most write only request logs)
+    gets the ratio of the responses the exporter counted in its access logs, with the `apps`
+    instance name as `job`: name the instance like the app's scrape job and the two never
+    both count.
+    """
     rate = f"sum by (job) (rate({requests.metric}{{@sel@}}[5m]))"
     errors = with_selector(rate, requests.error_matcher)
     total = with_selector(rate, "")
-    return {"record": HTTP_ERROR_RATIO, "expr": f"{errors} / ({total} > 0)"}
+    own = f"{errors} / ({total} > 0)"
+    by_app = f'label_replace(rate({LOG_RESPONSES}{{@sel@}}[5m]), "job", "$1", "app", "(.+)")'
+    log_errors = with_selector(f"sum by (job) ({by_app})", 'code="5xx"')
+    log_total = with_selector(f"sum by (job) ({by_app})", "")
+    logs = f"{log_errors} / ({log_total} > 0)"
+    return {"record": HTTP_ERROR_RATIO, "expr": f"({own}) or ({logs})"}
 
 
 def windows(slo: SLOSettings) -> list[str]:

@@ -40,7 +40,7 @@ def table(readme: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_quick_run_writes_a_row_for_every_benchmark(tmp_path: Path) -> None:
-    for binary in ("mariadb-install-db", "mariadbd", "redis-server", "gzip"):
+    for binary in ("mariadb-install-db", "mariadbd", "redis-server", "gzip", "unzip"):
         require_tool(binary)
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n{BEGIN}\nold table\n{END}\nafter\n")

@@ -1,4 +1,5 @@
-"""Application collector: maintenance mode, log entries by level, watched directory sizes."""
+"""Application collector: maintenance mode, log entries by level, HTTP responses by status class
+from access logs, watched directory sizes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from prometheus_client.core import Metric
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from exporter.accesslog import CLASSES, AccessFormat, StatusParser
 from exporter.collectors.base import CollectError, Collector, Context
 from exporter.config import InstanceConfig
 from exporter.logparse import LABEL_VALUES, LevelParser, LogFormat
@@ -26,14 +28,29 @@ _NAME = r"^[A-Za-z0-9_.:-]+$"
 _DOWN_FILE_MAX = 64 * 1024  # Laravel's down file is a few hundred bytes; never read a huge one
 
 
-class AppLogConfig(StrictModel):
-    """One log file (or glob of daily files) whose entries are counted by level."""
+_FIELD_PATH = r"^[A-Za-z0-9_@-]+(\.[A-Za-z0-9_@-]+)*$"
+
+
+class TailedLog(StrictModel):
+    """A log file (or glob of daily files) followed across rotation."""
 
     path: str = Field(min_length=1)
-    format: LogFormat = "auto"
-    level_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_@-]+(\.[A-Za-z0-9_@-]+)*$")
     from_beginning: bool = False
     max_line_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+
+class AppLogConfig(TailedLog):
+    """An application log whose entries are counted by level."""
+
+    format: LogFormat = "auto"
+    level_field: str | None = Field(default=None, pattern=_FIELD_PATH)
+
+
+class AccessLogConfig(TailedLog):
+    """An access log whose requests are counted by HTTP status class."""
+
+    format: AccessFormat = "auto"
+    status_field: str | None = Field(default=None, pattern=_FIELD_PATH)
 
 
 class WatchedDirectory(StrictModel):
@@ -49,6 +66,7 @@ class AppConfig(InstanceConfig):
     path: Path | None = None
     maintenance_file: str | None = Field(default="storage/framework/down", validate_default=True)
     logs: list[AppLogConfig] = Field(default_factory=list)
+    access_logs: list[AccessLogConfig] = Field(default_factory=list)
     directories: list[WatchedDirectory] = Field(default_factory=list)
     max_read_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
 
@@ -66,9 +84,9 @@ class AppConfig(InstanceConfig):
             raise ValueError(f"relative path {value!r} needs the app's `path` (or null)")
         return value
 
-    @field_validator("logs")
+    @field_validator("logs", "access_logs")
     @classmethod
-    def _log_paths(cls, value: list[AppLogConfig], info: ValidationInfo) -> list[AppLogConfig]:
+    def _log_paths(cls, value: list[TailedLog], info: ValidationInfo) -> list[TailedLog]:
         climbing = [f"[{i}].path" for i, log in enumerate(value) if climbs_after_wildcard(log.path)]
         if climbing:
             where = ", ".join(climbing)
@@ -103,8 +121,10 @@ class AppConfig(InstanceConfig):
 
     @model_validator(mode="after")
     def _something_to_watch(self) -> AppConfig:
-        if self.maintenance_file is None and not self.logs and not self.directories:
-            raise ValueError("nothing to watch: set maintenance_file, logs or directories")
+        if not (self.maintenance_file or self.logs or self.access_logs or self.directories):
+            raise ValueError(
+                "nothing to watch: set maintenance_file, logs, access_logs or directories"
+            )
         return self
 
     def resolve(self, value: str) -> str:
@@ -185,15 +205,25 @@ class AppsCollector(Collector[AppConfig]):
     def __init__(self, config: AppConfig, context: Context) -> None:
         super().__init__(config, context)
         self._counts = dict.fromkeys(LABEL_VALUES, 0)
+        self._responses = dict.fromkeys(CLASSES, 0)
         self._tails = [
-            (self._tail(log), LevelParser(log.format, log.level_field)) for log in config.logs
+            (self._tail(log), self._level_sink(LevelParser(log.format, log.level_field)))
+            for log in config.logs
+        ]
+        self._tails += [
+            (
+                self._tail(log, "access:"),
+                self._status_sink(StatusParser(log.format, log.status_field)),
+            )
+            for log in config.access_logs
         ]
 
-    def _tail(self, log: AppLogConfig) -> LogTail:
+    def _tail(self, log: TailedLog, kind: str = "") -> LogTail:
         pattern = self.config.resolve(log.path)
         state_file = None
         if self.context.state_dir:
-            digest = hashlib.sha256(pattern.encode()).hexdigest()[:12]
+            # The kind keeps a file tailed both for levels and for requests in two offsets.
+            digest = hashlib.sha256((kind + pattern).encode()).hexdigest()[:12]
             state_file = os.path.join(self.context.state_dir, f"apps-{self.name}-{digest}.json")
         return LogTail(
             pattern,
@@ -211,8 +241,8 @@ class AppsCollector(Collector[AppConfig]):
 
     def _measure(self) -> Snapshot:
         try:
-            for tail, parser in self._tails:
-                tail.poll(self._sink(parser))
+            for tail, sink in self._tails:
+                tail.poll(sink)
             snapshot = Snapshot()
             if self.config.maintenance_file is not None:
                 flag = self.config.resolve(self.config.maintenance_file)
@@ -226,11 +256,19 @@ class AppsCollector(Collector[AppConfig]):
             raise CollectError(f"cannot read {exc.filename}: {exc.strerror}") from exc
         return snapshot
 
-    def _sink(self, parser: LevelParser) -> LineSink:
+    def _level_sink(self, parser: LevelParser) -> LineSink:
         def count(line: bytes, truncated: bool) -> None:
             level = parser.level(line.decode("utf-8", "replace"), truncated)
             if level is not None:
                 self._counts[level] += 1
+
+        return count
+
+    def _status_sink(self, parser: StatusParser) -> LineSink:
+        def count(line: bytes, truncated: bool) -> None:
+            code = parser.status(line.decode("utf-8", "replace"), truncated)
+            if code is not None:
+                self._responses[code] += 1
 
         return count
 
@@ -249,13 +287,21 @@ class AppsCollector(Collector[AppConfig]):
                     "Unix time the application went down for maintenance.",
                     since,
                 )
-        if self._tails:
+        if self.config.logs:
             for level, count in self._counts.items():
                 ms.counter(
                     "maintwatch_log_messages_total",
                     "Log entries seen since the exporter started, by normalised level.",
                     count,
                     level=level,
+                )
+        if self.config.access_logs:
+            for code, count in self._responses.items():
+                ms.counter(
+                    "maintwatch_http_responses_total",
+                    "HTTP responses in access logs since the exporter started, by status class.",
+                    count,
+                    code=code,
                 )
         for name, size, files in snapshot.directories:
             ms.gauge(

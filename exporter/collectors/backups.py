@@ -57,6 +57,12 @@ class BackupsCollector(Collector[BackupSetConfig]):
                 clock,
             )
 
+    def describe(self) -> str:
+        """Return the set's files and where a backup's time comes from."""
+        where = f"{self.config.directory}/{self.config.effective_glob()}"
+        how = self._names.describe() if self._names is not None else "time from the mtime"
+        return f"{where}: {how}"
+
     def static(self) -> Sequence[Metric]:
         """Return the configured cadence and retention."""
         ms = self.metric_set()
@@ -133,7 +139,8 @@ def families(
     if summary.newest is not None:
         ms.gauge(
             "maintwatch_backup_last_timestamp_seconds",
-            "Time of the newest backup (from its file name when it holds one, else its mtime).",
+            "Time of the newest backup (from its file name when it holds one, the time of day"
+            " from the mtime when the name has only a date; else its mtime).",
             summary.newest.when,
         )
         ms.gauge(

@@ -70,6 +70,10 @@ class Collector(abc.ABC, Generic[C]):
         """Return a MetricSet whose samples carry this instance's name label."""
         return MetricSet({self.label: self.config.name})
 
+    def describe(self) -> str:
+        """Return one line for people on what the instance reads and how; default none."""
+        return ""
+
     def static(self) -> Sequence[Metric]:
         """Return families known from config alone; default none."""
         return ()

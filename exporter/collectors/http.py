@@ -2,13 +2,19 @@
 
 A failed probe (refused, timed out, TLS error, unexpected status or body) is not a collector
 failure: it is `maintwatch_http_probe_success 0` with the reason logged once.
+
+`server_name` and `resolve` reach an endpoint by IP or through a name the exporter's DNS does
+not know: the configured name goes in the Host header and TLS SNI and is checked against the
+certificate, like `tls` targets; `resolve` pins the address connected to (curl's `--resolve`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
+import socket
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from prometheus_client.core import Metric
 from pydantic import Field, SecretStr, field_validator, model_validator
 from yarl import URL
@@ -43,6 +50,18 @@ class HttpConfig(InstanceConfig):
     json_value: JsonScalar | None = None
     ca_file: ExistingFile | None = None
     follow_redirects: bool = True
+    server_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+$")
+    resolve: str | None = None
+
+    @field_validator("resolve")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address") from None
+        return value
 
     @field_validator("valid_status_codes")
     @classmethod
@@ -162,15 +181,22 @@ class HttpCollector(Collector[HttpConfig]):
     async def _request(self) -> tuple[int, bytes]:
         # A new session per probe: each probe measures a fresh connection (DNS, TCP, TLS),
         # and nothing stays open between probes.
-        connector = aiohttp.TCPConnector(ssl=_ssl_context(self.config), force_close=True)
+        cfg = self.config
+        url = URL(cfg.url)
+        resolver = _Pinned(url.host or "", cfg.resolve) if cfg.resolve is not None else None
+        connector = aiohttp.TCPConnector(ssl=_ssl_context(cfg), force_close=True, resolver=resolver)
+        headers = _headers(cfg.headers, cfg.header_files)
+        if cfg.server_name is not None:
+            headers["Host"] = _host_header(cfg.server_name, url)
         async with (
             aiohttp.ClientSession(connector=connector) as session,
             session.request(
-                self.config.method,
-                self.config.url,
-                headers=_headers(self.config.headers, self.config.header_files),
-                data=self.config.body,
-                allow_redirects=self.config.follow_redirects,
+                cfg.method,
+                cfg.url,
+                headers=headers,
+                data=cfg.body,
+                allow_redirects=cfg.follow_redirects,
+                server_hostname=cfg.server_name if url.scheme == "https" else None,
             ) as response,
         ):
             body = bytearray()
@@ -179,6 +205,45 @@ class HttpCollector(Collector[HttpConfig]):
                 if len(body) >= MAX_BODY_BYTES:
                     break
             return response.status, bytes(body[:MAX_BODY_BYTES])
+
+
+class _Pinned(AbstractResolver):
+    """Answer `address` for the URL's host (curl's `--resolve`); ask DNS for any other."""
+
+    def __init__(self, host: str, address: str) -> None:
+        self._host = host
+        self._address = address
+        self._family = (
+            socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+        )
+        self._dns = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """Return the pinned address for the URL's host, else what DNS says."""
+        if host != self._host:
+            return await self._dns.resolve(host, port, family)
+        flags = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+        return [
+            ResolveResult(
+                hostname=host,
+                host=self._address,
+                port=port,
+                family=self._family,
+                proto=0,
+                flags=flags,
+            )
+        ]
+
+    async def close(self) -> None:
+        """Release the fallback resolver."""
+        await self._dns.close()
+
+
+def _host_header(name: str, url: URL) -> str:
+    # The URL's port stays in Host when it is not the scheme's default, as clients send it.
+    return name if url.is_default_port() else f"{name}:{url.port}"
 
 
 def _ssl_context(config: HttpConfig) -> ssl.SSLContext | bool:

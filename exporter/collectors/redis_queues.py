@@ -1,13 +1,15 @@
 """Job queue lengths by state from Redis (Laravel, BullMQ, RQ, Sidekiq, Celery or explicit keys).
 
 Queues are listed in config or discovered with SCAN (bounded COUNT, capped count); then every
-length and the oldest pending payload of every queue are read in ONE pipelined round trip.
+length and the oldest pending payload of every queue are read in ONE pipelined round trip
+(plus one more for layouts whose lists hold job ids, BullMQ: the oldest jobs' hashes).
 A key holding the wrong type skips its queue with one warning instead of failing the refresh.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -26,6 +28,7 @@ from exporter.queue_layouts import (
     STATES,
     KeyRef,
     KeyType,
+    Lookup,
     QueuePlan,
     QueueReading,
     State,
@@ -251,6 +254,7 @@ class RedisQueuesCollector(Collector[RedisQueueConfig]):
                     pipe.lindex(plan.peek.key, plan.peek.index)
             results: list[Any] = await pipe.execute(raise_on_error=False)
         readings: list[QueueReading] = []
+        lookups: list[tuple[int, Lookup, bytes]] = []
         failures: dict[str, str] = {}
         position = 0
         for plan in plans:
@@ -263,13 +267,35 @@ class RedisQueuesCollector(Collector[RedisQueueConfig]):
                 self._forget_types(plan)
                 continue
             peeked = answers[-1] if plan.peek is not None else None
-            lengths = answers[: len(plan.keys)]
-            readings.append(read_plan(plan, lengths, peeked if isinstance(peeked, bytes) else None))
+            peeked = peeked if isinstance(peeked, bytes) else None
+            reading = read_plan(plan, answers[: len(plan.keys)], peeked)
+            if plan.peek is not None and plan.peek.lookup is not None and peeked is not None:
+                lookups.append((len(readings), plan.peek.lookup, peeked))
+            readings.append(reading)
         self._note_failures(failures)
         if failures and not readings:
             queue, reason = next(iter(failures.items()))
             raise CollectError(f"no queue could be read; queue {queue!r}: {reason}")
+        if lookups:
+            await self._look_up(client, readings, lookups)
         return merge_readings(readings)
+
+    async def _look_up(
+        self,
+        client: aioredis.Redis,
+        readings: list[QueueReading],
+        lookups: list[tuple[int, Lookup, bytes]],
+    ) -> None:
+        """Read the oldest waiting jobs' hashes in one round trip and set their queues' times."""
+        async with client.pipeline(transaction=False) as pipe:
+            for _, lookup, job_id in lookups:
+                pipe.hmget(lookup.key(job_id), list(lookup.fields))
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        for (index, lookup, _), fields in zip(lookups, results, strict=True):
+            # A job removed between the two reads, or a hash of another type: no time, no error.
+            if isinstance(fields, list):
+                oldest = lookup.parse(fields)
+                readings[index] = replace(readings[index], oldest=oldest)
 
     def _forget_types(self, plan: QueuePlan) -> None:
         for ref in plan.keys:

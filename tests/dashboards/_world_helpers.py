@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -22,7 +23,10 @@ EXPORTER = ROOT / ".venv" / "bin" / "maintwatch-exporter"
 
 
 def build_world(root: Path, exporter_port: int) -> Path:
-    """Create backups, a certificate and an app under `root`; return the exporter config."""
+    """Create backups, a certificate and an app under `root`; return the exporter config.
+
+    The app's access log is `root/app/storage/logs/access.log` (see `traffic`).
+    """
     backups = root / "backups"
     backups.mkdir()
     now = datetime.now(UTC)
@@ -46,6 +50,10 @@ def build_world(root: Path, exporter_port: int) -> Path:
     (root / "app" / "storage" / "framework" / "down").write_text("{}")
     (logs / "laravel.log").write_text(
         "[2025-05-01 12:00:00] production.ERROR: boom\n[2025-05-01 12:00:01] production.INFO: ok\n"
+    )
+    (logs / "access.log").write_text(
+        '10.0.0.1 - - [01/May/2025:12:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8.5.0"\n'
+        '10.0.0.1 - - [01/May/2025:12:00:01 +0000] "GET /x HTTP/1.1" 502 0 "-" "curl/8.5.0"\n'
     )
     config = root / "exporter.yml"
     config.write_text(
@@ -79,6 +87,9 @@ def build_world(root: Path, exporter_port: int) -> Path:
                         "name": "portal",
                         "path": str(root / "app"),
                         "logs": [{"path": "storage/logs/laravel.log", "from_beginning": True}],
+                        "access_logs": [
+                            {"path": "storage/logs/access.log", "from_beginning": True}
+                        ],
                         "directories": [{"name": "logs", "path": "storage/logs"}],
                     }
                 ],
@@ -148,7 +159,32 @@ def wait_until(check: Callable[[], bool], what: str, log: Path, timeout: float =
         try:
             if check():
                 return
-        except OSError:
-            pass  # the server is not listening yet
+        except (OSError, ValueError):
+            pass  # the server is not listening yet, or answers "not ready" in plain text
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}; log:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def traffic(access_log: Path, every: float = 0.3) -> Iterator[None]:
+    """Append a request line (every tenth a 502) to the world's access log while in the block."""
+    stop = threading.Event()
+
+    def write() -> None:
+        n = 0
+        while not stop.wait(every):
+            n += 1
+            status = 502 if n % 10 == 0 else 200
+            with access_log.open("a", encoding="utf-8") as handle:
+                handle.write(
+                    f'10.0.0.1 - - [01/May/2025:12:00:{n % 60:02d} +0000] "GET /{n} HTTP/1.1"'
+                    f' {status} 5 "-" "curl/8.5.0"\n'
+                )
+
+    thread = threading.Thread(target=write, name="world-traffic", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

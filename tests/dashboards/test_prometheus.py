@@ -17,6 +17,7 @@ from tests.dashboards._world_helpers import (
     prometheus_config,
     query,
     running,
+    traffic,
     wait_until,
 )
 
@@ -24,7 +25,7 @@ from tests.dashboards._world_helpers import (
 # one restore drill extracts a tarball, so no drill counts table rows.
 WORLD = re.compile(
     r"maintwatch_(?!backup_drill_table_rows)"
-    r"(backup|tls|app|log_messages|directory|http_probe|collector|build)_?"
+    r"(backup|tls|app|log_messages|http_responses|directory|http_probe|collector|build)_?"
 )
 OTHER = re.compile(r"\b(maintwatch_[a-z_]+|node_|probe_|pg_|mysql_|http_requests|instance:|job:)")
 
@@ -61,6 +62,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with (
         running(exporter_args, root / "exporter.log"),
         running(prom_args, root / "prometheus.log"),
+        traffic(root / "app" / "storage" / "logs" / "access.log"),
     ):
         # Rates need several samples: wait until Prometheus holds 5 scrapes with verify results.
         wait_until(

@@ -61,6 +61,12 @@ autostart=true
 startsecs=0
 redirect_stderr=true
 stdout_logfile=%(here)s/manual.log
+
+[program:reports]
+command={SLEEPER}
+autostart=false
+redirect_stderr=true
+stdout_logfile=%(here)s/reports.log
 """
 
 

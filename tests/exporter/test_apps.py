@@ -292,7 +292,8 @@ async def test_runtime_marks_down_and_recovers(app_dir: Path, context: Context) 
         ),
         (
             "apps: [{name: a, maintenance_file: null}]",
-            "x.yml: apps[0]: nothing to watch: set maintenance_file, logs or directories",
+            "x.yml: apps[0]: nothing to watch: set maintenance_file, logs, access_logs or"
+            " directories",
         ),
         (
             "apps: [{name: a, maintenance_file: null, logs: [{path: l.log}]}]",

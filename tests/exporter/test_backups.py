@@ -253,3 +253,27 @@ async def test_ten_thousand_files(
     assert samples.get("maintwatch_backup_oldest_timestamp_seconds") == base
     assert samples.get("maintwatch_backup_last_size_bytes") == 9999 % 7
     assert samples.get("maintwatch_backup_previous_size_bytes") == 9998 % 7
+
+
+async def test_date_only_names_take_time_of_day_from_mtime(
+    tmp_path: Path, collectors: Callable[..., BackupsCollector]
+) -> None:
+    # Seed 001: /backup/daily/YYYYMMDD*.sql, one dump a day written in the afternoon.
+    day = datetime.now(UTC).date().toordinal() - 2
+    dumps = []
+    for offset in (0, 1):
+        date = datetime.fromordinal(day + offset).replace(tzinfo=UTC)
+        path = write(tmp_path / f"{date:%Y%m%d}_neff_paving.sql", mysqldump_text(10))
+        written = date.timestamp() + 14 * HOUR + 37 * 60
+        os.utime(path, (written, written))
+        dumps.append((path, written))
+    # A copy of an older dump, touched today: its time stays within its named date.
+    old = datetime.fromordinal(day - 5).replace(tzinfo=UTC)
+    write(tmp_path / f"{old:%Y%m%d}.sql", mysqldump_text(10))
+    collector = collectors(
+        directory=str(tmp_path), glob="*.sql", timestamp="%Y%m%d*.sql", timezone="UTC"
+    )
+    samples = await refresh(collector)
+    assert samples.get("maintwatch_backup_last_timestamp_seconds") == dumps[1][1]
+    assert samples.get("maintwatch_backup_oldest_timestamp_seconds") == old.timestamp() + 86399
+    assert "time within it from the mtime" in collector.describe()

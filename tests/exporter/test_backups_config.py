@@ -75,7 +75,7 @@ def test_bad_duration_is_located() -> None:
         (
             "{name: db, directory: /b, verify: rar}",
             "x.yml: backups[0].verify: Input should be 'auto', 'none', 'gzip', 'zstd', 'tar', "
-            "'tar.gz', 'tar.zst', 'sql', 'sql.gz', 'sql.zst' or 'pgdump'",
+            "'tar.gz', 'tar.zst', 'sql', 'sql.gz', 'sql.zst', 'pgdump' or 'zip'",
         ),
         (
             "{name: db, directory: /b, settle: -5}",

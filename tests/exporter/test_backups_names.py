@@ -133,3 +133,55 @@ def test_fixed_offset_keeps_sign() -> None:
         minus
         == (datetime(2025, 5, 1, 12, tzinfo=timezone(-timedelta(hours=1, minutes=30)))).timestamp()
     )
+
+
+def test_date_only_name_takes_the_time_of_day_from_mtime() -> None:
+    clock = NameClock.from_strftime("%Y%m%d*.sql", UTC)
+    assert clock.precision == "day"
+    # A daily dump written at 14:37 is timed 14:37, not midnight.
+    assert clock.timestamp("20250501.sql", utc(2025, 5, 1, 14, 37)) == utc(2025, 5, 1, 14, 37)
+    # An mtime outside the named date (a later copy, a touch) is clamped into that date.
+    assert clock.timestamp("20250501.sql", utc(2025, 5, 3, 9)) == utc(2025, 5, 2) - 1
+    assert clock.timestamp("20250501.sql", utc(2025, 4, 20)) == utc(2025, 5, 1)
+    # Without an mtime the name alone is the start of the date.
+    assert clock.timestamp("20250501.sql") == utc(2025, 5, 1)
+
+
+def test_date_only_day_follows_the_zone_across_dst() -> None:
+    berlin = resolve_timezone("Europe/Berlin")
+    clock = NameClock.from_strftime("db_%Y%m%d.sql", berlin)
+    # 2025-03-30 has 23 hours in Berlin: it runs from 22:00 UTC on the 29th to 22:00 UTC.
+    late = utc(2025, 3, 30, 21, 59)
+    assert clock.timestamp("db_20250330.sql", late) == late
+    assert clock.timestamp("db_20250330.sql", utc(2025, 3, 30, 23)) == utc(2025, 3, 30, 22) - 1
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "mtime", "expected"),
+    [
+        # A full time in the name wins over the mtime.
+        (
+            "db_%Y%m%d%H%M%S.sql",
+            "db_20250501120000.sql",
+            utc(2025, 5, 1, 12, 30),
+            utc(2025, 5, 1, 12),
+        ),
+        ("dump.%s.sql", "dump.1746100800.sql", 1746100900.0, 1746100800.0),
+        # To the hour: minutes from the mtime.
+        ("db_%Y%m%d%H.sql", "db_2025050112.sql", utc(2025, 5, 1, 12, 40), utc(2025, 5, 1, 12, 40)),
+        # To the month (monthly sets): the day from the mtime, clamped into December.
+        ("m_%Y%m.tar", "m_202512.tar", utc(2025, 12, 31, 23), utc(2025, 12, 31, 23)),
+        ("m_%Y%m.tar", "m_202512.tar", utc(2026, 1, 2), utc(2026, 1, 1) - 1),
+    ],
+)
+def test_name_precision_bounds_the_mtime(
+    pattern: str, name: str, mtime: float, expected: float
+) -> None:
+    assert NameClock.from_strftime(pattern, UTC).timestamp(name, mtime) == expected
+
+
+def test_regex_precision_and_description() -> None:
+    clock = NameClock.from_regex(r"(?P<Y>\d{4})-(?P<m>\d\d)-(?P<d>\d\d)", UTC)
+    assert clock.precision == "day"
+    assert "mtime" in clock.describe()
+    assert NameClock.from_strftime("x_%s", UTC).describe() == "time from the name"

@@ -22,6 +22,7 @@ from tests.exporter._db_helpers import (
     poll,
     proxy,
 )
+from tests.exporter._rule_eval import expect_alert
 from tests.exporter.conftest import promtool_check, refresh
 
 __all__ = ["my_db"]  # fixture imported for pytest
@@ -258,3 +259,34 @@ async def test_no_connection_leak_over_100_refreshes(my_db: str, context: Contex
     finally:
         await c.close()
     assert await poll(lambda: exporter_sessions(my_db) == [])
+
+
+async def test_failure_during_exporter_restart_still_alerts(
+    my_db: str, context: Context, promtool: str
+) -> None:
+    ((yesterday, recent),) = sql(
+        None,
+        "SELECT DATE_FORMAT(NOW() - INTERVAL 1 DAY, '%Y-%m-%d %H:%i:%s'),"
+        " DATE_FORMAT(NOW() - INTERVAL 8 MINUTE, '%Y-%m-%d %H:%i:%s')",
+    )
+    fail_jobs(my_db, ("high", "App\\Jobs\\B", yesterday))
+    first = collector(context, "mysql", dsn(my_db), failed_jobs=True)
+    try:
+        await refresh(first)
+    finally:
+        await first.close()
+    # The exporter is down while a mail job fails; the restarted one starts its watermark past it.
+    fail_jobs(my_db, ("default", "App\\Jobs\\SendMail", recent))
+    restarted = collector(context, "mysql", dsn(my_db), failed_jobs=True)
+    try:
+        s = await refresh(restarted)
+    finally:
+        await restarted.close()
+    assert s.get("maintwatch_failed_jobs_total", queue="default") == 0
+    assert s.get("maintwatch_failed_jobs_rows", queue="default") == 1
+    ((now,),) = sql(None, "SELECT UNIX_TIMESTAMP()")
+    # The generated rule still fires for the recent failure, and not for yesterday's.
+    firing = [{"database": "app", "queue": "default"}]
+    expect_alert(promtool, s, "FailedJobsAppearing", firing, now=float(now))
+    kept = [{"database": "app", "queue": q} for q in ("default", "high")]
+    expect_alert(promtool, s, "FailedJobsStanding", kept)

@@ -22,6 +22,7 @@ from tests.exporter._db_helpers import (
     poll,
     proxy,
 )
+from tests.exporter._rule_eval import expect_alert
 from tests.exporter.conftest import promtool_check, refresh
 
 __all__ = ["pg_db"]  # fixture imported for pytest
@@ -316,3 +317,30 @@ def test_time_zone_of_failed_at_is_utc() -> None:
     """Guard the tests' own arithmetic: NOW is 2027-01-15 08:00:00 UTC."""
     assert time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(NOW)) == "2027-01-15 08:00:00"
     assert PG["port"] == 5432
+
+
+async def test_failure_during_exporter_restart_still_alerts(
+    pg_db: str, context: Context, promtool: str
+) -> None:
+    # Laravel writes failed_at in UTC; the database's clock is the machine's.
+    now = float(sql(pg_db, "SELECT extract(epoch FROM now())")[0][0])
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - 86400))
+    fail_jobs(pg_db, ("high", "App\\Jobs\\B", stamp))
+    first = collector(context, "postgres", dsn(pg_db), failed_jobs=True)
+    try:
+        await refresh(first)
+    finally:
+        await first.close()
+    # A job fails while the exporter is down; the restarted one starts its watermark past it.
+    fail_jobs(pg_db, ("default", "App\\Jobs\\SendMail", time.strftime(
+        "%Y-%m-%d %H:%M:%S", time.gmtime(now - 480))))  # fmt: skip
+    restarted = collector(context, "postgres", dsn(pg_db), failed_jobs=True)
+    try:
+        s = await refresh(restarted)
+    finally:
+        await restarted.close()
+    assert s.get("maintwatch_failed_jobs_total", queue="default") == 0
+    firing = [{"database": "app", "queue": "default"}]
+    expect_alert(promtool, s, "FailedJobsAppearing", firing, now=now)
+    kept = [{"database": "app", "queue": q} for q in ("default", "high")]
+    expect_alert(promtool, s, "FailedJobsStanding", kept)

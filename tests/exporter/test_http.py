@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
+from yarl import URL
 
 from exporter.collectors.base import Context
 from exporter.collectors.http import HttpCollector, HttpConfig
@@ -47,6 +48,10 @@ async def _auth(request: web.Request) -> web.Response:
     return web.Response(text=f"{request.method} {request.headers.get('X-Probe')}")
 
 
+async def _host(request: web.Request) -> web.Response:
+    return web.Response(text=f"host={request.headers.get('Host')}")
+
+
 async def _moved(request: web.Request) -> web.Response:
     raise web.HTTPFound("/ok")
 
@@ -61,6 +66,7 @@ def make_app() -> web.Application:
     app.router.add_get("/json", _json)
     app.router.add_route("*", "/auth", _auth)
     app.router.add_get("/moved", _moved)
+    app.router.add_get("/host", _host)
     return app
 
 
@@ -286,3 +292,88 @@ def test_config_errors_are_located(item: str, message: str) -> None:
     [problem] = caught.value.problems
     assert problem.startswith("x.yml: http[0]")
     assert message in problem
+
+
+@pytest.fixture
+async def named_tls_server(pki: Pki) -> AsyncIterator[tuple[int, list[str | None]]]:
+    """Serve HTTPS for `app.example.test` only; yield the port and the SNI names received."""
+    seen: list[str | None] = []
+    context = pki.server_context(pki.leaf("app.example.test"))
+
+    def sni(_: ssl.SSLObject, name: str | None, __: ssl.SSLContext) -> None:
+        seen.append(name)
+
+    context.sni_callback = sni
+    async for url in _serve(context):
+        yield URL(url).port or 0, seen
+
+
+async def test_server_name_sets_host_sni_and_the_checked_name(
+    context: Context, named_tls_server: tuple[int, list[str | None]], pki: Pki
+) -> None:
+    port, sni = named_tls_server
+    samples, logs = await probe(
+        context,
+        f"https://127.0.0.1:{port}/host",
+        server_name="app.example.test",
+        ca_file=str(pki.root_file()),
+        body_regex=rf"^host=app\.example\.test:{port}$",
+    )
+    assert logs == []
+    assert samples.get("maintwatch_http_probe_success") == 1
+    assert sni == ["app.example.test"]
+
+
+async def test_server_name_is_checked_against_the_certificate(
+    context: Context, named_tls_server: tuple[int, list[str | None]], pki: Pki
+) -> None:
+    port, _ = named_tls_server
+    samples, logs = await probe(
+        context,
+        f"https://127.0.0.1:{port}/host",
+        server_name="other.example.test",
+        ca_file=str(pki.root_file()),
+    )
+    assert samples.get("maintwatch_http_probe_success") == 0
+    assert logs[0]["reason"] == (
+        "TLS: Hostname mismatch, certificate is not valid for 'other.example.test'."
+    )
+
+
+async def test_resolve_reaches_a_name_dns_does_not_know(
+    context: Context, named_tls_server: tuple[int, list[str | None]], pki: Pki
+) -> None:
+    port, sni = named_tls_server
+    samples, logs = await probe(
+        context,
+        f"https://app.example.test:{port}/host",
+        resolve="127.0.0.1",
+        ca_file=str(pki.root_file()),
+        body_regex=rf"^host=app\.example\.test:{port}$",
+    )
+    assert logs == []
+    assert samples.get("maintwatch_http_probe_success") == 1
+    assert sni == ["app.example.test"]
+
+
+async def test_server_name_over_plain_http(context: Context, server: str) -> None:
+    samples, logs = await probe(
+        context,
+        f"{server}/host",
+        server_name="app.example.test",
+        body_regex=rf"^host=app\.example\.test:{URL(server).port}$",
+    )
+    assert logs == []
+    assert samples.get("maintwatch_http_probe_success") == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"resolve": "app.internal"}, "'app.internal' is not an IP address"),
+        ({"server_name": "app example"}, "String should match pattern"),
+    ],
+)
+def test_name_options_are_validated(fields: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        HttpConfig.model_validate({"name": "app", "url": "https://10.0.0.5/health", **fields})

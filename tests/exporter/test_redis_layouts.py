@@ -97,6 +97,22 @@ def test_read_plan_sums_by_state_and_ignores_payload_of_empty_queue() -> None:
     assert read_plan(laravel, [1, 0, 0], b'{"createdAt": 5}').oldest == 5.0
 
 
+def test_bullmq_oldest_waiting_job_is_read_from_its_hash() -> None:
+    plan = LAYOUTS["bullmq"].plan("bull:", "render")
+    assert plan.peek is not None
+    assert plan.peek.lookup is not None
+    assert (plan.peek.key, plan.peek.index) == ("bull:render:wait", -1)
+    assert plan.peek.lookup.key(b"42") == "bull:render:42"
+    parse = plan.peek.lookup.parse
+    assert parse([b"1700000000250", b"0"]) == 1700000000.25
+    # A delayed job promoted to `wait` waits from its creation plus its delay.
+    assert parse([b"1700000000000", b"60000"]) == 1700000060.0
+    assert parse([b"1700000000000", None]) == 1700000000.0
+    assert parse([None, None]) is None
+    assert parse([b"soon", b"0"]) is None
+    assert parse([b"1700000000000", b"x"]) == 1700000000.0
+
+
 def test_select_queues_keeps_configured_and_caps_discovered_by_name() -> None:
     configured, kept, dropped = select_queues(["z"], {"b", "a", "z", "c"}, 3)
     assert (configured, kept, dropped) == (["z"], ["a", "b"], 1)

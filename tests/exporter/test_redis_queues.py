@@ -14,6 +14,7 @@ from exporter.collectors.redis_queues import RedisQueuesCollector
 from exporter.runtime import Runtime
 from maintwatch.configload import ConfigError
 from tests.exporter import _redis_helpers as h
+from tests.exporter._rule_eval import expect_alert
 from tests.exporter.conftest import Samples, promtool_check, refresh
 
 rdb = h.rdb
@@ -145,6 +146,39 @@ async def test_bullmq(rdb: redis.Redis, unique: str, make_collector: Make, promt
     assert jobs(samples, "render", "failed") == 1
     assert jobs(samples, "mail", "pending") == 1
     promtool_check(promtool, samples.text())
+    # The failed set reaches the rules: a failed job kept in BullMQ (seed 003) is listed.
+    kept = [{"connection": "node", "queue": "render"}]
+    expect_alert(promtool, samples, "FailedJobsStanding", kept)
+
+
+async def test_bullmq_oldest_waiting_job(
+    rdb: redis.Redis, unique: str, make_collector: Make
+) -> None:
+    prefix = f"{unique}:bull:"
+    ids = [h.bullmq_add(rdb, prefix, "render") for _ in range(3)]
+    created = [int(rdb.hget(f"{prefix}render:{i}", "timestamp") or 0) / 1000 for i in ids]
+    # A worker took the oldest; the next one waits longest.
+    h.bullmq_take(rdb, prefix, "render")
+    # A delayed job promoted to `wait` (promoteDelayedJobs: ZREM delayed, LPUSH wait) waits
+    # from its creation plus its delay; a queue whose only jobs are delayed has no oldest.
+    late = h.bullmq_add(rdb, prefix, "mail", delay_ms=5_000)
+    rdb.zrem(f"{prefix}mail:delayed", late)
+    rdb.lpush(f"{prefix}mail:wait", late)
+    h.bullmq_add(rdb, prefix, "digest", delay_ms=60_000)
+    collector = make_collector(
+        f"  - {{name: node, url: '{URL}', flavor: bullmq, prefix: '{prefix}'}}\n"
+    )
+    samples = await refresh(collector)
+    oldest = "maintwatch_queue_oldest_job_timestamp_seconds"
+    assert samples.get(oldest, queue="render") == created[1]
+    mail_created = int(rdb.hget(f"{prefix}mail:{late}", "timestamp") or 0) / 1000
+    assert samples.get(oldest, queue="mail") == mail_created + 5
+    assert samples.get(oldest, queue="digest") is None
+    # The job is taken between the two reads of a refresh: its hash is gone, no time, no error.
+    rdb.delete(f"{prefix}mail:{late}")
+    samples = await refresh(collector)
+    assert samples.get(oldest, queue="mail") is None
+    assert jobs(samples, "mail", "pending") == 1
 
 
 async def test_rq(rdb: redis.Redis, unique: str, make_collector: Make) -> None:

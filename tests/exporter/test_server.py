@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -14,6 +15,7 @@ from exporter.collectors.base import Context
 from exporter.runtime import Runtime
 from exporter.server import make_app
 from tests.conftest import free_port
+from tests.exporter._backups_helpers import make_collector
 from tests.exporter._fake_collector import FakeCollector, FakeConfig
 from tests.exporter.conftest import promtool_check
 
@@ -99,3 +101,22 @@ async def test_exposition_passes_promtool(
     await rt.wait_ready()
     async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as resp:
         promtool_check(promtool, await resp.text())
+
+
+async def test_index_says_where_backup_times_come_from(tmp_path: Path) -> None:
+    rt = Runtime(structlog.get_logger())
+    collector = make_collector(
+        Context(), directory=str(tmp_path), timestamp="%Y%m%d*.sql", timezone="UTC"
+    )
+    await rt.apply([(collector, 60, 5)])
+    runner = web.AppRunner(make_app(rt))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/") as resp:
+            page = await resp.text()
+    finally:
+        await runner.cleanup()
+        await rt.close()
+    assert f"{tmp_path}/*.sql: date from the name to the day; time within it from the mtime" in page

@@ -23,6 +23,7 @@ from exporter.config import load_config_text
 from exporter.runtime import InstanceState, Runtime
 from maintwatch.configload import ConfigError
 from tests.exporter import _supervisor_helpers as sh
+from tests.exporter._rule_eval import expect_alert
 from tests.exporter.conftest import Samples, promtool_check, refresh
 
 supervisord = sh.supervisord
@@ -80,7 +81,7 @@ async def test_states_exit_codes_and_groups_over_unix_socket(
     assert state_of(samples, "oneshot") == "EXITED"
     assert state_of(samples, "manual") == "STOPPED"
     # One series per state for each process: dashboards can sum without gaps.
-    assert len(samples.all("maintwatch_supervisor_process_state")) == 11 * len(STATES)
+    assert len(samples.all("maintwatch_supervisor_process_state")) == 12 * len(STATES)
 
     def count(group: str, state: str) -> float | None:
         return samples.get("maintwatch_supervisor_processes", group=group, state=state)
@@ -201,3 +202,25 @@ def test_config_errors_are_located(section: str, message: str) -> None:
     assert any(p.startswith(f"x.yml: {message}") for p in caught.value.problems), (
         caught.value.problems
     )
+
+
+async def test_stopped_on_purpose_raises_no_worker_alert(
+    supervisord: sh.Supervisord, make_collector: Make, promtool: str
+) -> None:
+    wanted = {**WORKERS, "crasher:crasher": "FATAL", "oneshot:oneshot": "EXITED"}
+    await asyncio.to_thread(supervisord.wait_states, wanted)
+    # An operator stops the whole worker group, and `reports` is autostart=false: STOPPED is
+    # chosen, not a failure.
+    await asyncio.to_thread(supervisord.ctl, "stop", "tongacp-worker:*")
+    await asyncio.to_thread(supervisord.ctl, "stop", "manual")
+    stopped = dict.fromkeys(WORKERS, "STOPPED")
+    await asyncio.to_thread(supervisord.wait_states, {**stopped, "manual:manual": "STOPPED"})
+    collector = make_collector(f"  - {{name: web1, url: 'unix://{supervisord.socket}'}}\n")
+    samples = await refresh(collector)
+    count = "maintwatch_supervisor_processes"
+    assert samples.get(count, group="tongacp-worker", state="STOPPED") == 8
+    assert samples.get(count, group="reports", state="STOPPED") == 1
+    # FATAL and EXITED are failures: only their groups alert, on the rules as generated.
+    failed = [{"supervisor": "web1", "group": g} for g in ("crasher", "oneshot")]
+    expect_alert(promtool, samples, "QueueWorkersDown", failed)
+    expect_alert(promtool, samples, "QueueWorkersMissing", failed)
