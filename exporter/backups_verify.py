@@ -28,6 +28,7 @@ from exporter.backups_streams import (
     unzstd,
 )
 from exporter.backups_tar import TarError, TarStream, looks_like_tar
+from exporter.paths import open_regular
 
 CHUNK = 1 << 20
 PGDMP = b"PGDMP"
@@ -81,7 +82,7 @@ def verify_file(
 ) -> Verdict | None:
     """Check `path`; return a Verdict, or None when nothing can be checked for this format."""
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed by the `with` right below
+        fh = open_regular(path)
     except FileNotFoundError:
         raise  # rotated away: the caller drops the check instead of recording a failure
     except OSError as exc:

@@ -15,27 +15,21 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.backups_scan import BackupFile
 from exporter.backups_verify import Cancelled, Verdict
+from exporter.workers import WorkerPool, pool
 
 CheckFn = Callable[[str, threading.Event], Verdict | None]
 Key = tuple[str, int, int]
 
 VERIFY_THREADS = max(1, (os.cpu_count() or 2) // 2)
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool  # one pool per process, created on first use
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="backup-verify")
-        return _pool
+def _executor() -> WorkerPool:
+    return pool("backup-verify", VERIFY_THREADS)  # one per process, created on first use
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ its cached result is exported until a newer file has been checked.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -18,7 +17,7 @@ from exporter.backups_config import BackupSetConfig
 from exporter.backups_scan import ScanError, SetSummary, compile_glob, scan, volume
 from exporter.backups_verify import verify_file
 from exporter.backups_worker import Verifier, VerifyResult
-from exporter.collectors.base import CollectError, Collector, Context
+from exporter.collectors.base import CollectError, Collector, Context, SkipLog
 from exporter.metrics import MetricSet
 
 _Scan = tuple[SetSummary, tuple[int, int]]
@@ -38,8 +37,8 @@ class BackupsCollector(Collector[BackupSetConfig]):
         self._clock = clock
         self._glob = compile_glob(config.effective_glob())
         self._names = config.name_clock()
-        self._scan: asyncio.Future[_Scan] | None = None
         self.verifier: Verifier | None = None
+        self._skip_log = SkipLog(self.log, "backup_files_skipped")
         if config.verify != "none":
             check = partial(verify_file, verify=config.verify, pg_restore=config.pg_restore)
             self.verifier = Verifier(check, self.log, clock)
@@ -66,6 +65,7 @@ class BackupsCollector(Collector[BackupSetConfig]):
             summary, space = await self._scan_once()
         except ScanError as exc:
             raise CollectError(str(exc)) from None
+        self._skip_log.report(summary.skipped)
         result = None
         if self.verifier is not None:
             result = self.verifier.latest(summary.newest_settled)
@@ -74,33 +74,18 @@ class BackupsCollector(Collector[BackupSetConfig]):
     async def _scan_once(self) -> _Scan:
         # A scan thread cannot be cancelled: when a refresh times out (hung NFS mount), the
         # next refresh waits on the same scan instead of piling up another thread.
-        if self._scan is None or self._scan.done():
-            settled_before_ns = int((self._clock() - self.config.settle) * 1e9)
-            self._scan = asyncio.ensure_future(
-                asyncio.to_thread(self._scan_blocking, settled_before_ns)
-            )
-            self._scan.add_done_callback(_consume_result)
-        return await asyncio.shield(self._scan)
+        return await self.blocking.run(self._scan_blocking)
 
-    def _scan_blocking(self, settled_before_ns: int) -> _Scan:
+    def _scan_blocking(self) -> _Scan:
+        settled_before_ns = int((self._clock() - self.config.settle) * 1e9)
         directory = str(self.config.directory)
         summary = scan(directory, self._glob, self._names, settled_before_ns)
         return summary, volume(directory)
 
     async def close(self) -> None:
-        """Stop a running integrity check; forget a scan still in progress."""
+        """Stop a running integrity check; a scan still in progress finishes on its own."""
         if self.verifier is not None:
             await self.verifier.close()
-        if self._scan is not None and not self._scan.done():
-            self._scan.cancel()  # the thread finishes on its own; only the waiter goes
-            await asyncio.gather(self._scan, return_exceptions=True)
-
-
-def _consume_result(future: asyncio.Future[_Scan]) -> None:
-    # A scan whose refresh timed out may fail later with nobody awaiting it; the next refresh
-    # reports the problem, so retrieving the exception here only avoids asyncio's warning.
-    if not future.cancelled():
-        future.exception()
 
 
 def families(
@@ -143,6 +128,11 @@ def families(
             "When the integrity check reported by last_verify_success ran.",
             result.checked_at,
         )
+    ms.gauge(
+        "maintwatch_backup_skipped_files",
+        "Entries matching the set's glob that could not be read (a symlink loop, no access).",
+        summary.skipped.count,
+    )
     free, size = space
     ms.gauge(
         "maintwatch_backup_volume_free_bytes",
