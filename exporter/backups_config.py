@@ -45,6 +45,8 @@ class BackupSetConfig(InstanceConfig):
     max_age: Duration = Field(default=26 * 3600.0, gt=0)
     retention: Duration | None = Field(default=None, gt=0)
     pg_restore: str = Field(default="pg_restore", min_length=1)
+    # Work one file's check may take (time holding a verify turn, not waiting for one).
+    verify_budget: Duration = Field(default=1800.0, gt=0)
 
     @field_validator("glob")
     @classmethod

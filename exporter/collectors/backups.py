@@ -41,7 +41,7 @@ class BackupsCollector(Collector[BackupSetConfig]):
         self._skip_log = SkipLog(self.log, "backup_files_skipped")
         if config.verify != "none":
             check = partial(verify_file, verify=config.verify, pg_restore=config.pg_restore)
-            self.verifier = Verifier(check, self.log, clock)
+            self.verifier = Verifier(check, self.log, clock, budget=config.verify_budget)
 
     def static(self) -> Sequence[Metric]:
         """Return the configured cadence and retention."""
@@ -74,10 +74,10 @@ class BackupsCollector(Collector[BackupSetConfig]):
     async def _scan_once(self) -> _Scan:
         # A scan thread cannot be cancelled: when a refresh times out (hung NFS mount), the
         # next refresh waits on the same scan instead of piling up another thread.
-        return await self.blocking.run(self._scan_blocking)
-
-    def _scan_blocking(self) -> _Scan:
         settled_before_ns = int((self._clock() - self.config.settle) * 1e9)
+        return await self.blocking.run(lambda: self._scan_blocking(settled_before_ns))
+
+    def _scan_blocking(self, settled_before_ns: int) -> _Scan:
         directory = str(self.config.directory)
         summary = scan(directory, self._glob, self._names, settled_before_ns)
         return summary, volume(directory)
