@@ -54,6 +54,13 @@ class Exporter:
             assert time.monotonic() < deadline, f"condition not met; last scrape:\n{text}"
             time.sleep(0.1)
 
+    def status(self, field: str) -> int:
+        """Return a number from /proc/<pid>/status: `Threads`, or `VmHWM` (peak RSS, KiB)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no {field} in /proc/{self.proc.pid}/status")
+
     def events(self) -> list[dict[str, Any]]:
         """Return the JSON log lines written so far."""
         lines = self.log.read_text().splitlines()
