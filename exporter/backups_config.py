@@ -48,6 +48,8 @@ class BackupSetConfig(InstanceConfig):
     retention: Duration | None = Field(default=None, gt=0)
     pg_restore: str = Field(default="pg_restore", min_length=1)
     restore: RestoreConfig | None = None  # restore drill: docs/exporter/drills.md
+    # Work one file's check may take (time holding a verify turn, not waiting for one).
+    verify_budget: Duration = Field(default=1800.0, gt=0)
 
     @field_validator("glob")
     @classmethod

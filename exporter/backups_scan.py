@@ -10,9 +10,10 @@ import fnmatch
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from exporter.backups_names import NameClock
+from exporter.paths import Skipped
 
 
 class ScanError(Exception):
@@ -49,6 +50,7 @@ class SetSummary:
     previous: BackupFile | None = None
     oldest: BackupFile | None = None
     newest_settled: BackupFile | None = None
+    skipped: Skipped = field(default_factory=Skipped)
 
     def add(self, item: BackupFile) -> None:
         """Fold one file into the summary."""
@@ -87,7 +89,7 @@ def scan(
             for entry in entries:
                 if match(entry.name) is None:
                     continue
-                item = _file(entry, clock)
+                item = _file(entry, clock, summary.skipped)
                 if item is not None:
                     summary.add(item)
     except FileNotFoundError:
@@ -101,12 +103,15 @@ def scan(
     return summary
 
 
-def _file(entry: os.DirEntry[str], clock: NameClock | None) -> BackupFile | None:
+def _file(entry: os.DirEntry[str], clock: NameClock | None, skipped: Skipped) -> BackupFile | None:
     try:
         # Follows symlinks on purpose: a link to a backup counts as that backup.
         info = entry.stat()
     except FileNotFoundError:
         return None  # rotated away between listing and stat
+    except OSError as exc:
+        skipped.add(entry.path, exc)  # a symlink loop or an unreadable target: the rest counts
+        return None
     if not stat.S_ISREG(info.st_mode):
         return None
     when = clock.timestamp(entry.name, info.st_mtime) if clock is not None else None

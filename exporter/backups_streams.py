@@ -7,7 +7,7 @@ every decompress call has an output cap.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import cast
 
 import zstandard
@@ -18,7 +18,15 @@ from isal.igzip_lib import DECOMP_GZIP, IgzipDecompressor
 _IsalError = cast(type[Exception], igzip_lib.IsalError)
 
 OUT_MAX = 4 << 20  # cap on bytes one decompress call returns (highly compressible input)
-_ZSTD_FEED = 256 << 10  # zstd's decompressobj has no output cap: feed it small slices instead
+# zstd's decompressobj has no output cap: it is fed whole blocks, at most this many at a time
+# (each decodes to 128 KiB at most, so one call returns at most OUT_MAX), or this many bytes.
+_ZSTD_BLOCKS = OUT_MAX // (128 << 10)
+_ZSTD_BLOCK_MAX = 128 << 10
+_ZSTD_FEED = 256 << 10
+# The largest window a frame may ask for: zstd's own default limit when decoding (`zstd -d`
+# refuses more without --memory), enough for --ultra -22 and --long=27. A bigger one is read
+# as corrupt or hostile: the decoder would hold that much memory for it.
+ZSTD_MAX_WINDOW = 128 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -74,53 +82,132 @@ def _after_member(between: bytes, members: int) -> bool:
     raise Corrupt("trailing garbage after the last gzip member")
 
 
-def unzstd(raw: Iterable[bytes]) -> Iterator[bytes]:
-    """Decompress every frame of a zstd stream; frames with a checksum are verified by libzstd."""
-    dctx = zstandard.ZstdDecompressor()
-    decomp: zstandard.ZstdDecompressionObj | None = None
-    between = b""
+def unzstd(raw: Iterable[bytes], max_window: int = ZSTD_MAX_WINDOW) -> Iterator[bytes]:
+    """Decompress every frame of a zstd stream; frames with a checksum are verified by libzstd.
+
+    The frame and block headers are walked here, so each decompress call gets at most
+    `_ZSTD_BLOCKS` whole blocks (a block never decodes to more than 128 KiB, whatever its
+    compressed size: 4 bytes of RLE block make 128 KiB of zeros), and a frame asking for a
+    window over `max_window` is refused before libzstd allocates it.
+    """
+    src = _Bytes(raw)
+    dctx = zstandard.ZstdDecompressor(max_window_size=max_window)
     frames = 0
-    for data in raw:
-        while data:
-            if decomp is None:
-                between += data
-                data = b""
-                if len(between) >= 4:
-                    if not _is_zstd_frame(between):
-                        what = "not a zstd file" if frames == 0 else "trailing garbage"
-                        raise Corrupt(f"{what} (bad magic bytes after frame {frames})")
-                    decomp, data, between = dctx.decompressobj(), between, b""
-                    frames += 1
-                continue
-            data = yield from _zstd_feed(decomp, data, frames)
-            if decomp.eof:
-                decomp = None
-    if decomp is not None:
-        raise Corrupt(f"zstd frame {frames} truncated (unexpected end of file)")
-    if frames == 0 or between:
-        raise Corrupt("not a zstd file" if frames == 0 else "trailing garbage after zstd frame")
+    while magic := src.take(4):
+        if len(magic) == 4 and _is_skippable(magic):
+            frames += 1
+            size = src.take(4)
+            if len(size) < 4 or not src.skip(int.from_bytes(size, "little")):
+                raise Corrupt(f"zstd frame {frames} truncated (unexpected end of file)")
+            continue
+        if magic != ZSTD_MAGIC:
+            what = "not a zstd file" if frames == 0 else "trailing garbage"
+            raise Corrupt(f"{what} (bad magic bytes after frame {frames})")
+        frames += 1
+        yield from _zstd_frame(src, dctx.decompressobj(), frames, max_window)
+    if frames == 0:
+        raise Corrupt("not a zstd file")
 
 
-def _is_zstd_frame(data: bytes) -> bool:
-    # Skippable frames (0x184D2A50-5F, written by pzstd) are frames too.
-    return data.startswith(ZSTD_MAGIC) or (data[0] & 0xF0 == 0x50 and data[1:4] == b"\x2a\x4d\x18")
+def _is_skippable(magic: bytes) -> bool:
+    # Skippable frames (0x184D2A50-5F, written by pzstd) carry no data to check.
+    return magic[0] & 0xF0 == 0x50 and magic[1:4] == b"\x2a\x4d\x18"
 
 
-def _zstd_feed(
-    decomp: zstandard.ZstdDecompressionObj, data: bytes, frame: int
-) -> Generator[bytes, None, bytes]:
-    """Feed `data` in slices; return what follows the frame's end (b"" if it did not end)."""
-    view = memoryview(data)
-    for start in range(0, len(view), _ZSTD_FEED):
-        try:
-            out = decomp.decompress(view[start : start + _ZSTD_FEED])
-        except zstandard.ZstdError as exc:
-            raise Corrupt(f"zstd frame {frame}: {exc}") from None
-        if out:
-            yield out
-        if decomp.eof:
-            return bytes(decomp.unused_data) + bytes(view[start + _ZSTD_FEED :])
-    return b""
+def _zstd_frame(
+    src: _Bytes, decomp: zstandard.ZstdDecompressionObj, frame: int, max_window: int
+) -> Iterator[bytes]:
+    truncated = Corrupt(f"zstd frame {frame} truncated (unexpected end of file)")
+    descriptor = src.take(1)
+    if not descriptor:
+        raise truncated
+    header = ZSTD_MAGIC + descriptor + src.take(_header_rest(descriptor[0]))
+    try:
+        params = zstandard.get_frame_parameters(header)
+    except zstandard.ZstdError as exc:
+        if len(header) < 5 + _header_rest(descriptor[0]):
+            raise truncated from None
+        raise Corrupt(f"zstd frame {frame}: {exc}") from None
+    if params.window_size > max_window:
+        raise Corrupt(
+            f"zstd frame {frame}: window of {_mib(params.window_size)} over the "
+            f"{_mib(max_window)} limit (corrupt or hostile)"
+        )
+    batch, blocks, last = bytearray(header), 0, False
+    while not last:
+        head = src.take(3)
+        if len(head) < 3:
+            raise truncated
+        value = int.from_bytes(head, "little")
+        last, kind, size = bool(value & 1), (value >> 1) & 3, value >> 3
+        if kind == 3:
+            raise Corrupt(f"zstd frame {frame}: reserved block type")
+        if size > _ZSTD_BLOCK_MAX:
+            raise Corrupt(f"zstd frame {frame}: block of {size} bytes over the 128 KiB maximum")
+        body = src.take(1 if kind == 1 else size)  # an RLE block stores its byte once
+        if len(body) < (1 if kind == 1 else size):
+            raise truncated
+        batch += head
+        batch += body
+        blocks += 1
+        if last and params.has_checksum:
+            checksum = src.take(4)
+            if len(checksum) < 4:
+                raise truncated
+            batch += checksum
+        if last or blocks == _ZSTD_BLOCKS or len(batch) >= _ZSTD_FEED:
+            try:
+                out = decomp.decompress(bytes(batch))
+            except zstandard.ZstdError as exc:
+                raise Corrupt(f"zstd frame {frame}: {exc}") from None
+            if out:
+                yield out
+            batch, blocks = bytearray(), 0
+    if not decomp.eof:
+        raise Corrupt(f"zstd frame {frame}: the decoder did not reach the frame's end")
+
+
+def _header_rest(descriptor: int) -> int:
+    """Return the header bytes after the frame header descriptor (RFC 8878, 3.1.1.1)."""
+    single_segment = descriptor >> 5 & 1
+    content_size = (1 if single_segment else 0, 2, 4, 8)[descriptor >> 6]
+    return (0 if single_segment else 1) + (0, 1, 2, 4)[descriptor & 3] + content_size
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):g} MiB"
+
+
+class _Bytes:
+    """Exact-size reads over a stream of chunks (short only at its end)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = bytearray()
+        self._pos = 0
+
+    def take(self, size: int) -> bytes:
+        """Return the next `size` bytes, or fewer when the stream ends first."""
+        while len(self._buffer) - self._pos < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            if self._pos:
+                del self._buffer[: self._pos]
+                self._pos = 0
+            self._buffer += chunk
+        out = bytes(self._buffer[self._pos : self._pos + size])
+        self._pos += len(out)
+        return out
+
+    def skip(self, size: int) -> bool:
+        """Drop the next `size` bytes; return False when the stream ends first."""
+        while size:
+            got = len(self.take(min(size, 1 << 20)))
+            if not got:
+                return False
+            size -= got
+        return True
 
 
 # (header that names the tool, trailer it writes last when the dump completed, tool name).

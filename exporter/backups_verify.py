@@ -1,8 +1,9 @@
 """Check one backup file's integrity, by its configured type or by sniffing its first bytes.
 
 Blocking (run it in a worker thread); reads the file once, front to back, in fixed-size chunks,
-and polls a cancel event between chunks so shutdown is prompt. `verify_file` returns None when
-the file's format offers nothing to check.
+and asks its `Pace` between chunks whether to go on (so shutdown is prompt, and the worker can
+share its threads fairly between sets and stop a check over its budget). `verify_file` returns
+None when the file's format offers nothing to check.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from exporter.backups_streams import (
 )
 from exporter.backups_tar import TarError, TarStream, looks_like_tar
 from exporter.backups_zip import EMPTY_ZIP_MAGIC, ZIP_MAGIC, check_zip
+from exporter.paths import open_regular
 
 CHUNK = 1 << 20
 PGDMP = b"PGDMP"
@@ -62,6 +64,26 @@ class Cancelled(Exception):
     """The check was stopped because the collector is closing or the file is obsolete."""
 
 
+class OverBudget(Corrupt):
+    """The check used up its time budget: a failed verdict (corrupt, hostile or too big)."""
+
+
+class Pace:
+    """Asked between chunks whether a check goes on; raises to stop it.
+
+    This one stops on `cancel` only; the background worker's adds turns shared fairly between
+    backup sets and a time budget per file.
+    """
+
+    def __init__(self, cancel: threading.Event | None = None) -> None:
+        self.cancel = cancel if cancel is not None else threading.Event()
+
+    def check(self) -> None:
+        """Raise Cancelled when the check must stop."""
+        if self.cancel.is_set():
+            raise Cancelled
+
+
 class _Content(Protocol):
     def feed(self, chunk: bytes) -> None: ...
 
@@ -79,11 +101,16 @@ class _NoContent:
 
 
 def verify_file(
-    path: str, cancel: threading.Event, *, verify: str = "auto", pg_restore: str = "pg_restore"
+    path: str,
+    cancel: threading.Event | Pace,
+    *,
+    verify: str = "auto",
+    pg_restore: str = "pg_restore",
 ) -> Verdict | None:
     """Check `path`; return a Verdict, or None when nothing can be checked for this format."""
+    pace = cancel if isinstance(cancel, Pace) else Pace(cancel)
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed by the `with` right below
+        fh = open_regular(path)
     except FileNotFoundError:
         raise  # rotated away: the caller drops the check instead of recording a failure
     except OSError as exc:
@@ -97,8 +124,8 @@ def verify_file(
             content = _sniff(head, compressed=False)  # so a failure names what was checked
         try:
             if compression == "none":
-                return _check_plain(fh, path, head, content, pg_restore, cancel)
-            return _check_compressed(fh, head, compression, content, cancel)
+                return _check_plain(fh, path, head, content, pg_restore, pace)
+            return _check_compressed(fh, head, compression, content, pace)
         except Corrupt as exc:
             return Verdict(False, _label(compression, content), str(exc))
         except OSError as exc:
@@ -132,10 +159,10 @@ def _label(compression: str, content: str) -> str:
 
 
 def _check_plain(
-    fh: BinaryIO, path: str, head: bytes, content: str, pg_restore: str, cancel: threading.Event
+    fh: BinaryIO, path: str, head: bytes, content: str, pg_restore: str, pace: Pace
 ) -> Verdict | None:
     if content == "pgdump":
-        return check_pgdump(path, head, pg_restore, cancel)
+        return check_pgdump(path, head, pg_restore, pace)
     if content == "sql":
         # No checksum to verify in a plain dump: the trailer at the very end is the evidence.
         fh.seek(max(0, os.fstat(fh.fileno()).st_size - TAIL))
@@ -143,19 +170,15 @@ def _check_plain(
         return Verdict(True, "sql", f"{tool} completion trailer present")
     if content == "tar":
         tar = TarStream()
-        _pump(_chunks(fh, head, cancel), tar, cancel)
+        _pump(_chunks(fh, head, pace), tar, pace)
         return Verdict(True, "tar", f"{tar.members} members, end-of-archive marker present")
     if content == "zip":
-        return _check_zip(fh, cancel)
+        return _check_zip(fh, pace)
     return None
 
 
-def _check_zip(fh: BinaryIO, cancel: threading.Event) -> Verdict:
-    def poll() -> None:
-        if cancel.is_set():
-            raise Cancelled
-
-    report = check_zip(fh, os.fstat(fh.fileno()).st_size, poll)
+def _check_zip(fh: BinaryIO, pace: Pace) -> Verdict:
+    report = check_zip(fh, os.fstat(fh.fileno()).st_size, pace.check)
     detail = f"{report.checked} of {report.members} members CRC ok"
     skipped = [
         f"{count} {why}"
@@ -169,17 +192,17 @@ def _check_zip(fh: BinaryIO, cancel: threading.Event) -> Verdict:
 
 
 def _check_compressed(
-    fh: BinaryIO, head: bytes, compression: str, content: str, cancel: threading.Event
+    fh: BinaryIO, head: bytes, compression: str, content: str, pace: Pace
 ) -> Verdict:
     if content.startswith("mismatch:"):
         raise Corrupt(f"not a {compression} file (its first bytes say otherwise)")
     layer = gunzip if compression == "gzip" else unzstd
-    stream = layer(_chunks(fh, head, cancel))
+    stream = layer(_chunks(fh, head, pace))
     first, stream = _peek(stream, HEAD)
     if content == "auto":
         content = _sniff(first, compressed=True)
     checker: _Content = _checker(content)
-    _pump(_prepend(first, stream), checker, cancel)
+    _pump(_prepend(first, stream), checker, pace)
     label = _label(compression, content)
     if isinstance(checker, SqlTail):
         return Verdict(True, label, f"CRC ok, {checker.tool} completion trailer present")
@@ -208,11 +231,10 @@ def _checker(content: str) -> _Content:
     return _NoContent()
 
 
-def _chunks(fh: BinaryIO, head: bytes, cancel: threading.Event) -> Iterator[bytes]:
+def _chunks(fh: BinaryIO, head: bytes, pace: Pace) -> Iterator[bytes]:
     yield head
     while True:
-        if cancel.is_set():
-            raise Cancelled
+        pace.check()
         data = fh.read(CHUNK)
         if not data:
             return
@@ -234,18 +256,17 @@ def _prepend(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def _pump(stream: Iterable[bytes], checker: _Content, cancel: threading.Event) -> None:
+def _pump(stream: Iterable[bytes], checker: _Content, pace: Pace) -> None:
     try:
         for chunk in stream:
-            if cancel.is_set():
-                raise Cancelled
+            pace.check()
             checker.feed(chunk)
         checker.finish()
     except TarError as exc:
         raise Corrupt(str(exc)) from None
 
 
-def check_pgdump(path: str, head: bytes, pg_restore: str, cancel: threading.Event) -> Verdict:
+def check_pgdump(path: str, head: bytes, pg_restore: str, pace: Pace) -> Verdict:
     """Check a custom-format pg_dump: header, then a full `pg_restore` read when available."""
     if not head.startswith(PGDMP) or len(head) < 11:
         raise Corrupt("not a PostgreSQL custom-format dump (no PGDMP header)")
@@ -257,15 +278,15 @@ def check_pgdump(path: str, head: bytes, pg_restore: str, cancel: threading.Even
         return Verdict(True, "pgdump", f"header ok (archive {version}); {pg_restore} not found")
     # `--list` only reads the table of contents and passes truncated or bit-flipped dumps;
     # restoring to /dev/null reads and decompresses every data block, without a database.
-    code, errors = run_tool([exe, "--file=/dev/null", path], cancel)
+    code, errors = run_tool([exe, "--file=/dev/null", path], pace)
     if code != 0:
         lines = [line for line in errors.splitlines() if line.strip()]
         raise Corrupt(f"pg_restore failed: {lines[-1] if lines else f'exit status {code}'}")
     return Verdict(True, "pgdump", f"pg_restore read the whole archive ({version})")
 
 
-def run_tool(argv: list[str], cancel: threading.Event) -> tuple[int, str]:
-    """Run a checking tool; kill it when `cancel` is set; return (exit status, stderr)."""
+def run_tool(argv: list[str], pace: Pace) -> tuple[int, str]:
+    """Run a checking tool; kill it when its pace says stop; return (exit status, stderr)."""
     with subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     ) as proc:
@@ -273,9 +294,11 @@ def run_tool(argv: list[str], cancel: threading.Event) -> tuple[int, str]:
             try:
                 _, err = proc.communicate(timeout=0.5)
             except subprocess.TimeoutExpired:
-                if cancel.is_set():
+                try:
+                    pace.check()
+                except (Cancelled, Corrupt):
                     proc.kill()
                     proc.communicate()
-                    raise Cancelled from None
+                    raise
                 continue
             return proc.returncode, err.decode("utf-8", "replace")[-2000:]

@@ -2,9 +2,13 @@
 
 A check of a large file can take minutes, longer than any refresh timeout, so it never runs
 inside `refresh()`: the collector asks `Verifier.latest()` for what is known, which starts a
-check when needed and returns at once; a later refresh picks the result up. Checks run on a
-small process-wide thread pool (half the CPUs) so many sets cannot saturate the machine, and
-outside asyncio's default executor so they never starve other collectors' blocking calls.
+check when needed and returns at once; a later refresh picks the result up.
+
+Checks share a few process-wide turns (half the CPUs), so many sets cannot saturate the
+machine. A check holds a turn for a slice of work at a time and hands it on when another set
+waits, so a huge or hostile file (1 TiB of zeros in 31 MB of zstd) slows the others down but
+never starves them; and a check that used up its set's `verify_budget` of work stops with a
+failed verdict.
 """
 
 from __future__ import annotations
@@ -13,29 +17,104 @@ import asyncio
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.backups_scan import BackupFile
-from exporter.backups_verify import Cancelled, Verdict
+from exporter.backups_verify import Cancelled, OverBudget, Pace, Verdict
+from exporter.workers import WorkerPool, pool
 
-CheckFn = Callable[[str, threading.Event], Verdict | None]
+CheckFn = Callable[[str, Pace], Verdict | None]
 Key = tuple[str, int, int]
 
-VERIFY_THREADS = max(1, (os.cpu_count() or 2) // 2)
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+VERIFY_THREADS = max(1, (os.cpu_count() or 2) // 2)  # checks working at once
+MAX_CHECKS = 16  # checks in progress at once (each has a thread; most wait for a turn)
+SLICE = 0.25  # seconds of work before a check lets a waiting one have its turn
+DEFAULT_BUDGET = 1800.0
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool  # one pool per process, created on first use
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="backup-verify")
-        return _pool
+class Turns:
+    """Give `slots` turns to waiting checks in order of arrival (round-robin as they return)."""
+
+    def __init__(self, slots: int) -> None:
+        self._cond = threading.Condition()
+        self._free = slots
+        self._queue: deque[object] = deque()
+
+    @property
+    def waiting(self) -> bool:
+        """Return True when a check waits for a turn."""
+        return bool(self._queue)
+
+    def acquire(self, who: object, cancel: threading.Event) -> None:
+        """Wait for `who`'s turn; raise Cancelled when `cancel` is set meanwhile."""
+        with self._cond:
+            self._queue.append(who)
+            try:
+                while not (self._free and self._queue[0] is who):
+                    if cancel.is_set():
+                        raise Cancelled
+                    self._cond.wait(0.5)
+            except BaseException:
+                self._queue.remove(who)
+                self._cond.notify_all()
+                raise
+            self._queue.popleft()
+            self._free -= 1
+            self._cond.notify_all()
+
+    def release(self) -> None:
+        """Hand a turn back."""
+        with self._cond:
+            self._free += 1
+            self._cond.notify_all()
+
+
+TURNS = Turns(VERIFY_THREADS)
+
+
+class ScheduledPace(Pace):
+    """A check's pace in the worker: work only on a turn, yield it after a slice, keep a budget."""
+
+    def __init__(self, cancel: threading.Event, turns: Turns, budget: float) -> None:
+        super().__init__(cancel)
+        self._turns = turns
+        self.budget = budget
+        self.used = 0.0  # seconds spent holding a turn (waiting for one does not count)
+        self._since: float | None = None  # when the current turn (or its last check) began
+        self._slice_start = 0.0
+
+    def check(self) -> None:
+        """Stop on cancel or over budget; take a turn, or hand it on after a slice."""
+        super().check()
+        now = time.monotonic()
+        if self._since is None:
+            self._turns.acquire(self, self.cancel)
+            self._since = self._slice_start = time.monotonic()
+            return
+        self.used += now - self._since
+        self._since = now
+        if self.used > self.budget:
+            raise OverBudget(
+                f"stopped after its verify_budget of {self.budget:g}s of work "
+                "(corrupt, hostile, or too big for the budget)"
+            )
+        if now - self._slice_start >= SLICE and self._turns.waiting:
+            self.finish()
+            self.check()
+
+    def finish(self) -> None:
+        """Hand the turn back, if held."""
+        if self._since is not None:
+            self.used += time.monotonic() - self._since
+            self._since = None
+            self._turns.release()
+
+
+def _executor() -> WorkerPool:
+    return pool("backup-verify", MAX_CHECKS)  # one per process, created on first use
 
 
 @dataclass(frozen=True)
@@ -62,8 +141,16 @@ class _Job:
 class Verifier:
     """Background integrity checks for one backup set, with a small result cache."""
 
-    def __init__(self, check: CheckFn, log: Any, clock: Callable[[], float], keep: int = 8):
+    def __init__(
+        self,
+        check: CheckFn,
+        log: Any,
+        clock: Callable[[], float],
+        keep: int = 8,
+        budget: float = DEFAULT_BUDGET,
+    ):
         self._check = check
+        self._budget = budget
         self._log = log
         self._clock = clock
         self._keep = keep
@@ -118,11 +205,14 @@ class Verifier:
     def _checked(self, target: BackupFile, cancel: threading.Event) -> Verdict | None:
         if cancel.is_set():
             raise Cancelled
+        pace = ScheduledPace(cancel, TURNS, self._budget)
         try:
-            verdict = self._check(target.path, cancel)
+            verdict = self._check(target.path, pace)
             info = os.stat(target.path)
         except FileNotFoundError:
             raise _Changed from None
+        finally:
+            pace.finish()
         if (info.st_size, info.st_mtime_ns) != (target.size, target.mtime_ns):
             raise _Changed
         return verdict

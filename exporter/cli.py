@@ -17,6 +17,7 @@ from exporter.drills import cli as drill_cli
 from exporter.drills.cli import live_databases
 from exporter.runtime import Runtime
 from exporter.server import make_app
+from exporter.workers import DaemonDefaultExecutor
 from maintwatch import __version__, logs
 from maintwatch.cli import (
     add_common_flags,
@@ -28,6 +29,7 @@ from maintwatch.configload import ConfigError
 
 DEFAULT_CONFIG = "maintwatch-exporter.yml"
 DEFAULT_LISTEN = ":9839"
+DEFAULT_THREADS = 8  # asyncio's own blocking calls (getaddrinfo), shared by every collector
 
 
 def build_collectors(
@@ -54,6 +56,9 @@ def _context(config: ExporterBase, logger: Any) -> Context:
 async def serve(args: argparse.Namespace, config: ExporterBase) -> None:
     """Run until SIGTERM/SIGINT; reload the config on SIGHUP."""
     log = logs.get_logger("exporter")
+    # Daemon threads for what asyncio itself runs in threads (DNS lookups): a lookup stuck on
+    # a dead resolver must not keep the process alive after SIGTERM.
+    asyncio.get_running_loop().set_default_executor(DaemonDefaultExecutor(DEFAULT_THREADS))
     runtime = Runtime(log)
     await runtime.apply(build_collectors(config, _context(config, log)))
     host, port = split_listen_address(args.listen_address)

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from exporter.paths import NotRegularFile, Skipped, open_regular
+
 LineSink = Callable[[bytes, bool], None]
 """Receives each complete line (without its newline) and whether it was cut to the length cap."""
 
@@ -145,6 +147,7 @@ class LogTail:
         self._last_saved: list[dict[str, Any]] | None = None
         # A refresh that timed out leaves its thread running; the next poll waits for it.
         self._lock = threading.Lock()
+        self.skipped = Skipped()  # matches the last poll could not read (a symlink loop…)
 
     def poll(self, sink: LineSink) -> None:
         """Read what was appended since the last poll, following rotation; save offsets."""
@@ -180,20 +183,25 @@ class LogTail:
             raise TailError(f"log directory {directory} does not exist")
         paths = glob.glob(self.pattern) if glob.has_magic(self.pattern) else [self.pattern]
         out = []
+        skipped = Skipped()
         for path in sorted(paths):
             try:
                 st = os.stat(path)
             except FileNotFoundError:
                 continue  # not created yet (Laravel creates its log on the first entry)
+            except OSError as exc:
+                skipped.add(path, exc)  # one bad match must not stop the others being read
+                continue
             if stat.S_ISREG(st.st_mode):
                 out.append((path, st))
+        self.skipped = skipped
         return out
 
     def _open(self, path: str, key: tuple[int, int]) -> BinaryIO | None:
         try:
-            handle = open(path, "rb", buffering=0)  # noqa: SIM115 -- kept open across polls
-        except FileNotFoundError:
-            return None
+            handle = open_regular(path, buffering=0)  # kept open across polls
+        except (FileNotFoundError, NotRegularFile):
+            return None  # gone, or swapped for a FIFO since the listing: the next poll sees it
         st = os.fstat(handle.fileno())
         if (st.st_dev, st.st_ino) != key:  # replaced between stat and open: next poll sees it
             handle.close()

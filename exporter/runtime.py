@@ -22,6 +22,7 @@ from exporter.metrics import MetricSet, merge_families
 from maintwatch import __version__
 
 STOP_ATTEMPTS = 10  # cancels, a second apart, before a refresh loop that ignores them is left
+CLOSE_TIMEOUT = 5.0  # seconds a collector's close() may take before it is left behind
 
 
 @dataclass
@@ -129,12 +130,16 @@ class Runtime:
         state = self._states.pop(key, None)
         self._first_round.pop(key, None)
         if state is not None:
-            await state.collector.close()
+            try:
+                # A close that waits on a stuck thread or a dead server is left behind too.
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await state.collector.close()
+            except TimeoutError:
+                self._log.error("collector_close_abandoned", collector=key[0], name=key[1])
 
     async def close(self) -> None:
-        """Cancel and await every refresh task, then close collectors."""
-        for key in list(self._states):
-            await self._stop(key)
+        """Cancel and await every refresh task, then close collectors (all at once)."""
+        await asyncio.gather(*(self._stop(key) for key in list(self._states)))
 
     async def _loop(self, state: InstanceState) -> None:
         loop = asyncio.get_running_loop()

@@ -16,6 +16,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509 import verification
 
+from exporter.paths import open_regular
+
 INFO_MAX_CHARS = 200
 """Longest value of a `maintwatch_tls_cert_info` label (DESIGN: free text only truncated)."""
 
@@ -58,7 +60,7 @@ def parse_certificates(data: bytes, source: str) -> list[x509.Certificate]:
 def read_certificate_file(path: Path) -> list[x509.Certificate]:
     """Read one certificate file (bounded size); raise CertError naming the file."""
     try:
-        with path.open("rb") as handle:
+        with open_regular(str(path)) as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise CertError(f"{path}: cannot read: {exc.strerror}") from None

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from exporter.workers import pool, run_in
+
 StartTLS = Literal["smtp", "imap", "postgres"]
 
 _REPLY_MAX_LINES = 100  # an EHLO answer has a dozen lines; more means we are not talking SMTP
@@ -54,7 +56,7 @@ def client_contexts(ca_file: Path | None) -> tuple[ssl.SSLContext, ssl.SSLContex
 
 async def probe(endpoint: Endpoint, ca_file: Path | None) -> Presented:
     """Handshake with `endpoint`, return its chain and verification outcome; raise ProbeError."""
-    verifying, reading = await asyncio.to_thread(client_contexts, ca_file)
+    verifying, reading = await run_in(pool("tls"), client_contexts, ca_file)
     try:
         chain = await _handshake(endpoint, verifying)
     except ssl.SSLCertVerificationError as exc:

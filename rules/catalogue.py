@@ -26,6 +26,7 @@ METRICS: dict[str, str] = {
     "maintwatch_backup_last_verify_timestamp_seconds": GAUGE,
     "maintwatch_backup_volume_free_bytes": GAUGE,
     "maintwatch_backup_volume_size_bytes": GAUGE,
+    "maintwatch_backup_skipped_files": GAUGE,
     # queues and failed jobs
     "maintwatch_queue_jobs": GAUGE,
     "maintwatch_queue_oldest_job_timestamp_seconds": GAUGE,
@@ -62,6 +63,7 @@ METRICS: dict[str, str] = {
     "maintwatch_app_maintenance_since_timestamp_seconds": GAUGE,
     "maintwatch_log_messages_total": COUNTER,
     "maintwatch_http_responses_total": COUNTER,
+    "maintwatch_log_skipped_files": GAUGE,
     "maintwatch_directory_size_bytes": GAUGE,
     "maintwatch_directory_files": GAUGE,
     "maintwatch_http_probe_success": GAUGE,

@@ -3,7 +3,6 @@ from access logs, watched directory sizes."""
 
 from __future__ import annotations
 
-import asyncio
 import glob
 import hashlib
 import json
@@ -17,14 +16,16 @@ from prometheus_client.core import Metric
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from exporter.accesslog import CLASSES, AccessFormat, StatusParser
-from exporter.collectors.base import CollectError, Collector, Context
+from exporter.collectors.base import CLOSE_WAIT, CollectError, Collector, Context, SkipLog
 from exporter.config import InstanceConfig
 from exporter.logparse import LABEL_VALUES, LevelParser, LogFormat
 from exporter.logtail import LineSink, LogTail, TailError
-from exporter.paths import climbs_after_wildcard
+from exporter.paths import NotRegularFile, Skipped, climbs_after_wildcard, open_regular
 from maintwatch.configload import StrictModel
 
 _NAME = r"^[A-Za-z0-9_.:-]+$"
+SKIPPED = "maintwatch_log_skipped_files"
+SKIPPED_HELP = "Log files matching the configured paths that could not be read (a symlink loop)."
 _DOWN_FILE_MAX = 64 * 1024  # Laravel's down file is a few hundred bytes; never read a huge one
 
 
@@ -143,6 +144,7 @@ class Snapshot:
 
     down_since: float | None = None  # None: not in maintenance (or not watched)
     directories: list[tuple[str, int, int]] = field(default_factory=list)
+    skipped: Skipped = field(default_factory=Skipped)  # log files that matched but were unreadable
 
 
 def maintenance_since(content: bytes, mtime: float) -> float:
@@ -160,13 +162,13 @@ def maintenance_since(content: bytes, mtime: float) -> float:
 def read_maintenance(path: str) -> float | None:
     """Return since when the app is down, or None when the flag file is absent."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             st = os.fstat(handle.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise CollectError(f"maintenance file {path} is not a regular file")
             return maintenance_since(handle.read(_DOWN_FILE_MAX), st.st_mtime)
     except FileNotFoundError:
         return None
+    except NotRegularFile:
+        raise CollectError(f"maintenance file {path} is not a regular file") from None
 
 
 def scan_directory(path: str) -> tuple[int, int]:
@@ -217,6 +219,7 @@ class AppsCollector(Collector[AppConfig]):
             )
             for log in config.access_logs
         ]
+        self._skip_log = SkipLog(self.log, "log_files_skipped")
 
     def _tail(self, log: TailedLog, kind: str = "") -> LogTail:
         pattern = self.config.resolve(log.path)
@@ -236,14 +239,16 @@ class AppsCollector(Collector[AppConfig]):
 
     async def refresh(self) -> Sequence[Metric]:
         """Poll logs, read the maintenance flag and scan directories (in a thread)."""
-        snapshot = await asyncio.to_thread(self._measure)
+        snapshot = await self.blocking.run(self._measure)
+        self._skip_log.report(snapshot.skipped)
         return self._families(snapshot)
 
     def _measure(self) -> Snapshot:
         try:
+            snapshot = Snapshot()
             for tail, sink in self._tails:
                 tail.poll(sink)
-            snapshot = Snapshot()
+                snapshot.skipped.merge(tail.skipped)
             if self.config.maintenance_file is not None:
                 flag = self.config.resolve(self.config.maintenance_file)
                 snapshot.down_since = read_maintenance(flag)
@@ -287,6 +292,12 @@ class AppsCollector(Collector[AppConfig]):
                     "Unix time the application went down for maintenance.",
                     since,
                 )
+        if self._tails:
+            ms.gauge(
+                SKIPPED,
+                SKIPPED_HELP,
+                snapshot.skipped.count,
+            )
         if self.config.logs:
             for level, count in self._counts.items():
                 ms.counter(
@@ -319,6 +330,8 @@ class AppsCollector(Collector[AppConfig]):
         return ms.families()
 
     async def close(self) -> None:
-        """Close followed log files (waiting for a poll still running in its thread)."""
-        for tail, _ in self._tails:
-            await asyncio.to_thread(tail.close)
+        """Close followed log files, unless a poll is stuck in its thread (then leave them)."""
+        await self.blocking.drain(CLOSE_WAIT)
+        if self.blocking.idle:
+            for tail, _ in self._tails:
+                tail.close()

@@ -7,7 +7,6 @@ its cached result is exported until a newer file has been checked.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -18,7 +17,7 @@ from exporter.backups_config import BackupSetConfig
 from exporter.backups_scan import ScanError, SetSummary, compile_glob, scan, volume
 from exporter.backups_verify import verify_file
 from exporter.backups_worker import Verifier, VerifyResult
-from exporter.collectors.base import CollectError, Collector, Context
+from exporter.collectors.base import CollectError, Collector, Context, SkipLog
 from exporter.drills.metrics import static_families as drill_static
 from exporter.drills.schedule import Scheduler
 from exporter.drills.target import drill_target
@@ -41,11 +40,11 @@ class BackupsCollector(Collector[BackupSetConfig]):
         self._clock = clock
         self._glob = compile_glob(config.effective_glob())
         self._names = config.name_clock()
-        self._scan: asyncio.Future[_Scan] | None = None
         self.verifier: Verifier | None = None
+        self._skip_log = SkipLog(self.log, "backup_files_skipped")
         if config.verify != "none":
             check = partial(verify_file, verify=config.verify, pg_restore=config.pg_restore)
-            self.verifier = Verifier(check, self.log, clock)
+            self.verifier = Verifier(check, self.log, clock, budget=config.verify_budget)
         self.drills: Scheduler | None = None
         if config.restore is not None:
             self.drills = Scheduler(
@@ -87,6 +86,7 @@ class BackupsCollector(Collector[BackupSetConfig]):
             summary, space = await self._scan_once()
         except ScanError as exc:
             raise CollectError(str(exc)) from None
+        self._skip_log.report(summary.skipped)
         result = None
         if self.verifier is not None:
             result = self.verifier.latest(summary.newest_settled)
@@ -99,13 +99,8 @@ class BackupsCollector(Collector[BackupSetConfig]):
     async def _scan_once(self) -> _Scan:
         # A scan thread cannot be cancelled: when a refresh times out (hung NFS mount), the
         # next refresh waits on the same scan instead of piling up another thread.
-        if self._scan is None or self._scan.done():
-            settled_before_ns = int((self._clock() - self.config.settle) * 1e9)
-            self._scan = asyncio.ensure_future(
-                asyncio.to_thread(self._scan_blocking, settled_before_ns)
-            )
-            self._scan.add_done_callback(_consume_result)
-        return await asyncio.shield(self._scan)
+        settled_before_ns = int((self._clock() - self.config.settle) * 1e9)
+        return await self.blocking.run(lambda: self._scan_blocking(settled_before_ns))
 
     def _scan_blocking(self, settled_before_ns: int) -> _Scan:
         directory = str(self.config.directory)
@@ -113,21 +108,11 @@ class BackupsCollector(Collector[BackupSetConfig]):
         return summary, volume(directory)
 
     async def close(self) -> None:
-        """Stop a running integrity check and drill; forget a scan still in progress."""
+        """Stop a running integrity check and drill; a scan in progress finishes on its own."""
         if self.drills is not None:
             await self.drills.close()
         if self.verifier is not None:
             await self.verifier.close()
-        if self._scan is not None and not self._scan.done():
-            self._scan.cancel()  # the thread finishes on its own; only the waiter goes
-            await asyncio.gather(self._scan, return_exceptions=True)
-
-
-def _consume_result(future: asyncio.Future[_Scan]) -> None:
-    # A scan whose refresh timed out may fail later with nobody awaiting it; the next refresh
-    # reports the problem, so retrieving the exception here only avoids asyncio's warning.
-    if not future.cancelled():
-        future.exception()
 
 
 def families(
@@ -171,6 +156,11 @@ def families(
             "When the integrity check reported by last_verify_success ran.",
             result.checked_at,
         )
+    ms.gauge(
+        "maintwatch_backup_skipped_files",
+        "Entries matching the set's glob that could not be read (a symlink loop, no access).",
+        summary.skipped.count,
+    )
     free, size = space
     ms.gauge(
         "maintwatch_backup_volume_free_bytes",

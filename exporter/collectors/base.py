@@ -12,10 +12,13 @@ from prometheus_client.core import Metric
 
 from exporter.config import InstanceConfig
 from exporter.metrics import MetricSet
+from exporter.paths import Skipped
+from exporter.workers import OneAtATime
 
 C = TypeVar("C", bound=InstanceConfig)
 
 DEFAULT_TIMEOUT = 10.0  # the exporter's default refresh timeout (config `defaults.timeout`)
+CLOSE_WAIT = 2.0  # seconds `close()` waits for a blocking call before leaving it behind
 
 
 class CollectError(Exception):
@@ -56,6 +59,8 @@ class Collector(abc.ABC, Generic[C]):
         # The runtime replaces this with the effective timeout (defaults applied) when it starts
         # the instance; collectors with deadlines of their own stay under it (`own_deadline`).
         self.timeout = min(config.timeout or DEFAULT_TIMEOUT, config.interval or DEFAULT_TIMEOUT)
+        # Blocking file work runs on this kind's own threads, one call per instance at a time.
+        self.blocking = OneAtATime(self.kind)
 
     def own_deadline(self) -> float:
         """Return a deadline a little under the refresh timeout, so the failure is ours."""
@@ -84,3 +89,18 @@ class Collector(abc.ABC, Generic[C]):
 
     async def close(self) -> None:
         """Release connections and other resources."""
+
+
+class SkipLog:
+    """Log a listing's skipped entries once per change, not once per refresh."""
+
+    def __init__(self, log: Any, event: str) -> None:
+        self._log = log
+        self._event = event
+        self._last = Skipped()
+
+    def report(self, skipped: Skipped) -> None:
+        """Write one warning when the skipped entries changed and some are skipped."""
+        if skipped.count and skipped != self._last:
+            self._log.warning(self._event, files=skipped.count, example=skipped.example)
+        self._last = skipped

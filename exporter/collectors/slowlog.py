@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import hashlib
 import itertools
@@ -13,7 +12,8 @@ from collections.abc import Sequence
 from prometheus_client.core import Metric
 from pydantic import Field, field_validator
 
-from exporter.collectors.base import CollectError, Collector, Context
+from exporter.collectors.apps import SKIPPED, SKIPPED_HELP
+from exporter.collectors.base import CLOSE_WAIT, CollectError, Collector, Context, SkipLog
 from exporter.config import InstanceConfig
 from exporter.logparse import SlowLogParser
 from exporter.logtail import LogTail, TailError
@@ -99,16 +99,23 @@ class SlowlogCollector(Collector[SlowlogConfig]):
             state_file=state_file,
             logger=self.log,
         )
+        self._skip_log = SkipLog(self.log, "log_files_skipped")
 
     async def refresh(self) -> Sequence[Metric]:
         """Read new slow log entries (in a thread) and return the counters."""
         try:
-            await asyncio.to_thread(self._tail.poll, self._line)
+            await self.blocking.run(lambda: self._tail.poll(self._line))
         except TailError as exc:
             raise CollectError(str(exc)) from None
         except OSError as exc:
             raise CollectError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+        self._skip_log.report(self._tail.skipped)
         ms = self.metric_set()
+        ms.gauge(
+            SKIPPED,
+            SKIPPED_HELP,
+            self._tail.skipped.count,
+        )
         ms.counter(
             "maintwatch_db_slow_queries_total",
             "Slow query log entries read since the exporter started.",
@@ -132,5 +139,7 @@ class SlowlogCollector(Collector[SlowlogConfig]):
             self._histogram.observe(duration)
 
     async def close(self) -> None:
-        """Close the followed files (waiting for a poll still running in its thread)."""
-        await asyncio.to_thread(self._tail.close)
+        """Close the followed files, unless a poll is stuck in its thread (then leave them)."""
+        await self.blocking.drain(CLOSE_WAIT)
+        if self.blocking.idle:
+            self._tail.close()

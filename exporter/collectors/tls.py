@@ -94,7 +94,8 @@ class TlsCollector(Collector[TlsConfig]):
         if self.config.endpoint is not None:
             reading = await self._probe_endpoint(self.config.endpoint)
         else:
-            reading = await asyncio.to_thread(self._read_files, self.config.path or "")
+            pattern = self.config.path or ""
+            reading = await self.blocking.run(lambda: self._read_files(pattern))
         self._log_changes(reading)
         return build_families(self.metric_set(), reading)
 

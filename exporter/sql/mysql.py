@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pymysql
@@ -21,6 +20,7 @@ from exporter.sql.base import (
     Target,
     check_identifier,
 )
+from exporter.workers import WorkerPool
 
 # Server errors that end the session (killed, shutting down, gone away, lost mid-query).
 _CONNECTION_ERRORS = {1053, 1927, 2006, 2013, 2055, 4031}
@@ -52,7 +52,8 @@ class MysqlDriver(Driver):
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maintwatch-mysql")
+        # Its own daemon thread: a statement stuck past every timeout never blocks exit.
+        self._executor = WorkerPool("mw-mysql", 1)
         self._conn: pymysql.connections.Connection[Any] | None = None  # worker thread only
 
     async def fetch(self, template: str, params: Sequence[Any] = (), **tables: str) -> list[Row]:

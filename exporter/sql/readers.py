@@ -69,8 +69,10 @@ _PG_STATS = (
     " AND queryid IS NOT NULL"
     " GROUP BY queryid"
 )
+# pg_stat_statements keeps whole texts (megabytes for a generated IN list) and only the first
+# `query_length` (≤ 4000) characters, whitespace collapsed, reach a label: cut on the server.
 _PG_TEXTS = (
-    "SELECT DISTINCT ON (queryid) queryid, query FROM pg_stat_statements(true)"
+    "SELECT DISTINCT ON (queryid) queryid, left(query, 16000) FROM pg_stat_statements(true)"
     " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND queryid = ANY(%s)"
 )

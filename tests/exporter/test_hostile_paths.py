@@ -13,6 +13,7 @@ import gzip
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from exporter.collectors.apps import AppsCollector
 from exporter.collectors.backups import BackupsCollector
@@ -116,3 +117,55 @@ def test_glob_cannot_climb_out_after_a_wildcard(section: str, location: str) -> 
     with pytest.raises(ConfigError) as err:
         load_config_text(section, "x.yml")
     assert any(p.startswith(f"x.yml: {location}") for p in err.value.problems), err.value
+
+
+async def test_a_symlink_loop_in_a_backup_set_is_skipped_and_counted(
+    tmp_path: Path, context: Context
+) -> None:
+    directory = backup_set(tmp_path)
+    loop = directory / "db_loop.sql.gz"
+    loop.symlink_to(loop)  # stat() answers ELOOP: "Too many levels of symbolic links"
+    text = f"backups: [{{name: db, directory: {directory}, glob: 'db_*', verify: none}}]"
+    config = load_config_text(text, "x.yml").instances()["backups"][0]
+    collector = BackupsCollector(config, context)  # type: ignore[arg-type]
+    try:
+        with capture_logs() as logs:
+            first = await refresh(collector)
+            second = await refresh(collector)
+    finally:
+        await collector.close()
+    for samples in (first, second):
+        assert samples.get("maintwatch_backup_files", backup="db") == 1
+        assert samples.get("maintwatch_backup_skipped_files", backup="db") == 1
+    skipped = [e for e in logs if e["event"] == "backup_files_skipped"]
+    assert len(skipped) == 1  # once while the same entries stay bad
+    assert skipped[0]["files"] == 1
+    assert skipped[0]["example"] == f"{loop}: Too many levels of symbolic links"
+
+
+async def test_a_symlink_loop_in_a_log_glob_is_skipped_and_counted(
+    tmp_path: Path, context: Context
+) -> None:
+    logs_dir = tmp_path / "storage" / "logs"
+    logs_dir.mkdir(parents=True)
+    (logs_dir / "laravel-2025-05-01.log").write_text("[2025-05-01 12:00:00] production.ERROR: a\n")
+    loop = logs_dir / "laravel-loop.log"
+    loop.symlink_to(loop)
+    text = (
+        f"apps: [{{name: portal, path: {tmp_path}, maintenance_file: null,"
+        " logs: [{path: 'storage/logs/laravel-*.log', from_beginning: true}]}]"
+    )
+    config = load_config_text(text, "x.yml").instances()["apps"][0]
+    collector = AppsCollector(config, context)  # type: ignore[arg-type]
+    try:
+        with capture_logs() as logs:
+            first = await refresh(collector)
+            second = await refresh(collector)
+    finally:
+        await collector.close()
+    assert first.get("maintwatch_log_messages_total", app="portal", level="error") == 1
+    for samples in (first, second):
+        assert samples.get("maintwatch_log_skipped_files", app="portal") == 1
+    skipped = [e for e in logs if e["event"] == "log_files_skipped"]
+    assert len(skipped) == 1
+    assert skipped[0]["example"] == f"{loop}: Too many levels of symbolic links"

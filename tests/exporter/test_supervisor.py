@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -22,11 +24,14 @@ from exporter.collectors.supervisor import (
 from exporter.config import load_config_text
 from exporter.runtime import InstanceState, Runtime
 from maintwatch.configload import ConfigError
+from tests.conftest import free_port
 from tests.exporter import _supervisor_helpers as sh
+from tests.exporter._process_helpers import running_exporter
 from tests.exporter._rule_eval import expect_alert
 from tests.exporter.conftest import Samples, promtool_check, refresh
 
 supervisord = sh.supervisord
+ERRORS = "maintwatch_collector_errors_total"
 Make = Callable[[str], SupervisorCollector]
 WORKERS = {f"tongacp-worker:tongacp-worker_{n:02d}": "RUNNING" for n in range(8)}
 
@@ -224,3 +229,31 @@ async def test_stopped_on_purpose_raises_no_worker_alert(
     failed = [{"supervisor": "web1", "group": g} for g in ("crasher", "oneshot")]
     expect_alert(promtool, samples, "QueueWorkersDown", failed)
     expect_alert(promtool, samples, "QueueWorkersMissing", failed)
+
+
+def test_a_huge_answer_fails_its_instance_only(tmp_path: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.exporter._hostile_server", str(port), "192"]
+    )
+    config = (
+        f"supervisor: [{{name: web1, url: 'http://127.0.0.1:{port}', interval: 1s, timeout: 3s}}]\n"
+        f"http: [{{name: neighbour, url: 'http://127.0.0.1:{port}/health', interval: 1s, "
+        "timeout: 3s}]\n"
+    )
+    try:
+        with running_exporter(tmp_path, config) as exporter:
+            sup = {"collector": "supervisor", "name": "web1"}
+            text = exporter.until(lambda t: (exporter.value(t, ERRORS, **sup) or 0) >= 3)
+            assert exporter.value(text, "maintwatch_http_probe_success", target="neighbour") == 1
+            # 192 MiB were offered three times; what was read stayed under the 16 MiB cap.
+            assert exporter.status("VmHWM") < 200 * 1024
+            assert exporter.stop() is not None
+    finally:
+        server.kill()
+        server.wait()
+    failed = [e for e in exporter.events() if e["event"] == "collector_refresh_failed"]
+    assert [e["reason"] for e in failed] == [
+        "supervisor.getAllProcessInfo: answer larger than 16777216 bytes (max_response_bytes)"
+    ]
+    assert not [e for e in exporter.events() if e["event"] == "http_probe_failed"]
