@@ -255,11 +255,7 @@ class AppsCollector(Collector[AppConfig]):
                     since,
                 )
         if self._tails:
-            ms.gauge(
-                SKIPPED,
-                SKIPPED_HELP,
-                snapshot.skipped.count,
-            )
+            ms.gauge(SKIPPED, SKIPPED_HELP, snapshot.skipped.count)
             for level, count in self._counts.items():
                 ms.counter(
                     "maintwatch_log_messages_total",
