@@ -32,7 +32,6 @@ Key = tuple[str, int, int]
 VERIFY_THREADS = max(1, (os.cpu_count() or 2) // 2)  # checks working at once
 MAX_CHECKS = 16  # checks in progress at once (each has a thread; most wait for a turn)
 SLICE = 0.25  # seconds of work before a check lets a waiting one have its turn
-DEFAULT_BUDGET = 1800.0
 
 
 class Turns:
@@ -146,8 +145,9 @@ class Verifier:
         check: CheckFn,
         log: Any,
         clock: Callable[[], float],
+        *,
+        budget: float,
         keep: int = 8,
-        budget: float = DEFAULT_BUDGET,
     ):
         self._check = check
         self._budget = budget

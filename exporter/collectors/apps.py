@@ -293,11 +293,7 @@ class AppsCollector(Collector[AppConfig]):
                     since,
                 )
         if self._tails:
-            ms.gauge(
-                SKIPPED,
-                SKIPPED_HELP,
-                snapshot.skipped.count,
-            )
+            ms.gauge(SKIPPED, SKIPPED_HELP, snapshot.skipped.count)
         if self.config.logs:
             for level, count in self._counts.items():
                 ms.counter(

@@ -111,11 +111,7 @@ class SlowlogCollector(Collector[SlowlogConfig]):
             raise CollectError(f"cannot read {exc.filename}: {exc.strerror}") from exc
         self._skip_log.report(self._tail.skipped)
         ms = self.metric_set()
-        ms.gauge(
-            SKIPPED,
-            SKIPPED_HELP,
-            self._tail.skipped.count,
-        )
+        ms.gauge(SKIPPED, SKIPPED_HELP, self._tail.skipped.count)
         ms.counter(
             "maintwatch_db_slow_queries_total",
             "Slow query log entries read since the exporter started.",
