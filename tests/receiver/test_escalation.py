@@ -398,8 +398,7 @@ def test_policy_config_problems_are_located() -> None:
         "schedule:<name> or channel:<name>",
         "e.yml: policies[0].steps[1].after: invalid duration 'soon': use a number and a unit "
         "(ms, s, m, h, d, w, y), e.g. 30s, 5m, 26h",
-        "e.yml: policies[0].steps[1].notify: List should have at least 1 item after validation, "
-        "not 0",
+        "e.yml: policies[0].steps[1].notify: must not be empty",
     ]
     with pytest.raises(ConfigError) as caught:
         load_config_text(
