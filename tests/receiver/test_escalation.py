@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,15 +35,15 @@ MIN = timedelta(minutes=1)
 
 
 @pytest.fixture
-def seed003(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ReceiverBase:
+def seed003() -> ReceiverBase:
     """Return the shipped seed 003 example config."""
-    return load_example("policies-seed003-levels.yml", tmp_path, monkeypatch)
+    return load_example("policies-seed003-levels.yml")
 
 
 @pytest.fixture
-def seed001(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ReceiverBase:
+def seed001() -> ReceiverBase:
     """Return the shipped seed 001 example config."""
-    return load_example("policies-seed001-tiers.yml", tmp_path, monkeypatch)
+    return load_example("policies-seed001-tiers.yml")
 
 
 def start(config: ReceiverBase, now: datetime = T0, policy: int = 0) -> Run:
