@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_tool
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p for p in (REPO / "examples").rglob("*.yml") if p.name != "alertmanager.yml")
 DOCUMENTED = re.compile(r"^#.*?(maintwatch-(?:exporter|receiver) [^#\n]*--check-config)", re.M)
@@ -38,3 +40,14 @@ def test_example_passes_its_documented_check(example: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK" in done.stdout
+
+
+def test_recommended_alertmanager_config_passes_amtool() -> None:
+    done = subprocess.run(
+        [require_tool("amtool"), "check-config", "examples/alertmanager.yml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
