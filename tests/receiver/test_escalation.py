@@ -237,6 +237,15 @@ def test_acking_again_renews_quietly_and_a_takeover_is_announced() -> None:
     ]
 
 
+def test_acking_again_without_ack_timeout_changes_nothing() -> None:
+    run = simple(steps=[{"notify": ["person:bob"], "via": ["pager"]}])
+    run.feed(Opened("critical"))
+    run.feed(Acknowledged("bob"), T0 + MIN)
+    before = run.state
+    assert run.feed(Acknowledged("bob"), T0 + 2 * MIN) == []
+    assert run.state is before, "the same state: the store reports changed=false"
+
+
 def test_channel_targets_and_the_via_fallback_chain() -> None:
     run = simple(
         steps=[
