@@ -237,6 +237,7 @@ UNIQUE: Unique = {
     "channels": ("name", "channel name"),
     "people": ("id", "person id"),
     "policies": ("name", "policy name"),
+    "schedules": ("name", "schedule name"),
 }
 """Names other sections refer to; each must name one item."""
 
