@@ -74,8 +74,9 @@ def _positive(value: float) -> float:
 Duration = Annotated[float, BeforeValidator(_duration)]
 """Seconds (>= 0), written in config as `30s`, `5m`, `26h`, `30d`.
 
-A bare number (`timeout: 10`) means seconds, as documented in docs/config.md: rejecting it would
-break configs that work today, and seconds is what every duration field defaults to.
+A bare number (`timeout: 10`) means seconds, as the README and the config references say:
+rejecting it would break configs that work today, and seconds is the unit every duration is
+stored in.
 """
 
 PositiveDuration = Annotated[float, BeforeValidator(_duration), AfterValidator(_positive)]
@@ -298,7 +299,9 @@ def _cross_problems(
     """Run the cross-checks on the parts of the config that are valid (one pass for all)."""
     salvage = _Salvage(data)
     errors = error.errors()
-    for _ in range(3):  # a dropped item can only expose errors one level up: few rounds do
+    # Without a failing item, its section's own checks (model validators) run and may fail in
+    # turn: drop again. A few rounds settle any real config.
+    for _ in range(3):
         if not salvage.drop(errors):
             return []
         try:
