@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, create_model, model_validator
+from pydantic import BaseModel, Field, create_model
 
-from maintwatch.configload import PositiveDuration, StrictModel, load_file, load_model
+from maintwatch.configload import PositiveDuration, StrictModel, Unique, load_file, load_model
 
 
 class InstanceConfig(StrictModel):
@@ -31,16 +31,6 @@ class ExporterBase(StrictModel):
     defaults: Defaults = Defaults()
     state_dir: Path | None = None
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> ExporterBase:
-        for section, items in self.instances().items():
-            seen: set[str] = set()
-            for item in items:
-                if item.name in seen:
-                    raise ValueError(f"{section}: duplicate name {item.name!r}")
-                seen.add(item.name)
-        return self
-
     def instances(self) -> dict[str, list[InstanceConfig]]:
         """Return the configured instances by section (collector type)."""
         out: dict[str, list[InstanceConfig]] = {}
@@ -49,6 +39,13 @@ class ExporterBase(StrictModel):
             if isinstance(value, list) and all(isinstance(v, InstanceConfig) for v in value):
                 out[key] = value
         return out
+
+
+def unique_names() -> Unique:
+    """Every collector section: instance names are distinct within it (they label series)."""
+    from exporter.collectors import REGISTRY
+
+    return dict.fromkeys(REGISTRY, ("name", "name"))
 
 
 def config_model() -> type[ExporterBase]:
@@ -65,12 +62,12 @@ def config_model() -> type[ExporterBase]:
 
 def load_config(path: str | Path) -> ExporterBase:
     """Load and validate the exporter config file; raise ConfigError listing every problem."""
-    return load_file(config_model(), path)
+    return load_file(config_model(), path, unique=unique_names())
 
 
 def load_config_text(text: str, source: str = "<config>") -> ExporterBase:
     """Validate config text (tests, --check-config on stdin)."""
-    return load_model(config_model(), text, source)
+    return load_model(config_model(), text, source, unique=unique_names())
 
 
 def effective_timing(config: ExporterBase, instance: InstanceConfig) -> tuple[float, float]:

@@ -14,13 +14,32 @@ from maintwatch.logs import LEVELS
 
 def add_common_flags(parser: argparse.ArgumentParser, config: str, listen: str) -> None:
     """Add --config.file, --web.listen-address, --log.level, --log.format, --check-config."""
-    parser.add_argument("--config.file", dest="config_file", default=config, help="YAML config")
     parser.add_argument(
-        "--web.listen-address", dest="listen_address", default=listen, help="host:port to serve"
+        "--config.file",
+        dest="config_file",
+        default=config,
+        help="YAML config, relative to the working directory (default: %(default)s)",
     )
-    parser.add_argument("--log.level", dest="log_level", default="info", choices=LEVELS)
     parser.add_argument(
-        "--log.format", dest="log_format", default="logfmt", choices=("logfmt", "json")
+        "--web.listen-address",
+        dest="listen_address",
+        default=listen,
+        help="host:port to serve "
+        + ("(default: %(default)s)" if listen else "(default: `listen` in the config)"),
+    )
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        default="info",
+        choices=LEVELS,
+        help="(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        default="logfmt",
+        choices=("logfmt", "json"),
+        help="(default: %(default)s)",
     )
     parser.add_argument(
         "--check-config",

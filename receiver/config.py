@@ -18,6 +18,7 @@ from maintwatch.configload import (
     Duration,
     SecretFromFile,
     StrictModel,
+    Unique,
     load_file,
     load_model,
 )
@@ -185,6 +186,16 @@ class ReceiverBase(StrictModel):
     digest: DigestConfig = DigestConfig()
     alertmanager: AlertmanagerConfig = AlertmanagerConfig()
 
+    @field_validator("external_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        # Links in messages are built on it: without a scheme they would not be links at all.
+        if value and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
+            raise ValueError(
+                f"expected an absolute http(s) URL such as https://pager.example.com, got {value!r}"
+            )
+        return value
+
     @property
     def channel_configs(self) -> list[ChannelConfig]:
         """Return the configured channels (the field is added per registry)."""
@@ -222,14 +233,13 @@ def config_model() -> type[ReceiverBase]:
     return model
 
 
-def _duplicates(names: list[str], path: str, what: str) -> list[str]:
-    seen: set[str] = set()
-    out = []
-    for index, name in enumerate(names):
-        if name in seen:
-            out.append(f"{path}[{index}]: duplicate {what} {name!r}")
-        seen.add(name)
-    return out
+UNIQUE: Unique = {
+    "channels": ("name", "channel name"),
+    "people": ("id", "person id"),
+    "policies": ("name", "policy name"),
+    "schedules": ("name", "schedule name"),
+}
+"""Names other sections refer to; each must name one item."""
 
 
 def _target_problems(target: RouteTarget, path: str, known: dict[str, set[str]]) -> list[str]:
@@ -249,7 +259,7 @@ def _target_problems(target: RouteTarget, path: str, known: dict[str, set[str]])
 
 
 def reference_problems(config: ReceiverBase) -> list[str]:
-    """Return `path: message` for every duplicate name and dangling reference."""
+    """Return `path: message` for every dangling reference (duplicates: UNIQUE)."""
     channels = [c.name for c in config.channel_configs]
     known = {
         "channel": set(channels),
@@ -257,10 +267,7 @@ def reference_problems(config: ReceiverBase) -> list[str]:
         "policy": {p.name for p in config.policies},
         "schedule": {s.name for s in config.schedules},
     }
-    out = _duplicates(channels, "channels", "channel name")
-    out += _duplicates([p.id for p in config.people], "people", "person id")
-    out += _duplicates([p.name for p in config.policies], "policies", "policy name")
-    out += people_reference_problems(config.people, known["channel"])
+    out = people_reference_problems(config.people, known["channel"])
     out += schedule_reference_problems(config.schedules, known["person"])
     out += policy_reference_problems(config.policies, known)
     out += watchdog_reference_problems(config.watchdog, known)
@@ -285,22 +292,14 @@ def _clean(problems: list[str]) -> list[str]:
 def load_config_text(text: str, source: str = "<config>") -> ReceiverBase:
     """Validate config text; raise ConfigError listing every problem."""
     try:
-        config = load_model(config_model(), text, source)
+        return load_model(config_model(), text, source, reference_problems, unique=UNIQUE)
     except ConfigError as exc:
         raise ConfigError(_clean(exc.problems)) from None
-    problems = reference_problems(config)
-    if problems:
-        raise ConfigError([f"{source}: {p}" for p in problems])
-    return config
 
 
 def load_config(path: str | Path) -> ReceiverBase:
     """Load and validate the receiver config file."""
     try:
-        config = load_file(config_model(), path)
+        return load_file(config_model(), path, reference_problems, UNIQUE)
     except ConfigError as exc:
         raise ConfigError(_clean(exc.problems)) from None
-    problems = reference_problems(config)
-    if problems:
-        raise ConfigError([f"{path}: {p}" for p in problems])
-    return config

@@ -62,8 +62,10 @@ class Digest:
 
 
 def _route(row: Mapping[str, Any]) -> str:
+    # The last matched route decided: earlier ones had `continue: true` (a catch-all audit
+    # route, say) and passed the incident on.
     routes = row.get("routes") or []
-    return str(routes[0]) if routes else DEFAULT_ROUTE
+    return str(routes[-1]) if routes else DEFAULT_ROUTE
 
 
 def build(

@@ -271,6 +271,8 @@ def _acknowledged(
     # the ack: telling everyone again would let a replay spam the team.
     renewal = state.status == "acknowledged" and state.acked_by == event.by
     timeout = ctx.policy.ack_timeout
+    if renewal and timeout is None:
+        return state, []  # nothing to renew: a no-op, and the API says `changed: false`
     expires = None if timeout is None else ctx.now + timedelta(seconds=timeout)
     state = replace(
         state, status="acknowledged", acked_by=event.by, ack_expires_at=expires, next_at=expires

@@ -291,14 +291,10 @@ def shifts(schedule: ScheduleConfig, start: datetime, end: datetime) -> list[Shi
 
 
 def schedule_reference_problems(schedules: Sequence[ScheduleConfig], people: set[str]) -> list[str]:
-    """Return `path: message` for every unknown person and duplicate schedule name."""
+    """Return `path: message` for every unknown person (duplicate names: receiver.config)."""
     out: list[str] = []
-    seen: set[str] = set()
     for s_index, schedule in enumerate(schedules):
         path = f"schedules[{s_index}]"
-        if schedule.name in seen:
-            out.append(f"{path}: duplicate schedule name {schedule.name!r}")
-        seen.add(schedule.name)
         for l_index, layer in enumerate(schedule.layers):
             out += [
                 f"{path}.layers[{l_index}].participants[{i}]: unknown person {pid!r}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -177,6 +179,25 @@ def test_refuses_a_directory_it_did_not_make(demo_env: dict[str, str]) -> None:
     assert (root / "precious.txt").read_text() == "keep me"
 
 
+def test_check_refuses_while_a_demo_runs(demo_env: dict[str, str]) -> None:
+    root = Path(demo_env["MW_DEMO_DIR"])
+    done = subprocess.run(launcher("--check"), env=demo_env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    token = (root / "etc" / "secrets" / "api_token").read_text()
+    # A listening socket where the demo's supervisord keeps its own: a demo is running.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as supervisord:
+        supervisord.bind(str(root / "run" / "supervisor.sock"))
+        supervisord.listen()
+        done = subprocess.run(
+            launcher("--check"), env=demo_env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 1
+        assert "a demo is already running" in done.stderr
+        assert "MW_DEMO_DIR=" in done.stderr, "says how to check elsewhere"
+        assert (root / "run" / "supervisor.sock").exists()
+        assert (root / "etc" / "secrets" / "api_token").read_text() == token, "nothing rebuilt"
+
+
 def test_refuses_a_port_in_use(demo_env: dict[str, str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -228,6 +249,24 @@ def _incident_named(url: str, token: str, alertname: str) -> bool | None:
     return any(alertname in json.dumps(i) for i in found) or None
 
 
+def _stack_links_work(banner: str) -> None:
+    """Open every Prometheus URL and run every amtool command the banner prints."""
+    urls = re.findall(r"^  prometheus\s+(http\S+)", banner, re.MULTILINE)
+    assert urls, banner
+    for url in urls:
+        assert http_get(url) is not None, f"banner link {url} does not answer 200"
+    commands = re.findall(r"^\s+(?:alertmanager\s+)?(amtool \S+ \w+ query)", banner, re.MULTILINE)
+    assert commands, banner
+    for command in commands:
+        done = subprocess.run(
+            [require_tool("amtool"), *shlex.split(command)[1:]],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
+
+
 def _stop(process: subprocess.Popen[bytes]) -> list[int]:
     """SIGTERM supervisord, wait for it, return the pids of the programs it ran."""
     programs = children(process.pid)
@@ -268,6 +307,18 @@ def test_demo_runs_end_to_end(demo_env: dict[str, str], tmp_path: Path) -> None:
             wait_for(lambda: b"[FIRING]" in out_path.read_bytes(), "console notification", 30)
             assert http_get(f"{receiver}/") is not None, "the incidents page (or its login) answers"
             assert (root / "logs" / "notifications.jsonl").stat().st_size > 0
+            _stack_links_work(out_path.read_text(errors="replace"))
+            prometheus = f"http://127.0.0.1:{demo_env['MW_DEMO_PROMETHEUS_PORT']}"
+            metrics = http_get(f"{prometheus}/metrics") or ""
+            # Alertmanager was ready before Prometheus sent anything: not one alert dropped.
+            assert "prometheus_notifications_dropped_total 0" in metrics
+            # --check would rebuild var/demo/ under the running programs: it refuses.
+            check = subprocess.run(
+                launcher("--check"), env=demo_env, capture_output=True, text=True, timeout=60
+            )
+            assert check.returncode == 1
+            assert "a demo is already running" in check.stderr
+            assert (root / "run" / "supervisor.sock").exists()
     finally:
         programs = _stop(process) if process.poll() is None else []
     assert process.returncode == 0, out_path.read_text(errors="replace")

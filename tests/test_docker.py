@@ -1,12 +1,18 @@
-"""docker/: compose structure, ports and paths, promtool/amtool on configs, supervisord for real.
+"""docker/: compose schema and structure, ports and paths, the image's file list, promtool and
+amtool on the mounted configs, the generated secrets, supervisord for real.
 
 No Docker engine runs here, so each container's view is rebuilt in a temp dir from the compose
-file's own mounts (bind sources linked at their container paths) and checked with the real tools.
+file's own mounts (bind sources linked at their container paths, the secrets made by the
+stack's own init-secrets command) and checked with the real tools.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
+import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -19,14 +25,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import yaml
 
+from maintwatch.demo.alertmanager import recommended, render
 from tests.conftest import free_port, require_tool
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "docker"
 EXPORTER_PORT, RECEIVER_PORT = 9839, 9840
+SECRETS = "/run/secrets"
+PUBLISHED = re.compile(r"\$\{MW_BIND_ADDRESS:-127\.0\.0\.1\}:(\d+):(\d+)")
 
 
 def compose() -> dict[str, Any]:
@@ -45,22 +55,47 @@ def binds(service: dict[str, Any]) -> list[tuple[Path, str]]:
     return out
 
 
+def secret_names() -> list[str]:
+    """Return the secrets init-secrets creates (its command: module, directory, names)."""
+    command: list[str] = compose()["services"]["init-secrets"]["command"]
+    assert command[:4] == ["python", "-m", "maintwatch.initsecrets", SECRETS]
+    return command[4:]
+
+
+def mounts_secrets(service: dict[str, Any]) -> bool:
+    """Return whether the service mounts the generated secrets read-only."""
+    return f"secrets:{SECRETS}:ro" in service.get("volumes", [])
+
+
 def mirror(service: dict[str, Any], root: Path) -> None:
-    """Recreate the service's bind mounts and secrets under `root` as links to the sources."""
-    secrets = compose()["secrets"]
-    mounts = binds(service) + [
-        ((DOCKER / secrets[name]["file"]).resolve(), f"/run/secrets/{name}")
-        for name in service.get("secrets", [])
-    ]
-    for source, target in mounts:
+    """Recreate the service's bind mounts under `root` as links, and its secrets for real."""
+    for source, target in binds(service):
         link = root / target.lstrip("/")
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(source)
+    if mounts_secrets(service):
+        command = compose()["services"]["init-secrets"]["command"]
+        done = subprocess.run(
+            [sys.executable, *command[1:3], str(root / SECRETS.lstrip("/")), *command[4:]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_file_matches_the_compose_schema() -> None:
+    schema = json.loads((REPO / "tests" / "fixtures" / "compose" / "compose-spec.json").read_text())
+    errors = [str(e) for e in jsonschema_rs.validator_for(schema).iter_errors(compose())]
+    assert errors == []
+    bad = {**compose(), "services": {"x": {"image": "a", "portz": ["1:1"]}}}
+    assert list(jsonschema_rs.validator_for(schema).iter_errors(bad)), "it rejects a typo"
 
 
 def test_compose_structure() -> None:
     data = compose()
-    services, secrets, volumes = data["services"], data["secrets"], data["volumes"]
+    services, volumes = data["services"], data["volumes"]
+    assert "secrets" not in data, "no secret file is committed: init-secrets makes them"
     assert {
         "exporter",
         "receiver",
@@ -71,36 +106,93 @@ def test_compose_structure() -> None:
         "postgres",
         "redis",
     } <= set(services)
+    generated = set(secret_names())
     for name, service in services.items():
         assert "image" in service or "build" in service, name
         if "build" in service:
             context = (DOCKER / service["build"]["context"]).resolve()
             assert (context / service["build"]["dockerfile"]).is_file(), name
         for port in service.get("ports", []):
-            assert re.fullmatch(r"\d+:\d+", port), f"{name}: port {port!r} is not host:container"
+            # Alertmanager's API has no authentication: nothing listens beyond this host
+            # unless MW_BIND_ADDRESS says so.
+            assert PUBLISHED.fullmatch(port), f"{name}: port {port!r} not bound to 127.0.0.1"
         for source, target in binds(service):
             assert source.exists(), f"{name}: mounts missing {source} at {target}"
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if not source.startswith((".", "/")):
                 assert source in volumes, f"{name}: named volume {source} is not declared"
-        for secret in service.get("secrets", []):
-            assert secret in secrets, f"{name}: secret {secret} is not declared"
         for other in service.get("depends_on", []):
             assert other in services, f"{name}: depends on unknown {other}"
-    for name, secret in secrets.items():
-        assert (DOCKER / secret["file"]).is_file(), f"secret {name}: {secret['file']} missing"
-    for name, service in services.items():
+        if mounts_secrets(service):
+            assert service["depends_on"]["init-secrets"] == {
+                "condition": "service_completed_successfully"
+            }, f"{name}: starts before its secrets exist"
         for key, value in service.get("environment", {}).items():
             if re.search(r"PASSWORD|TOKEN|SECRET", key):
                 assert key.endswith("_FILE"), f"{name}: {key} inline; use a *_FILE secret"
-                assert str(value).startswith("/run/secrets/"), f"{name}: {key}={value}"
+                assert str(value).removeprefix(f"{SECRETS}/") in generated, f"{name}: {key}"
+                assert mounts_secrets(service), f"{name}: reads {value} without the volume"
+    # Every secret a mounted config names is one init-secrets makes.
+    for config in ("exporter.yml", "receiver.yml", "alertmanager/alertmanager.yml"):
+        for used in re.findall(rf"{SECRETS}/([\w.-]+)", (DOCKER / config).read_text()):
+            assert used in generated, f"{config}: {used} is never generated"
+
+
+def test_init_secrets_makes_missing_ones_and_keeps_the_rest(tmp_path: Path) -> None:
+    command = compose()["services"]["init-secrets"]["command"]
+    run = [sys.executable, *command[1:3], str(tmp_path), *command[4:]]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=60, check=True)
+    assert "kept none" in first.stdout
+    values = {n: (tmp_path / n).read_text() for n in secret_names()}
+    assert len(set(values.values())) == len(values), "each secret its own random value"
+    assert all(len(v.strip()) >= 40 for v in values.values())
+    (tmp_path / "api_token").unlink()
+    again = subprocess.run(run, capture_output=True, text=True, timeout=60, check=True)
+    assert "created api_token;" in again.stdout
+    for name, value in values.items():
+        if name != "api_token":
+            assert (tmp_path / name).read_text() == value, f"{name} changed on a restart"
+
+
+def test_exporter_role_script_makes_a_pg_monitor_login(tmp_path: Path, unique: str) -> None:
+    (tmp_path / "exporter_db_password").write_text("pw-from-the-secret\n")
+    role = f"{unique}_exporter"
+    env = {
+        **os.environ,
+        "PGHOST": "127.0.0.1",
+        "POSTGRES_USER": "postgres",
+        "POSTGRES_DB": "postgres",
+        "MW_EXPORTER_ROLE": role,
+        "MW_SECRETS_DIR": str(tmp_path),
+    }
+    script = DOCKER / "postgres" / "10-exporter-role.sh"
+    psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc"]
+    try:
+        done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        query = f"SELECT rolsuper, rolcanlogin, pg_has_role('{role}', 'pg_monitor', 'member')"
+        found = subprocess.run(
+            [*psql, f"{query} FROM pg_roles WHERE rolname = '{role}'"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert found.stdout.strip() == "f|t|t", "a monitoring login, not a superuser"
+    finally:
+        subprocess.run([*psql, f'DROP ROLE IF EXISTS "{role}"'], capture_output=True, check=False)
+    dsn = yaml.safe_load((DOCKER / "exporter.yml").read_text())["databases"][0]["dsn"]
+    assert dsn.startswith("postgresql://maintwatch_exporter@"), "the exporter logs in as it"
 
 
 def test_ports_agree_everywhere() -> None:
     services = compose()["services"]
-    assert f"{EXPORTER_PORT}:{EXPORTER_PORT}" in services["exporter"]["ports"]
-    assert f"{RECEIVER_PORT}:{RECEIVER_PORT}" in services["receiver"]["ports"]
+    published = {
+        name: [pair for port in s.get("ports", []) for pair in PUBLISHED.findall(port)]
+        for name, s in services.items()
+    }
+    assert published["exporter"] == [(str(EXPORTER_PORT), str(EXPORTER_PORT))]
+    assert published["receiver"] == [(str(RECEIVER_PORT), str(RECEIVER_PORT))]
     assert f"--web.listen-address=:{EXPORTER_PORT}" in services["exporter"]["command"]
     assert f"--web.listen-address=:{RECEIVER_PORT}" in services["receiver"]["command"]
     prometheus = (DOCKER / "prometheus" / "prometheus.yml").read_text()
@@ -118,15 +210,62 @@ def test_ports_agree_everywhere() -> None:
     assert f"**{RECEIVER_PORT}**" in readme
 
 
+def build_context() -> list[str]:
+    """Return the repository files BuildKit sends, by Dockerfile.dockerignore (last rule wins)."""
+    rules = []
+    for line in (DOCKER / "Dockerfile.dockerignore").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keep = line.startswith("!")
+            rules.append((keep, line.removeprefix("!").rstrip("/")))
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+
+    def sent(path: str) -> bool:
+        verdict = True
+        for keep, pattern in rules:
+            parts = path.split("/")
+            prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+            if any(fnmatch.fnmatch(p, pattern) for p in prefixes) or (
+                pattern.startswith("**/") and fnmatch.fnmatch(parts[-1], pattern[3:])
+            ):
+                verdict = keep
+        return verdict
+
+    return [f for f in files if sent(f)]
+
+
+def test_image_file_list() -> None:
+    context = build_context()
+    text = (DOCKER / "Dockerfile").read_text()
+    for copied in re.findall(r"^COPY (?!--from)(\S+)", text, re.MULTILINE):
+        assert any(f == copied or f.startswith(copied) for f in context), (
+            f"COPY {copied}: excluded by docker/Dockerfile.dockerignore"
+        )
+    assert "docker/supervisord.conf" in context
+    assert "COPY docker/supervisord.conf /etc/maintwatch/supervisord.conf" in text
+    claimed = (DOCKER / "supervisord.conf").read_text()
+    assert "supervisord -n -c /etc/maintwatch/supervisord.conf" in claimed
+    local = ("tests/", "var/", "examples/", ".")
+    assert not [f for f in context if "/secrets/" in f"/{f}" or f.startswith(local)]
+    assert not [f for f in context if f.endswith((".pyc", ".db"))]
+
+
 def test_dockerfile_shape() -> None:
     text = (DOCKER / "Dockerfile").read_text()
     stages = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
     assert len(stages) >= 2, "multi-stage"
-    assert all(s.startswith("python:3.11-slim") for s in stages)
+    # A pinned base: the same Python and Debian release on every rebuild.
+    assert all(re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", s) for s in stages), stages
+    assert "tzdata" in text
+    assert "COPY --from=build /usr/share/zoneinfo /usr/share/zoneinfo" in text
     final = text.rsplit("\nFROM ", 1)[1]
     assert re.search(r"^USER (?!root)\w+", final, re.MULTILINE), "runs as a non-root user"
     assert "/-/healthy" in final
     assert "HEALTHCHECK" in final
+    assert "MW_HEALTH_PORTS" in final, "the health check asks every program it runs"
+    assert 'VOLUME ["/var/lib/maintwatch"]' in final
     assert "apt-get install" not in final, "no build tools in the final image"
     for copied in re.findall(r"^COPY (?!--from)(\S+)", text, re.MULTILINE):
         assert (REPO / copied).exists(), f"COPY {copied}: not in the repository"
@@ -154,10 +293,23 @@ def test_amtool_accepts_alertmanager_config() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     config = yaml.safe_load(path.read_text())
     hook = config["receivers"][0]["webhook_configs"][0]["http_config"]["authorization"]
-    secret = hook["credentials_file"].removeprefix("/run/secrets/")
-    assert secret in compose()["services"]["alertmanager"]["secrets"]
+    assert hook["credentials_file"].removeprefix(f"{SECRETS}/") in secret_names()
+    assert mounts_secrets(compose()["services"]["alertmanager"])
     receiver = yaml.safe_load((DOCKER / "receiver.yml").read_text())
     assert receiver["webhook"]["token_file"] == hook["credentials_file"], "one shared token"
+
+
+def test_alertmanager_config_is_generated_from_the_recommended_one() -> None:
+    # examples/alertmanager.yml is the one recommended config; this file is its copy for the
+    # stack, regenerated by the command in its header.
+    text = (DOCKER / "alertmanager" / "alertmanager.yml").read_text()
+    command = text.splitlines()[1].removeprefix("#   ")
+    words = shlex.split(command)
+    url, token = (words[words.index(flag) + 1] for flag in ("--url", "--token-file"))
+    assert text == render(recommended(url, token), command), f"stale: run {command}"
+    assert url == f"http://receiver:{RECEIVER_PORT}"
+    receiver = yaml.safe_load((DOCKER / "receiver.yml").read_text())
+    assert receiver["watchdog"]["notify"], "the Watchdog reaches the receiver: it must expect it"
 
 
 @pytest.mark.parametrize("program", ["exporter", "receiver"])
@@ -171,11 +323,17 @@ def test_service_configs_are_valid(program: str, tmp_path: Path) -> None:
     config = tmp_path / f"{program}.yml"
     config.write_text(text)
     binary = Path(sys.executable).parent / f"maintwatch-{program}"
+    # The service's environment as compose sets it, with `${VAR:-default}` defaults.
+    environment = {
+        key: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
+        for key, value in service.get("environment", {}).items()
+    }
     done = subprocess.run(
         [str(binary), "--check-config", f"--config.file={config}"],
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, **environment},
     )
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -52,6 +52,23 @@ def find_tools() -> Tools:
     )
 
 
+def debian_build(binary: str | None) -> bool:
+    """Return whether `binary` is Debian's build of Prometheus or Alertmanager.
+
+    Debian builds them without the React UI: Prometheus serves its classic pages under
+    `/classic/` (`/alerts` is 404) and Alertmanager has no web UI at all.
+    """
+    if binary is None:
+        return False
+    try:
+        done = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "debian" in (done.stdout + done.stderr).lower()
+
+
 def port_taken(host: str, port: int) -> str | None:
     """Return why `host:port` cannot be listened on, or None when it is free."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -80,14 +97,22 @@ def _other(port: int) -> int:
     return port + 10000 if port < 55535 else port - 10000
 
 
+def running(layout: Layout) -> str | None:
+    """Return why nothing may rebuild `layout` now (a demo runs from it), or None."""
+    if not supervisord_running(layout):
+        return None
+    return (
+        f"a demo is already running from {layout.root}: stop it with Ctrl-C in its terminal, "
+        f"or: .venv/bin/supervisorctl -c {layout.supervisord_conf} shutdown"
+    )
+
+
 def busy(settings: DemoSettings, services: list[str]) -> list[str]:
     """Return one line per reason the demo cannot start (port taken, demo already running)."""
     layout = settings.layout
-    if supervisord_running(layout):
-        return [
-            f"a demo is already running from {layout.root}: stop it with Ctrl-C in its terminal, "
-            f"or: supervisorctl -c {layout.supervisord_conf} shutdown"
-        ]
+    reason = running(layout)
+    if reason is not None:
+        return [reason]
     out = []
     for service in services:
         port, variable = settings.ports[service], PORT_VARS[service][0]

@@ -122,6 +122,9 @@ def receiver_config(
     extra: dict[str, Any] = {}
     if alertmanager:
         extra["alertmanager"] = {"url": settings.url("alertmanager"), "interval": "15s"}
+        # Alertmanager sends the always-firing Watchdog here as a heartbeat (no incident); a
+        # few minutes without it and the demo prints "the alerting pipeline is broken".
+        extra["watchdog"] = {"expect_every": "3m", "notify": ["channel:console", "channel:file"]}
     return {
         "listen": f"{settings.host}:{settings.ports['receiver']}",
         "external_url": settings.url("receiver"),

@@ -29,6 +29,7 @@ class Plan:
     stack: bool
     redis: bool
     notes: list[str] = field(default_factory=list)
+    debian: bool = False  # Debian's Prometheus/Alertmanager: classic UI, no Alertmanager UI
 
 
 def reset(layout: Layout) -> None:
@@ -82,7 +83,24 @@ def build(settings: DemoSettings, tools: checks.Tools, seed_redis: bool) -> Plan
             f"Install them with `sudo {checks.INSTALL_HINT}` and start the demo again."
         )
     layout.supervisord_conf.write_text(supervisor.render(layout, programs), encoding="utf-8")
-    return Plan(programs, tools.stack, redis, notes)
+    return Plan(programs, tools.stack, redis, notes, checks.debian_build(tools.prometheus))
+
+
+def stack_links(settings: DemoSettings, debian: bool) -> list[str]:
+    """Return where to see alerts and silences, for the Prometheus/Alertmanager installed."""
+    prometheus, alertmanager = settings.url("prometheus"), settings.url("alertmanager")
+    amtool = f"amtool --alertmanager.url={alertmanager}"
+    if debian:
+        return [
+            f"  prometheus    {prometheus}/classic/alerts",
+            f"  alertmanager  {amtool} alert query   (Debian's build has no web UI)",
+            f"                {amtool} silence query (silences made by acks)",
+        ]
+    return [
+        f"  prometheus    {prometheus}/alerts",
+        f"  alertmanager  {alertmanager}/#/alerts",
+        f"                {amtool} silence query (silences made by acks)",
+    ]
 
 
 def banner(settings: DemoSettings, plan: Plan) -> str:
@@ -95,8 +113,7 @@ def banner(settings: DemoSettings, plan: Plan) -> str:
         f"                (token: Authorization: Bearer $(cat {layout.secrets}/api_token))"
     )
     if plan.stack:
-        lines.append(f"  prometheus    {settings.url('prometheus')}/alerts")
-        lines.append(f"  alertmanager  {settings.url('alertmanager')}/#/alerts")
+        lines += stack_links(settings, plan.debian)
     lines.append(f"  logs          {layout.logs}/ (notifications.jsonl, <program>.log)")
     lines += [f"  note: {note}" for note in plan.notes]
     if plan.stack:
@@ -138,6 +155,13 @@ def prepare(args: argparse.Namespace) -> tuple[DemoSettings, checks.Tools, Plan]
     tools = checks.find_tools()
     if tools.supervisord is None:
         raise DemoError("supervisord not found: run `bash scripts/bootstrap.sh` (installs it)")
+    reason = checks.running(settings.layout)
+    if reason is not None and args.check:
+        # --check rebuilds the directory: under running programs it would wipe their state.
+        raise DemoError(
+            f"{reason}; or check a fresh copy elsewhere: "
+            "MW_DEMO_DIR=/tmp/maintwatch-demo-check bash scripts/demo.sh --check"
+        )
     if not args.check:
         services = ["exporter", "receiver"] + (["prometheus", "alertmanager"] * tools.stack)
         problems = checks.busy(settings, services)

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from maintwatch.demo.alertmanager import recommended
 from maintwatch.demo.configs import write_yaml
 from maintwatch.demo.settings import REPO, DemoSettings
 
@@ -38,21 +39,11 @@ DEMO_ALERTS = frozenset(
 )
 # A 1-minute window lets the error rate show within a minute of start instead of five.
 DEMO_PARAMS = {"AppErrorRateHigh": {"window": "1m"}}
+# The Watchdog has no `for`, so it fires at Prometheus' first rule evaluation; Prometheus 2.42
+# drops what it sends before its Alertmanager discovery first syncs (up to 5 s after start,
+# `prometheus_notifications_dropped_total`). Held this long, the first one is delivered.
+WATCHDOG_FOR = {"Watchdog": DEMO_FOR}
 INTERVAL = "5s"
-# Alerts with tiers share a name; the critical tier silences the warning for the same thing.
-IDENTITY = [
-    "alertname",
-    "job",
-    "instance",
-    "backup",
-    "target",
-    "app",
-    "connection",
-    "queue",
-    "database",
-    "supervisor",
-    "group",
-]
 
 
 class RenderFailed(Exception):
@@ -78,6 +69,8 @@ def demo_thresholds(source: dict[str, Any], runbooks: str) -> dict[str, Any]:
         name: _shorten(s, DEMO_PARAMS.get(name, {})) if name in DEMO_ALERTS else s
         for name, s in source["alerts"].items()
     }
+    for name, hold in WATCHDOG_FOR.items():
+        alerts[name] = {**alerts[name], "for": hold}
     return {**source, "runbook_base_url": runbooks, "alerts": alerts}
 
 
@@ -123,28 +116,6 @@ def prometheus_config(settings: DemoSettings) -> dict[str, Any]:
 
 
 def alertmanager_config(settings: DemoSettings, token_file: Path) -> dict[str, Any]:
-    """Return Alertmanager's config: everything to the receiver's webhook, Watchdog nowhere."""
-    webhook = {
-        "url": f"{settings.url('receiver')}/webhooks/alertmanager",
-        "send_resolved": True,
-        "http_config": {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}},
-    }
-    return {
-        "route": {
-            "receiver": "maintwatch",
-            "group_by": ["alertname", "job"],
-            "group_wait": "5s",
-            "group_interval": "30s",
-            "repeat_interval": "4h",
-            # The always-firing dead man's switch would open an incident that never resolves.
-            "routes": [{"matchers": ['alertname="Watchdog"'], "receiver": "blackhole"}],
-        },
-        "inhibit_rules": [
-            {
-                "source_matchers": ['severity="critical"'],
-                "target_matchers": ['severity="warning"'],
-                "equal": IDENTITY,
-            }
-        ],
-        "receivers": [{"name": "maintwatch", "webhook_configs": [webhook]}, {"name": "blackhole"}],
-    }
+    """Return the recommended Alertmanager config with the demo's receiver and quick timers."""
+    timers = {"group_wait": "5s", "group_interval": "30s", "repeat_interval": "4h"}
+    return recommended(settings.url("receiver"), str(token_file), timers)

@@ -115,7 +115,13 @@ def stack_programs(settings: DemoSettings, prometheus: str, alertmanager: str) -
         f"--web.external-url={settings.url('alertmanager')}",
         "--cluster.listen-address=",  # one instance: no gossip port (9094) to clash with Debian's
     ]
-    return [Program("prometheus", prom), Program("alertmanager", am)]
+    # Alertmanager first, and Prometheus only once it is ready: the first Watchdog is not lost.
+    ready = f"{settings.url('alertmanager')}/-/ready"
+    waiting = [sys.executable, "-m", "maintwatch.demo.waitfor", ready, "--", *prom]
+    return [
+        Program("alertmanager", am, options={"priority": "100"}),
+        Program("prometheus", waiting, options={"priority": "200"}),
+    ]
 
 
 def render(layout: Layout, programs: Sequence[Program]) -> str:

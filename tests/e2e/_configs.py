@@ -15,14 +15,14 @@ from typing import Any
 
 import yaml
 
+from maintwatch.demo.alertmanager import recommended
 from maintwatch.demo.settings import REPO
-from maintwatch.demo.stack import IDENTITY, demo_thresholds
+from maintwatch.demo.stack import demo_thresholds
 from tests.e2e._fakes import TWILIO_SID
 
 E2E_FOR = "2s"
 # The alerts the scenarios drive, on top of the demo's shortened set.
 E2E_ALERTS = ("BackupTooOld", "BackupSizeJumped", "TLSCertificateExpiringSoon")
-AM_RECEIVER = "maintwatch"
 LEVEL2_AFTER = "3s"  # level 2 of the on-call policy (1 h in production), scaled for the test
 LEVEL3_AFTER = "10m"  # level 3 exists so an ack visibly cancels a pending step
 
@@ -86,31 +86,9 @@ def prometheus_config(rules: Path, exporter: str, alertmanagers: list[str]) -> d
 
 
 def alertmanager_config(webhook_url: str, token_file: Path) -> dict[str, Any]:
-    """Route everything to the receiver (bearer auth) with second-scale grouping timers."""
-    webhook = {
-        "url": f"{webhook_url}/webhooks/alertmanager",
-        "send_resolved": True,
-        "http_config": {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}},
-    }
-    return {
-        "route": {
-            "receiver": AM_RECEIVER,
-            "group_by": ["alertname", "job"],
-            "group_wait": "1s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",
-            "routes": [{"matchers": ['alertname="Watchdog"'], "receiver": "blackhole"}],
-        },
-        # As in production (docs/rules.md): the critical tier silences the warning one.
-        "inhibit_rules": [
-            {
-                "source_matchers": ['severity="critical"'],
-                "target_matchers": ['severity="warning"'],
-                "equal": IDENTITY,
-            }
-        ],
-        "receivers": [{"name": AM_RECEIVER, "webhook_configs": [webhook]}, {"name": "blackhole"}],
-    }
+    """The recommended config (examples/alertmanager.yml) with second-scale grouping timers."""
+    timers = {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
+    return recommended(webhook_url, str(token_file), timers)
 
 
 @dataclass(frozen=True)
@@ -199,4 +177,6 @@ def receiver_config(plan: ReceiverPlan, digest_at: str | None = None) -> dict[st
         "escalation": {"poll_interval": "1s"},
         "digest": digest,
         "alertmanager": {"url": plan.alertmanager_url, "interval": "2s"},
+        # The recommended Alertmanager config sends the Watchdog here: a heartbeat, no incident.
+        "watchdog": {"expect_every": "10m", "notify": ["channel:mail"]},
     }

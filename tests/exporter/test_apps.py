@@ -301,11 +301,11 @@ async def test_runtime_marks_down_and_recovers(app_dir: Path, context: Context) 
         ),
         (
             "apps: [{name: a, path: /srv, logs: [{path: l.log, format: xml}]}]",
-            "x.yml: apps[0].logs[0].format: Input should be 'auto', 'monolog' or 'json'",
+            "x.yml: apps[0].logs[0].format: expected one of: auto, monolog, json, got 'xml'",
         ),
         (
             "apps: [{name: a, path: /srv, logs: [{path: l.log, max_line_bytes: 10}]}]",
-            "x.yml: apps[0].logs[0].max_line_bytes: Input should be greater than or equal to 1024",
+            "x.yml: apps[0].logs[0].max_line_bytes: must be at least 1024",
         ),
         (
             "apps: [{name: a, path: /s, directories: [{name: s, path: s}, {name: s, path: s/*}]}]",
@@ -313,7 +313,8 @@ async def test_runtime_marks_down_and_recovers(app_dir: Path, context: Context) 
         ),
         (
             "apps: [{name: a, path: /srv, directories: [{name: 'a b', path: s}]}]",
-            "x.yml: apps[0].directories[0].name: String should match pattern '^[A-Za-z0-9_.:-]+$'",
+            "x.yml: apps[0].directories[0].name: must match the pattern ^[A-Za-z0-9_.:-]+$,"
+            " got 'a b'",
         ),
         (
             "apps: [{name: a, path: /srv, logs: [{path: l.log}, {path: 'l/*/../../x.log'}]}]",

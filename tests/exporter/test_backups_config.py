@@ -46,7 +46,7 @@ def test_bad_duration_is_located() -> None:
 @pytest.mark.parametrize(
     ("item", "expected"),
     [
-        ("{name: db}", "x.yml: backups[0].directory: Field required"),
+        ("{name: db}", "x.yml: backups[0].directory: required field is missing"),
         (
             "{name: db, directory: /b, glob: 'sub/*.gz'}",
             "x.yml: backups[0].glob: glob matches file names inside `directory`; "
@@ -74,8 +74,8 @@ def test_bad_duration_is_located() -> None:
         ),
         (
             "{name: db, directory: /b, verify: rar}",
-            "x.yml: backups[0].verify: Input should be 'auto', 'none', 'gzip', 'zstd', 'tar', "
-            "'tar.gz', 'tar.zst', 'sql', 'sql.gz', 'sql.zst', 'pgdump' or 'zip'",
+            "x.yml: backups[0].verify: expected one of: auto, none, gzip, zstd, tar, "
+            "tar.gz, tar.zst, sql, sql.gz, sql.zst, pgdump, zip, got 'rar'",
         ),
         (
             "{name: db, directory: /b, settle: -5}",
@@ -106,4 +106,4 @@ def test_every_problem_is_reported() -> None:
 
 def test_duplicate_set_names() -> None:
     found = problems("backups: [{name: a, directory: /b}, {name: a, directory: /c}]")
-    assert found == ["x.yml: (top level): backups: duplicate name 'a'"]
+    assert found == ["x.yml: backups[1].name: duplicate name 'a' (first at backups[0])"]

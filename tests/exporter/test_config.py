@@ -44,16 +44,24 @@ def test_every_problem_is_listed_with_its_location() -> None:
     assert found == [
         "x.yml: defaults.interval: invalid duration '26x': use a number and a unit "
         "(ms, s, m, h, d, w, y), e.g. 30s, 5m, 26h",
-        "x.yml: fake[0].value: Input should be a valid number, unable to parse string as a number",
+        "x.yml: fake[0].value: expected a number, got 'lots'",
         "x.yml: fake[1].colour: unknown field",
-        "x.yml: fake[2].name: Field required",
+        "x.yml: fake[2].name: required field is missing",
         "x.yml: unknown_section: unknown field",
     ]
 
 
 def test_duplicate_names() -> None:
     assert problems("fake: [{name: a}, {name: a}]") == [
-        "x.yml: (top level): fake: duplicate name 'a'"
+        "x.yml: fake[1].name: duplicate name 'a' (first at fake[0])"
+    ]
+
+
+def test_duplicates_show_in_the_same_run_as_field_errors() -> None:
+    # The duplicate has an error of its own; both show, each at its own path.
+    assert problems("fake: [{name: a}, {name: b}, {name: a, value: lots}]") == [
+        "x.yml: fake[2].value: expected a number, got 'lots'",
+        "x.yml: fake[2].name: duplicate name 'a' (first at fake[0])",
     ]
 
 

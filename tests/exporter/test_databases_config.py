@@ -72,8 +72,8 @@ def test_bad_values_are_located(tmp_path: Path) -> None:
         " or postgres://",
         "x.yml: databases[1].failed_jobs.table: invalid table name 'x; drop': use letters,"
         " digits and _ (optionally schema.table)",
-        "x.yml: databases[2].driver: Input should be 'postgres' or 'mysql'",
-        "x.yml: databases[3].statement_timeout: Input should be greater than 0",
+        "x.yml: databases[2].driver: expected one of: postgres, mysql, got 'oracle'",
+        "x.yml: databases[3].statement_timeout: must be more than 0",
         f"x.yml: databases[4].password_file: cannot read secret file '{tmp_path}/no':"
         " No such file or directory",
         "x.yml: databases[5]: dsn: the URL's port is not a number from 1 to 65535",
@@ -90,7 +90,7 @@ def test_missing_user_and_unknown_field() -> None:
     assert found == [
         "x.yml: databases[0]: dsn: the URL must name a user, a host and one database:"
         " scheme://user@host/db",
-        "x.yml: databases[1].statements.topn: unknown field",
+        "x.yml: databases[1].statements.topn: unknown field; did you mean 'top'?",
     ]
 
 

@@ -274,9 +274,9 @@ async def test_runtime_keeps_collector_up_on_probe_failure(context: Context, ser
 @pytest.mark.parametrize(
     ("item", "message"),
     [
-        ("{name: a}", "http[0].url: Field required"),
-        ("{name: a, url: 'ftp://x'}", "http[0].url: String should match pattern"),
-        ("{name: a, url: 'http://x', method: BREW}", "http[0].method: Input should be"),
+        ("{name: a}", "http[0].url: required field is missing"),
+        ("{name: a, url: 'ftp://x'}", "http[0].url: must match the pattern"),
+        ("{name: a, url: 'http://x', method: BREW}", "http[0].method: expected one of:"),
         ("{name: a, url: 'http://x', valid_status_codes: [700]}", "status codes must be 100-599"),
         ("{name: a, url: 'http://x', body_regex: '('}", "invalid regular expression"),
         ("{name: a, url: 'http://x', json_field: status}", "json_field and json_value go together"),

@@ -326,8 +326,8 @@ async def test_only_wrong_types_fail_the_refresh(
         ("  - {name: a, flavor: keys}\n", "redis[0].keys: flavor keys needs at least one key"),
         ("  - {name: a, keys: [{key: k}]}\n", "redis[0].keys: only used with flavor: keys"),
         ("  - {name: a, queues: [a, a]}\n", "redis[0].queues: duplicate queue name"),
-        ("  - {name: a, flavor: sidekiq2}\n", "redis[0].flavor: Input should be"),
-        ("  - {name: a, max_queues: 0}\n", "redis[0].max_queues: Input should be greater"),
+        ("  - {name: a, flavor: sidekiq2}\n", "redis[0].flavor: expected one of:"),
+        ("  - {name: a, max_queues: 0}\n", "redis[0].max_queues: must be at least"),
         ("  - {name: a, ca_file: /etc/hostname}\n", "redis[0].ca_file: only used with a rediss"),
         ("  - {name: a, password_file: /nonexistent/pw}\n", "redis[0].password_file: cannot read"),
         (

@@ -247,7 +247,7 @@ def test_parser_counts_header_query_time_only() -> None:
             "x.yml: slowlog[0].buckets: bucket bounds must be positive and finite "
             "(+Inf is implicit)",
         ),
-        ("slowlog: [{name: db}]", "x.yml: slowlog[0].path: Field required"),
+        ("slowlog: [{name: db}]", "x.yml: slowlog[0].path: required field is missing"),
         (
             "slowlog: [{name: db, path: '/var/log/*/../x.log'}]",
             "x.yml: slowlog[0].path: '..' after a wildcard would leave the glob's directory: "

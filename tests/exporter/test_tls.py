@@ -279,7 +279,7 @@ async def test_probe_stays_under_the_runtime_timeout(context: Context) -> None:
         ("{name: a, endpoint: 'example.com'}", "endpoint 'example.com' must be host:port"),
         ("{name: a, endpoint: 'h:70000'}", "with a port of 1-65535"),
         ("{name: a, path: /x, starttls: smtp}", "starttls applies to an endpoint"),
-        ("{name: a, endpoint: 'h:25', starttls: pop3}", "Input should be 'smtp', 'imap'"),
+        ("{name: a, endpoint: 'h:25', starttls: pop3}", "expected one of: smtp, imap"),
         ("{name: a, endpoint: 'h:1', ca_file: /nonexistent.pem}", "does not exist"),
     ],
 )

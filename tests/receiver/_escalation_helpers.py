@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from receiver.config import ReceiverBase, load_config
 from receiver.escalation import (
     Action,
@@ -25,12 +23,8 @@ from receiver.people import Directory
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "receiver"
 
 
-def load_example(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ReceiverBase:
-    """Load a shipped example config with stand-in secrets."""
-    token = tmp_path / "twilio-token"
-    token.write_text("secret\n")
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN_FILE", str(token))
-    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.invalid/services/T/B/X")
+def load_example(name: str) -> ReceiverBase:
+    """Load a shipped example config (its secrets are the stand-ins in examples/secrets/)."""
     return load_config(EXAMPLES / name)
 
 

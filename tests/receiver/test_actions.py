@@ -71,6 +71,9 @@ async def test_api_ack_unack_resolve_and_timeline(rx: Running, clock: FakeClock)
         "ann",
         True,
     )
+    # The same person again: the `ops` policy's ack_timeout (30m) starts again, a change.
+    status, body = await call(rx, "POST", f"/api/v1/incidents/{incident}/ack", json={"by": "ann"})
+    assert (status, body["acked_by"], body["changed"]) == (200, "ann", True)
     clock.advance(60)
     status, body = await call(rx, "POST", f"/api/v1/incidents/{incident}/unack")
     assert (status, body["state"], body["acked_by"]) == (200, "triggered", None)
@@ -86,6 +89,7 @@ async def test_api_ack_unack_resolve_and_timeline(rx: Running, clock: FakeClock)
         ("fired", "alertmanager"),
         ("escalated", ""),
         ("acknowledged", "ann"),
+        ("acknowledged", "ann"),  # the renewal
         ("unacknowledged", "api"),
         ("escalated", ""),
         ("resolved", "api"),

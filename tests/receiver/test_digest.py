@@ -63,6 +63,12 @@ def row(
     }
 
 
+def test_digest_is_named_after_the_route_that_sent_it_there() -> None:
+    window = Window(date(2026, 3, 29), utc(2026, 3, 28, 8), utc(2026, 3, 29, 7))
+    audited = {**row(1, utc(2026, 3, 28, 12)), "routes": ["everything-to-audit", "daily-review"]}
+    assert [d.route for d in build([audited], window, [])] == ["daily-review"]
+
+
 def test_build_groups_by_route_and_counts() -> None:
     window = Window(date(2026, 3, 29), utc(2026, 3, 28, 8), utc(2026, 3, 29, 7))
     rows = [

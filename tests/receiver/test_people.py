@@ -59,7 +59,8 @@ def test_bad_contact_details_are_reported_with_their_location() -> None:
         "p.yml: people[0].timezone: unknown IANA time zone 'Europe/Springfield'",
         "p.yml: people[0].quiet_hours: expected quiet hours as HH:MM-HH:MM, e.g. 22:00-07:00, "
         "got '22:00'",
-        "p.yml: people[1].channels.urgent.[key]: Input should be 'critical', 'warning' or 'info'",
+        "p.yml: people[1].channels.urgent: this key: expected one of: critical, warning, info,"
+        " got 'urgent'",
         "p.yml: people[1].quiet_hours: quiet hours must not start and end at the same time",
     ]
 

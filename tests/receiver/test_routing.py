@@ -70,7 +70,7 @@ def test_check_config_lists_every_unknown_reference(script: Script) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config_text(text, "r.yml")
     assert caught.value.problems == [
-        "r.yml: people[1]: duplicate person id 'ann'",
+        "r.yml: people[1].id: duplicate person id 'ann' (first at people[0])",
         "r.yml: routes[1].channels[1]: unknown channel 'nope'",
         "r.yml: routes[1].people[0]: unknown person 'bob'",
         "r.yml: routes[1].policy: unknown policy 'x'",
