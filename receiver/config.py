@@ -132,8 +132,11 @@ class DeliveryConfig(StrictModel):
     give_up_after: Duration = 3600.0
     send_timeout: Duration = 30.0
     fallback_channel: str | None = None
-    concurrency: int = Field(default=8, ge=1)
+    concurrency: int = Field(default=8, ge=1)  # per channel lane
     poll_interval: Duration = 1.0
+    # How long past the send timeout a claimed row stays with its worker before another
+    # worker (or this one after a restart) takes it over.
+    lease_margin: Duration = Field(default=30.0, ge=0)
 
 
 class RateLimitConfig(StrictModel):

@@ -85,6 +85,12 @@ class ReceiverMetrics:
             ["channel", "outcome"],
             registry=self.registry,
         )
+        self.fallbacks = Counter(
+            f"{PREFIX}_notification_fallbacks",
+            "Messages handed to the fallback channel, by channel and outcome (failed, unknown).",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
         self.delivery_latency = Histogram(
             f"{PREFIX}_delivery_latency_seconds",
             "Time from queueing a notification to its successful delivery.",
