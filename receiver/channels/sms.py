@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import aiohttp
@@ -28,10 +28,11 @@ from receiver.channels.base import (
 from receiver.templates import Renderer
 
 TWILIO_API = "https://api.twilio.com"
-# Reconciling: the newest messages to one number that are read, and how far Twilio's clock
-# may be behind ours (its timestamps have whole seconds).
-LOOKUP_LIMIT = 50
+# Reconciling: messages read per page of Twilio's list, how far Twilio's clock may be behind
+# ours (its timestamps have whole seconds), and how far past the start mark the reading goes.
+LOOKUP_PAGE = 100
 CLOCK_SKEW = 5.0
+LOOKUP_MARGIN = 60.0
 _E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 # Kinds that ask the person to act; only these carry the reply hint and the ack link.
 _ACTIONABLE = frozenset({"firing", "updated", "unacknowledged", "watchdog"})
@@ -227,12 +228,23 @@ class SmsChannel(Channel[SmsConfig]):
         return str(message.sid)
 
     async def _find(self, number: str, body: str, since: float) -> str | None:
-        """Return the SID of a message with this body Twilio created for `number` since then."""
+        """Return the SID of a message with this body Twilio created for `number` since then.
+
+        Twilio lists the newest first: read page by page until the messages are older than
+        the start mark by more than a margin (queued ones may be listed out of order).
+        """
         sender = {"from_": self.config.sender} if self.config.sender else {}
+        earliest = datetime.fromtimestamp(since - CLOCK_SKEW, UTC)
+        stop = earliest - timedelta(seconds=LOOKUP_MARGIN)
         try:
-            messages = await self.client.messages.list_async(
-                to=number, limit=LOOKUP_LIMIT, **sender
-            )
+            async for message in await self.client.messages.stream_async(
+                to=number, page_size=LOOKUP_PAGE, **sender
+            ):
+                created = message.date_created
+                if created is not None and created < stop:
+                    return None
+                if message.body == body and created is not None and created >= earliest:
+                    return str(message.sid)
         except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
             # The lookup sends nothing: its failure leaves the message's fate open.
             raise DeliveryError(
@@ -240,9 +252,4 @@ class SmsChannel(Channel[SmsConfig]):
                 retryable=True,
                 maybe_sent=True,
             ) from exc
-        earliest = datetime.fromtimestamp(since - CLOCK_SKEW, UTC)
-        for message in messages:
-            created = message.date_created
-            if message.body == body and created is not None and created >= earliest:
-                return str(message.sid)
         return None

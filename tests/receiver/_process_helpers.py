@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
@@ -153,13 +154,13 @@ async def _messages(request: web.Request) -> web.StreamResponse:
     fake = request.app[TWILIO]
     form = await request.post()
     fake.arrived += 1
-    if fake.stall is not None:
-        await fake.stall.wait()
     code = fake.answers.pop(0) if fake.answers else None
+    message = fake.create(form) if code is None else None
+    if fake.stall is not None:  # the message exists; only the answer is held back
+        await fake.stall.wait()
     if code is not None:
         error = {"code": 20000 + code, "message": f"fake {code}", "status": code}
         return web.json_response(error, status=code)
-    message = fake.create(form)
     if fake.hang_up:
         fake.hang_up -= 1
         assert request.transport is not None
@@ -179,8 +180,15 @@ async def _list(request: web.Request) -> web.Response:
         for m in reversed(fake.messages)
         if m["to"] == query.get("To", m["to"]) and m["from"] == query.get("From", m["from"])
     ]
-    size = int(query.get("PageSize", "50"))
-    page = {"messages": found[:size], "next_page_uri": None, "page": 0, "page_size": size}
+    size, number = int(query.get("PageSize", "50")), int(query.get("Page", "0"))
+    rest = found[(number + 1) * size :]
+    after = {**query, "Page": str(number + 1), "PageSize": str(size)}
+    page = {
+        "messages": found[number * size : (number + 1) * size],
+        "next_page_uri": f"{request.path}?{urlencode(after)}" if rest else None,
+        "page": number,
+        "page_size": size,
+    }
     return web.json_response(page)
 
 
