@@ -109,11 +109,17 @@ class RouteTarget(StrictModel):
 
 
 class RouteConfig(RouteTarget):
-    """One ordered route: all matchers must match; first match wins unless `continue`."""
+    """One ordered route: all matchers must match; first match wins unless `continue`.
+
+    An `audit` route (an archive, a log) gets its messages but does not handle the incident:
+    routing always goes on past it, and `default_route` still applies when no other route
+    matched.
+    """
 
     name: str | None = None
     matchers: list[str] = Field(default_factory=list)
     continue_: bool = Field(default=False, alias="continue")
+    audit: bool = False
 
     @field_validator("matchers")
     @classmethod

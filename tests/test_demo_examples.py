@@ -31,3 +31,4 @@ def test_example_config_is_valid(program: str, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK" in done.stdout
+    assert "warning" not in done.stderr, done.stderr  # every label set pages someone
