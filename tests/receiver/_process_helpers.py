@@ -130,6 +130,9 @@ class FakeTwilio:
     hang_up: int = 0  # close this many connections after creating the message, unanswered
     lookups: int = 0  # list requests answered
     list_status: int = 200  # a failing lookup API: any other status
+    hold_to: set[str] = field(default_factory=set)  # numbers whose requests hang until the end
+    held: list[str] = field(default_factory=list)  # numbers of the requests hanging now
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def create(self, form: Any) -> dict[str, Any]:
         """Create a message the way Twilio records it."""
@@ -154,6 +157,9 @@ async def _messages(request: web.Request) -> web.StreamResponse:
     fake = request.app[TWILIO]
     form = await request.post()
     fake.arrived += 1
+    if form["To"] in fake.hold_to:
+        fake.held.append(str(form["To"]))
+        await fake.release.wait()
     code = fake.answers.pop(0) if fake.answers else None
     message = fake.create(form) if code is None else None
     if fake.stall is not None:  # the message exists; only the answer is held back
@@ -209,6 +215,7 @@ async def fake_twilio(port: int | None = None) -> AsyncIterator[FakeTwilio]:
     finally:
         if fake.stall is not None:
             fake.stall.set()
+        fake.release.set()
         await runner.cleanup()
 
 

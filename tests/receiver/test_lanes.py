@@ -18,6 +18,7 @@ from tests.receiver._channel_helpers import Recorded, recording_server, stall
 from tests.receiver._helpers import alert, payload, running, wait_for
 from tests.receiver._process_helpers import FakeTwilio, fake_twilio, sms_channel_yaml
 
+ANN, BOB = "+14155550101", "+14155550102"
 WARNINGS = 6  # more than the Slack lane's slots: its queue backs up behind hung requests
 SLOTS = 2
 
@@ -75,3 +76,28 @@ async def test_a_hung_and_a_refusing_neighbour_do_not_delay_the_critical_sms(
     # never took more than its slots although more messages were due.
     assert held == SLOTS, held
     print(f"critical SMS: all healthy {calm * 1000:.0f} ms; hung + refused {slowed * 1000:.0f} ms")
+
+
+async def test_a_recipient_whose_messages_hang_leaves_the_others_theirs(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("tok3n\n")
+    async with fake_twilio() as twilio:
+        twilio.hold_to = {ANN}  # Ann's messages hang at the provider
+        text = (
+            f"store: {{type: sqlite, path: {tmp_path / 'r.db'}}}\n"
+            f"channels: [{sms_channel_yaml('sms', twilio.url, token)}]\n"
+            f"people: [{{id: ann, name: Ann, phone: '{ANN}'}},"
+            f" {{id: bob, name: Bob, phone: '{BOB}'}}]\n"
+            "default_route: {channels: [sms], people: [ann, bob]}\n"
+            f"delivery: {{concurrency: {SLOTS}, poll_interval: 1s, send_timeout: 5s}}\n"
+        )
+        async with running(text, run_worker=True) as rx:
+            for index in range(3):
+                assert (await rx.post(payload(alert(f"a{index}"), group=f"g{index}"))).status == 200
+            await wait_for(
+                lambda: [m["to"] for m in twilio.messages] == [BOB] * 3,
+                timeout=20,
+                what="Bob's SMS",
+            )
+            # Ann holds one slot of two: her other two messages wait, Bob's all went.
+            assert twilio.held == [ANN], twilio.held
