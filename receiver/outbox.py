@@ -201,6 +201,8 @@ class OutboxWorker:
         """Recover expired claims, then claim due rows for the lanes' free slots."""
         now = self._clock()
         recovered = await self.store.recover(now)
+        self.metrics.recovered.labels("resend").inc(len(recovered.retried))
+        self.metrics.recovered.labels("check").inc(len(recovered.unsure))
         for row_id in recovered.unsure:
             self._log.warning(
                 "notification_unsure",
@@ -286,9 +288,12 @@ class OutboxWorker:
             return
         self.metrics.send_seconds.labels(row.channel).observe(time.perf_counter() - started)
         now = self._clock()
-        await self._record(
-            row, Finish("sent", now, provider_id=receipt.provider_id, thread=receipt.thread)
-        )
+        checked = row.at_most_once and row.started_at is not None
+        if checked:
+            self.metrics.reconciled.labels(row.channel, "found" if receipt.found else "sent").inc()
+        note = f"the provider already had {receipt.found}: not sent again" if receipt.found else ""
+        result = Finish("sent", now, note, provider_id=receipt.provider_id, thread=receipt.thread)
+        await self._record(row, result)
 
     def _recipient(self, person: str | None) -> Recipient | None:
         if person is None:

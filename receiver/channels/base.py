@@ -93,6 +93,8 @@ class DeliveryReceipt:
 
     provider_id: str = ""
     thread: dict[str, str] = field(default_factory=dict)
+    # After a reconciliation: how many messages the provider already had (not sent again).
+    found: int = 0
 
 
 class DeliveryError(Exception):

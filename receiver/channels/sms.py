@@ -211,7 +211,7 @@ class SmsChannel(Channel[SmsConfig]):
                         exc.reason, retryable=exc.retryable, maybe_sent=True
                     ) from exc
                 raise
-        return DeliveryReceipt(provider_id=",".join(sids[n] for n in numbers))
+        return DeliveryReceipt(provider_id=",".join(sids[n] for n in numbers), found=len(found))
 
     def _sender(self) -> dict[str, Any]:
         if self.config.sender:

@@ -241,11 +241,17 @@ async def test_connection_dropped_after_the_request_body_sends_no_second_sms(
             detail = await rx.app[STORE].incident(1)
             assert detail is not None
             assert detail["notifications"][0]["provider_id"] == twilio.messages[0]["sid"]
-            first = detail["deliveries"][0]["detail"]
+            first, second = (d["detail"] for d in detail["deliveries"])
             assert first == (
                 "connection to Twilio failed after the request left: ServerDisconnectedError;"
                 " may have been sent: asking before resending"
             )
+            assert second == "the provider already had 1: not sent again"
+            found = rx.app[METRICS].registry.get_sample_value(
+                "maintwatch_receiver_notifications_reconciled_total",
+                {"channel": "sms", "outcome": "found"},
+            )
+            assert found == 1.0
 
 
 async def test_refused_connection_is_retried_without_asking(tmp_path: Path) -> None:
