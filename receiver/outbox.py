@@ -280,7 +280,8 @@ class OutboxWorker:
         except Exception as exc:  # the task boundary: every failure is recorded, none is lost
             self.metrics.send_seconds.labels(row.channel).observe(time.perf_counter() - started)
             error = classify(exc, self.delivery.send_timeout)
-            ambiguous = isinstance(exc, TimeoutError) or error.maybe_sent
+            # Only a channel's own DeliveryError can prove the request never left.
+            ambiguous = error.maybe_sent or not isinstance(exc, DeliveryError)
             result = after_failure(
                 row, error, self._clock(), self.retry, self._jitter(), ambiguous, channel.reconciles
             )
