@@ -9,6 +9,10 @@ from typing import Any
 import pytest
 
 from receiver.appkeys import METRICS, STORE, WORKER
+from receiver.channels import DeliveryError
+from receiver.outbox import RetryRules, after_failure
+from receiver.store import OutboxRow
+from receiver.store.base import Fallback
 from tests.receiver._helpers import (
     BASE_CONFIG,
     EVERYTHING,
@@ -201,3 +205,36 @@ async def test_sms_rate_limit_defers_not_drops(
     clock.advance(301)
     await tick(rx)
     assert len(script.sent["sms"]) == 3
+
+
+RULES = RetryRules(3, 10.0, 60.0, 3600.0, Fallback("backup", False, None))
+
+
+def sms_row(attempts: int = 1, started_at: float | None = None) -> OutboxRow:
+    """Return a claimed at-most-once row."""
+    return OutboxRow(1, 1, "sms", "firing", None, {}, attempts, True, 0.0, None, started_at)
+
+
+@pytest.mark.parametrize(
+    ("error", "ambiguous", "reconciles", "attempts", "expected"),
+    [
+        # Proven not sent (refused, 429): retried, the start mark cleared.
+        (DeliveryError("refused", retryable=True), False, True, 1, ("pending", False, False)),
+        # Maybe sent, the provider can be asked: retried with the mark kept (asked first).
+        (DeliveryError("dropped", retryable=True), True, True, 1, ("pending", True, False)),
+        # Maybe sent and no more attempts, or nobody to ask: unknown, and the fallback pages.
+        (DeliveryError("dropped", retryable=True), True, True, 3, ("unknown", False, True)),
+        (DeliveryError("timed out", retryable=True), True, False, 1, ("unknown", False, True)),
+        # Proven not sent and permanent: failed, and the fallback pages.
+        (DeliveryError("bad number", retryable=False), False, True, 1, ("failed", False, True)),
+    ],
+)
+def test_after_failure_on_an_at_most_once_row(
+    error: DeliveryError,
+    ambiguous: bool,
+    reconciles: bool,
+    attempts: int,
+    expected: tuple[str, bool, bool],
+) -> None:
+    result = after_failure(sms_row(attempts), error, 100.0, RULES, 0.5, ambiguous, reconciles)
+    assert (result.outcome, result.maybe_sent, result.fallback is not None) == expected
