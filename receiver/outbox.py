@@ -169,9 +169,10 @@ class OutboxWorker:
                     await self._idle()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         finally:
-            for task in self._tasks:
+            left = list(self._tasks)
+            for task in left:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*left, return_exceptions=True)
 
     async def stop(self, task: asyncio.Task[None], grace: float) -> None:
         """Let in-flight sends finish (up to `grace` seconds), then cancel the task."""
