@@ -42,20 +42,22 @@ def config(tmp_path: Path, twilio: FakeTwilio, chat_url: str, hook_url: str) -> 
 
 
 async def page_latency(
-    tmp_path: Path, twilio: FakeTwilio, chat_url: str, hook_url: str, hung: list[Recorded]
+    tmp_path: Path, twilio: FakeTwilio, chat_url: str, hook_url: str, seen: list[Recorded]
 ) -> tuple[float, int]:
     """Queue warnings for the chat lanes, then one critical incident; return its SMS latency
-    and how many requests the hung endpoint held when the SMS arrived."""
+    and how many requests the chat endpoint had seen when the SMS arrived."""
     tmp_path.mkdir()
     async with running(config(tmp_path, twilio, chat_url, hook_url), run_worker=True) as rx:
         for index in range(WARNINGS):
             body = payload(alert(f"w{index}"), group=f"w{index}", severity="warning")
             assert (await rx.post(body)).status == 200
+        # The critical incident comes once the Slack lane is busy with the warnings.
+        await wait_for(lambda: len(seen) >= SLOTS, timeout=20, what="Slack lane busy")
         sent = len(twilio.bodies)
         began = time.monotonic()
         assert (await rx.post(payload(alert("c"), group="critical"))).status == 200
         await wait_for(lambda: len(twilio.bodies) > sent, timeout=20, what="the critical SMS")
-        latency, held = time.monotonic() - began, len(hung)
+        latency, held = time.monotonic() - began, len(seen)
         assert twilio.bodies[-1].startswith("CRITICAL DiskFull"), twilio.bodies[-1]
         return latency, held
 
@@ -95,9 +97,9 @@ async def test_a_recipient_whose_messages_hang_leaves_the_others_theirs(tmp_path
             for index in range(3):
                 assert (await rx.post(payload(alert(f"a{index}"), group=f"g{index}"))).status == 200
             await wait_for(
-                lambda: [m["to"] for m in twilio.messages] == [BOB] * 3,
+                lambda: [m["to"] for m in twilio.messages] == [BOB] * 3 and twilio.held,
                 timeout=20,
-                what="Bob's SMS",
+                what="Bob's SMS, Ann's held",
             )
             # Ann holds one slot of two: her other two messages wait, Bob's all went.
             assert twilio.held == [ANN], twilio.held
