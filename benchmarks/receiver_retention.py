@@ -33,12 +33,13 @@ from prometheus_client import CollectorRegistry
 from receiver.config import PostgresStore, RetentionConfig, SqliteStore, load_config_text
 from receiver.retention import Retention, RetentionMetrics
 from receiver.server import intake_rules
-from receiver.store import Finish, IntakeRules, Store, make_store
+from receiver.store import Finish, IntakeRules, Store, Wanted, make_store
 from receiver.webhook import parse_payload
 
 DAY = 86400.0
 START = 1_767_225_600.0  # 2026-01-01
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+ALL_DUE = Wanted({}, per_recipient=1, strays=500)  # up to 500 due rows per claim, any channel
 TABLES = ("alert_groups", "incidents", "incident_alerts", "outbox", "deliveries")
 CONFIG = """
 channels: [{name: a, type: console}, {name: b, type: console}]
@@ -68,7 +69,7 @@ def body(group: str, starts: float, resolved_at: float | None) -> bytes:
 
 async def deliver(store: Store, now: float) -> None:
     """Claim every due message and record it sent."""
-    while rows := await store.claim(now, 500, 60.0, 10**9, 60.0):
+    while rows := await store.claim(now, ALL_DUE, 60.0, 10**9, 60.0):
         for row in rows:
             await store.finish(row, Finish("sent", now))
 

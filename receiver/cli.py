@@ -23,7 +23,7 @@ from maintwatch.configload import ConfigError
 from receiver.config import ReceiverBase, load_config
 from receiver.matchers import parse_labels
 from receiver.people import Directory, who_is_on_call
-from receiver.routing import compile_routes, explain
+from receiver.routing import compile_routes, explain, gaps
 from receiver.server import make_app
 
 DEFAULT_CONFIG = "maintwatch-receiver.yml"
@@ -59,7 +59,23 @@ async def _start(args: argparse.Namespace, config: ReceiverBase, log: Any) -> we
         channels=len(config.channel_configs),
         routes=len(config.routes),
     )
+    for labels in routing_gaps(config):
+        log.warning("routing_pages_nobody", labels=labels)
     return runner
+
+
+def routing_gaps(config: ReceiverBase) -> list[str]:
+    """Return, as `{a="b"}` text, label sets whose incidents no route pages anyone for."""
+    routes = compile_routes(config.routes, config.default_route)
+    return [
+        "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+        for labels in gaps(routes, config.severity.label, archives(config))
+    ]
+
+
+def archives(config: ReceiverBase) -> frozenset[str]:
+    """Return the channels that reach no person (file channels: archives, audit trails)."""
+    return frozenset(c.name for c in config.channel_configs if c.type == "file")
 
 
 async def serve(args: argparse.Namespace, config: ReceiverBase) -> None:
@@ -114,7 +130,8 @@ def _routes(config: ReceiverBase, labels_text: str) -> int:
     except ValueError as exc:
         print(f"--labels: {exc}", file=sys.stderr)
         return 2
-    for line in explain(compile_routes(config.routes, config.default_route), labels):
+    routes = compile_routes(config.routes, config.default_route)
+    for line in explain(routes, labels, archives(config)):
         print(line)
     return 0
 
@@ -153,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.config_file}: OK ({len(config.channel_configs)} channels, "
             f"{len(config.routes)} routes, store {config.store.type})"
         )
+        for labels in routing_gaps(config):
+            print(
+                f"{args.config_file}: warning: routes: incidents labelled {labels} page nobody"
+                " (only audit routes, file channels or routes naming nobody match them)",
+                file=sys.stderr,
+            )
         return 0
     if args.command == "routes":
         return _routes(config, args.labels)

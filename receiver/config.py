@@ -110,11 +110,17 @@ class RouteTarget(StrictModel):
 
 
 class RouteConfig(RouteTarget):
-    """One ordered route: all matchers must match; first match wins unless `continue`."""
+    """One ordered route: all matchers must match; first match wins unless `continue`.
+
+    An `audit` route (an archive, a log) gets its messages but does not handle the incident:
+    routing always goes on past it, and `default_route` still applies when no other route
+    matched.
+    """
 
     name: str | None = None
     matchers: list[str] = Field(default_factory=list)
     continue_: bool = Field(default=False, alias="continue")
+    audit: bool = False
 
     @field_validator("matchers")
     @classmethod
@@ -133,8 +139,11 @@ class DeliveryConfig(StrictModel):
     give_up_after: Duration = 3600.0
     send_timeout: Duration = 30.0
     fallback_channel: str | None = None
-    concurrency: int = Field(default=8, ge=1)
+    concurrency: int = Field(default=8, ge=1)  # per channel lane
     poll_interval: Duration = 1.0
+    # How long past the send timeout a claimed row stays with its worker before another
+    # worker (or this one after a restart) takes it over.
+    lease_margin: Duration = Field(default=30.0, ge=0)
 
 
 class RateLimitConfig(StrictModel):

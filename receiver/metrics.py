@@ -85,6 +85,26 @@ class ReceiverMetrics:
             ["channel", "outcome"],
             registry=self.registry,
         )
+        self.fallbacks = Counter(
+            f"{PREFIX}_notification_fallbacks",
+            "Messages handed to the fallback channel, by channel and outcome (failed, unknown).",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.recovered = Counter(
+            f"{PREFIX}_outbox_recovered",
+            "Messages found sending past their lease (a worker died), by what follows: resend"
+            " (at least once, or the request never left) or check (it may have left).",
+            ["action"],
+            registry=self.registry,
+        )
+        self.reconciled = Counter(
+            f"{PREFIX}_notifications_reconciled",
+            "At-most-once messages checked with the provider before resending, by result:"
+            " found (already there, not sent again) or sent.",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
         self.delivery_latency = Histogram(
             f"{PREFIX}_delivery_latency_seconds",
             "Time from queueing a notification to its successful delivery.",

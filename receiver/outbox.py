@@ -1,9 +1,16 @@
-"""Deliver outbox rows through channels: retries with backoff and jitter, fallback, metrics.
+"""Deliver outbox rows through channels: lanes, retries with backoff and jitter, fallback, metrics.
+
+Lanes: each channel has its own `delivery.concurrency` slots, and one recipient holds at most
+half of a lane's slots, so a hung or dead endpoint delays only its own messages. Rows are
+claimed per lane only when it has free slots, most severe first.
 
 Delivery rule: at-least-once for email and chat (a row found `sending` past its deadline is
-sent again), at-most-once for channels flagged `at_most_once` (SMS): the row is committed as
-`sending` before the provider is called, and a row found `sending` after a crash, or whose send
-timed out, is marked `unknown` and never resent.
+sent again), at-most-once for channels flagged `at_most_once` (SMS): right before the provider
+call the row's start mark is committed. A row found `sending` without a start mark never
+reached the provider and is sent again; with one, or after a failure that came after the
+request left (a dropped connection, a timeout, a 5xx), the provider is asked first (channels
+that `reconcile`) and only what it has no record of is sent; a channel that cannot tell marks
+the row `unknown` and the fallback channel gets a copy.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
@@ -28,9 +35,8 @@ from receiver.store.base import (
     OutboxRow,
     Store,
     StoreUnavailable,
+    Wanted,
 )
-
-LEASE_MARGIN = 30.0  # seconds past the send timeout before another worker may take a row over
 
 
 def backoff(attempt: int, initial: float, maximum: float, jitter: float) -> float:
@@ -70,25 +76,40 @@ def after_failure(
     rules: RetryRules,
     jitter: float,
     ambiguous: bool = False,
+    reconciles: bool = False,
 ) -> Finish:
-    """Return the row's next state after a failed attempt (pure)."""
-    if ambiguous and row.at_most_once:
-        # The provider may have accepted it: resending could page twice.
-        return Finish("unknown", now, f"{error.reason}; not resent (at-most-once channel)")
+    """Return the row's next state after a failed attempt (pure).
+
+    `ambiguous`: the request may have reached the provider. On an at-most-once channel that
+    can ask its provider (`reconciles`) the row is retried with its start mark kept, so the
+    next attempt asks first; on one that cannot, its fate is unknown and the fallback fires.
+    """
+    maybe = ambiguous and row.at_most_once
+    if maybe and not reconciles:
+        return _given_up(row, "unknown", f"{error.reason}; not resent (at-most-once)", now, rules)
     in_time = now - row.created_at < rules.give_up_after
     if error.retryable and row.attempts < rules.max_attempts and in_time:
         delay = backoff(row.attempts, rules.backoff_initial, rules.backoff_max, jitter)
         delay = max(delay, error.retry_after or 0.0)
-        return Finish("pending", now, error.reason, next_attempt_at=now + delay)
+        why = f"{error.reason}; may have been sent: asking before resending" if maybe else None
+        return Finish(
+            "pending", now, why or error.reason, next_attempt_at=now + delay, maybe_sent=maybe
+        )
     why = (
         error.reason
         if not error.retryable
         else (f"{error.reason} (gave up after {row.attempts} attempts)")
     )
+    return _given_up(row, "unknown" if maybe else "failed", why, now, rules)
+
+
+def _given_up(
+    row: OutboxRow, outcome: Literal["failed", "unknown"], why: str, now: float, rules: RetryRules
+) -> Finish:
     fallback = rules.fallback
     if fallback is None or row.fallback_of is not None or fallback.channel == row.channel:
-        return Finish("failed", now, why)
-    return Finish("failed", now, f"{why}; falling back to {fallback.channel}", fallback=fallback)
+        return Finish(outcome, now, why)
+    return Finish(outcome, now, f"{why}; falling back to {fallback.channel}", fallback=fallback)
 
 
 class OutboxWorker:
@@ -124,24 +145,34 @@ class OutboxWorker:
         )
         self._wake = asyncio.Event()
         self._stopping = False
+        self._lanes: dict[str, int] = {}  # channel -> messages in flight
+        self._people: dict[tuple[str, str], int] = {}  # (channel, recipient) -> in flight
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """Ask the worker to look for due rows now (after an intake committed)."""
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver until stopped or cancelled."""
-        while not self._stopping:
-            try:
-                busy = await self.run_once()
-            except StoreUnavailable as exc:
-                self._log.warning("outbox_store_unavailable", error=str(exc))
-                busy = 0
-            except Exception:
-                self._log.exception("outbox_loop_failed")
-                busy = 0
-            if busy < self.delivery.concurrency and not self._stopping:
-                await self._idle()
+        """Deliver until stopped or cancelled; each claimed row runs in its lane's slot."""
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                try:
+                    for row in await self._claim():
+                        self._spawn(row)
+                except StoreUnavailable as exc:
+                    self._log.warning("outbox_store_unavailable", error=str(exc))
+                except Exception:
+                    self._log.exception("outbox_loop_failed")
+                if not self._stopping:
+                    await self._idle()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:
+            left = list(self._tasks)
+            for task in left:
+                task.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
 
     async def stop(self, task: asyncio.Task[None], grace: float) -> None:
         """Let in-flight sends finish (up to `grace` seconds), then cancel the task."""
@@ -160,28 +191,63 @@ class OutboxWorker:
                 await self._wake.wait()
         except TimeoutError:
             pass
-        self._wake.clear()
 
     async def run_once(self) -> int:
-        """Recover expired claims, deliver one batch of due rows; return how many were sent."""
+        """Claim one round of due rows, deliver them and wait; return how many were claimed."""
+        rows = await self._claim()
+        await asyncio.gather(*(self._in_lane(row) for row in rows))
+        return len(rows)
+
+    async def _claim(self) -> list[OutboxRow]:
+        """Recover expired claims, then claim due rows for the lanes' free slots."""
         now = self._clock()
         recovered = await self.store.recover(now)
-        for row_id in recovered.unknown:
-            self._log.error(
-                "notification_unknown",
+        self.metrics.recovered.labels("resend").inc(len(recovered.retried))
+        self.metrics.recovered.labels("check").inc(len(recovered.unsure))
+        for row_id in recovered.unsure:
+            self._log.warning(
+                "notification_unsure",
                 outbox_id=row_id,
-                reason="found in sending after a crash; not resent",
+                reason="found in sending after its request may have left; checking first",
             )
-            self.metrics.notifications.labels("?", "unknown").inc()
         for row_id in recovered.retried:
             self._log.warning("notification_requeued", outbox_id=row_id)
-        lease = self.delivery.send_timeout + LEASE_MARGIN
-        rows = await self.store.claim(
-            now, self.delivery.concurrency, lease, self.rate.max_messages, self.rate.window
+        lease = self.delivery.send_timeout + self.delivery.lease_margin
+        size = self.delivery.concurrency
+        wanted = Wanted(
+            lanes={name: size - self._lanes.get(name, 0) for name in self.channels},
+            per_recipient=max(1, size // 2),
+            in_flight=dict(self._people),
+            strays=size,
         )
-        await asyncio.gather(*(self._deliver(row) for row in rows))
+        rows = await self.store.claim(now, wanted, lease, self.rate.max_messages, self.rate.window)
         self.metrics.store_gauges.stats = await self.store.stats()
-        return len(rows)
+        return rows
+
+    def _spawn(self, row: OutboxRow) -> None:
+        task = asyncio.create_task(self._in_lane(row), name=f"deliver-{row.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _in_lane(self, row: OutboxRow) -> None:
+        """Deliver one row holding its lane slot; a freed slot wakes the claim loop."""
+        person = None if row.recipient is None else (row.channel, row.recipient)
+        self._lanes[row.channel] = self._lanes.get(row.channel, 0) + 1
+        if person is not None:
+            self._people[person] = self._people.get(person, 0) + 1
+        try:
+            await self._deliver(row)
+        except StoreUnavailable as exc:  # the lease runs out and the row is taken up again
+            self._log.warning("outbox_store_unavailable", error=str(exc), outbox_id=row.id)
+        except Exception:
+            self._log.exception("outbox_delivery_failed", outbox_id=row.id)
+        finally:
+            self._lanes[row.channel] -= 1
+            if person is not None:
+                self._people[person] -= 1
+                if not self._people[person]:
+                    del self._people[person]
+            self.wake()
 
     async def _deliver(self, row: OutboxRow) -> None:
         channel = self.channels.get(row.channel)
@@ -192,22 +258,44 @@ class OutboxWorker:
         message = notification(
             row.id, row.incident_id, row.body, self._recipient(row.recipient), self._links
         )
+        if row.at_most_once:
+            # Committed right before the provider call: without this mark, a row found
+            # `sending` later provably never reached the provider.
+            if not await self.store.start(row, self._clock()):
+                self._log.warning("notification_claim_lost", outbox_id=row.id)
+                return
+            if row.started_at is not None and not channel.reconciles:
+                error = DeliveryError("an earlier request may have been sent", retryable=True)
+                result = after_failure(row, error, self._clock(), self.retry, 0.0, True)
+                await self._record(row, result)
+                return
+        call = (
+            channel.send(message)
+            if row.started_at is None or not row.at_most_once
+            else channel.resend(message, row.started_at)
+        )
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.delivery.send_timeout):
-                receipt = await channel.send(message)
+                receipt = await call
         except Exception as exc:  # the task boundary: every failure is recorded, none is lost
             self.metrics.send_seconds.labels(row.channel).observe(time.perf_counter() - started)
             error = classify(exc, self.delivery.send_timeout)
-            ambiguous = isinstance(exc, TimeoutError)
-            result = after_failure(row, error, self._clock(), self.retry, self._jitter(), ambiguous)
+            # Only a channel's own DeliveryError can prove the request never left.
+            ambiguous = error.maybe_sent or not isinstance(exc, DeliveryError)
+            result = after_failure(
+                row, error, self._clock(), self.retry, self._jitter(), ambiguous, channel.reconciles
+            )
             await self._record(row, result)
             return
         self.metrics.send_seconds.labels(row.channel).observe(time.perf_counter() - started)
         now = self._clock()
-        await self._record(
-            row, Finish("sent", now, provider_id=receipt.provider_id, thread=receipt.thread)
-        )
+        checked = row.at_most_once and row.started_at is not None
+        if checked:
+            self.metrics.reconciled.labels(row.channel, "found" if receipt.found else "sent").inc()
+        note = f"the provider already had {receipt.found}: not sent again" if receipt.found else ""
+        result = Finish("sent", now, note, provider_id=receipt.provider_id, thread=receipt.thread)
+        await self._record(row, result)
 
     def _recipient(self, person: str | None) -> Recipient | None:
         if person is None:
@@ -228,6 +316,8 @@ class OutboxWorker:
             return
         outcome = "retry" if result.outcome == "pending" else result.outcome
         self.metrics.notifications.labels(row.channel, outcome).inc()
+        if result.fallback is not None:
+            self.metrics.fallbacks.labels(row.channel, result.outcome).inc()
         if result.outcome == "sent":
             self.metrics.delivery_latency.labels(row.channel).observe(
                 max(0.0, result.now - row.created_at)
@@ -241,8 +331,7 @@ class OutboxWorker:
                 **context,
             )
         else:
-            self._log.error(
-                "notification_failed", status=result.outcome, reason=result.detail, **context
-            )
+            event = "notification_unknown" if result.outcome == "unknown" else "notification_failed"
+            self._log.error(event, status=result.outcome, reason=result.detail, **context)
         if result.fallback is not None:
             self.wake()

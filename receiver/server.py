@@ -254,7 +254,8 @@ async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     task = asyncio.create_task(worker.run(), name="outbox-worker")
     yield
-    # Cancelling mid-send would strand at-most-once rows as `unknown`: let sends finish first.
+    # A send cancelled mid-way is taken up again after its lease (an SMS checked with Twilio
+    # first): let in-flight sends finish instead.
     await worker.stop(task, config.delivery.send_timeout)
 
 

@@ -51,3 +51,5 @@ def test_recommended_alertmanager_config_passes_amtool() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK" in done.stdout
+    assert "warning" not in done.stderr, done.stderr  # every label set pages someone

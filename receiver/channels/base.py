@@ -93,16 +93,31 @@ class DeliveryReceipt:
 
     provider_id: str = ""
     thread: dict[str, str] = field(default_factory=dict)
+    # After a reconciliation: how many messages the provider already had (not sent again).
+    found: int = 0
 
 
 class DeliveryError(Exception):
-    """A delivery failed; `retryable` says whether trying again later can succeed."""
+    """A delivery failed; `retryable` says whether trying again later can succeed.
 
-    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    `maybe_sent` says the request may have reached the provider (it failed after the request
+    left: a dropped connection, a timeout waiting for the answer, a 5xx). An at-most-once
+    channel is then not simply retried: the worker asks the provider, or falls back.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        maybe_sent: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
+        self.maybe_sent = maybe_sent
 
 
 @dataclass
@@ -140,6 +155,8 @@ class Channel(abc.ABC, Generic[CC]):
     config_type: ClassVar[type[ChannelConfig]]
     at_most_once: ClassVar[bool] = False
     """True where a send that may have happened must not be repeated (SMS)."""
+    reconciles: ClassVar[bool] = False
+    """True where the provider can say whether an earlier request arrived (see `resend`)."""
 
     def __init__(self, config: CC, context: ChannelContext) -> None:
         self.config = config
@@ -153,6 +170,13 @@ class Channel(abc.ABC, Generic[CC]):
     @abc.abstractmethod
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Deliver one notification or raise DeliveryError."""
+
+    async def resend(self, notification: Notification, since: float) -> DeliveryReceipt:
+        """Deliver what the provider has no record of since `since` (a request that may have
+        left then); what it has is not sent again. Only channels with `reconciles` do this."""
+        raise DeliveryError(
+            f"channel {self.name!r} cannot ask its provider what arrived", retryable=False
+        )
 
     async def close(self) -> None:
         """Release sessions and connections."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import aiohttp
 from pydantic import AfterValidator, Field, HttpUrl, model_validator
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -27,6 +28,11 @@ from receiver.channels.base import (
 from receiver.templates import Renderer
 
 TWILIO_API = "https://api.twilio.com"
+# Reconciling: messages read per page of Twilio's list, how far Twilio's clock may be behind
+# ours (its timestamps have whole seconds), and how far past the start mark the reading goes.
+LOOKUP_PAGE = 100
+CLOCK_SKEW = 5.0
+LOOKUP_MARGIN = 60.0
 _E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 # Kinds that ask the person to act; only these carry the reply hint and the ack link.
 _ACTIONABLE = frozenset({"firing", "updated", "unacknowledged", "watchdog"})
@@ -114,14 +120,31 @@ def sms_body(notification: Notification, head: str, max_segments: int) -> str:
 
 
 def classify(exc: Exception) -> DeliveryError:
-    """Map a Twilio or network failure: 429/5xx/timeouts retry, other 4xx do not."""
+    """Map a Twilio or network failure, and say whether the message may have been created.
+
+    Twilio answered 4xx: not created (429 and 5xx retry, other 4xx do not). No connection,
+    DNS or TLS handshake failure: the request never left. Anything after it left (a 5xx, a
+    dropped connection, no answer in time) may have created the message.
+    """
     if isinstance(exc, TwilioRestException):
         retryable = exc.status == 429 or exc.status >= 500
         reason = f"Twilio error {exc.code} (HTTP {exc.status}): {exc.msg}"
-        return DeliveryError(reason, retryable=retryable)
+        return DeliveryError(reason, retryable=retryable, maybe_sent=exc.status >= 500)
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        reason = f"could not connect to Twilio: {type(exc).__name__}"
+        return DeliveryError(reason, retryable=True)
     if isinstance(exc, TimeoutError):
-        return DeliveryError("timed out talking to Twilio", retryable=True)
-    return DeliveryError(f"connection to Twilio failed: {type(exc).__name__}", retryable=True)
+        return DeliveryError("timed out waiting for Twilio", retryable=True, maybe_sent=True)
+    reason = f"connection to Twilio failed after the request left: {type(exc).__name__}"
+    return DeliveryError(reason, retryable=True, maybe_sent=True)
+
+
+def _lookup_error(exc: Exception) -> str:
+    if isinstance(exc, TwilioRestException):
+        return f"Twilio error {exc.code} (HTTP {exc.status})"
+    if isinstance(exc, TwilioException) and len(exc.args) > 1:  # a page fetch: (text, response)
+        return f"HTTP {getattr(exc.args[1], 'status_code', '?')}"
+    return type(exc).__name__
 
 
 class SmsChannel(Channel[SmsConfig]):
@@ -130,6 +153,7 @@ class SmsChannel(Channel[SmsConfig]):
     kind = "sms"
     config_type = SmsConfig
     at_most_once = True
+    reconciles = True
 
     def __init__(self, config: SmsConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
@@ -152,22 +176,80 @@ class SmsChannel(Channel[SmsConfig]):
         except ValueError as exc:
             raise DeliveryError(f"recipient {person.id}: {exc}", retryable=False) from None
 
+    async def _body(self, notification: Notification) -> str:
+        head = (await self.renderer.render_async(notification, self.context.clock()))["text"]
+        return sms_body(notification, head, self.config.max_segments)
+
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Send one message per number; the receipt holds the Twilio message SIDs."""
         numbers = self._numbers(notification)
-        head = (await self.renderer.render_async(notification, self.context.clock()))["text"]
-        body = sms_body(notification, head, self.config.max_segments)
-        sids = [await self._send_one(number, body) for number in numbers]
-        return DeliveryReceipt(provider_id=",".join(sids))
+        return await self._send_all(numbers, await self._body(notification), {})
+
+    async def resend(self, notification: Notification, since: float) -> DeliveryReceipt:
+        """Ask Twilio which numbers already have this message since `since`; send the rest."""
+        numbers = self._numbers(notification)
+        body = await self._body(notification)
+        found = {}
+        for number in numbers:
+            sid = await self._find(number, body, since)
+            if sid is not None:
+                found[number] = sid
+        return await self._send_all(numbers, body, found)
+
+    async def _send_all(
+        self, numbers: list[str], body: str, found: dict[str, str]
+    ) -> DeliveryReceipt:
+        sids = dict(found)
+        for number in numbers:
+            if number in sids:
+                continue
+            try:
+                sids[number] = await self._send_one(number, body)
+            except DeliveryError as exc:
+                if sids:  # some numbers have it: a retry must ask Twilio first
+                    raise DeliveryError(
+                        exc.reason, retryable=exc.retryable, maybe_sent=True
+                    ) from exc
+                raise
+        return DeliveryReceipt(provider_id=",".join(sids[n] for n in numbers), found=len(found))
+
+    def _sender(self) -> dict[str, Any]:
+        if self.config.sender:
+            return {"from_": self.config.sender}
+        return {"messaging_service_sid": self.config.messaging_service_sid}
 
     async def _send_one(self, number: str, body: str) -> str:
-        sender: dict[str, Any] = (
-            {"from_": self.config.sender}
-            if self.config.sender
-            else {"messaging_service_sid": self.config.messaging_service_sid}
-        )
         try:
-            message = await self.client.messages.create_async(to=number, body=body, **sender)
+            message = await self.client.messages.create_async(
+                to=number, body=body, **self._sender()
+            )
         except (TwilioRestException, aiohttp.ClientError, TimeoutError) as exc:
             raise classify(exc) from exc
         return str(message.sid)
+
+    async def _find(self, number: str, body: str, since: float) -> str | None:
+        """Return the SID of a message with this body Twilio created for `number` since then.
+
+        Twilio lists the newest first: read page by page until the messages are older than
+        the start mark by more than a margin (queued ones may be listed out of order).
+        """
+        sender = {"from_": self.config.sender} if self.config.sender else {}
+        earliest = datetime.fromtimestamp(since - CLOCK_SKEW, UTC)
+        stop = earliest - timedelta(seconds=LOOKUP_MARGIN)
+        try:
+            async for message in await self.client.messages.stream_async(
+                to=number, page_size=LOOKUP_PAGE, **sender
+            ):
+                created = message.date_created
+                if created is not None and created < stop:
+                    return None
+                if message.body == body and created is not None and created >= earliest:
+                    return str(message.sid)
+        except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
+            # The lookup sends nothing: its failure leaves the message's fate open.
+            raise DeliveryError(
+                f"could not ask Twilio whether the message arrived: {_lookup_error(exc)}",
+                retryable=True,
+                maybe_sent=True,
+            ) from exc
+        return None

@@ -13,6 +13,7 @@ from receiver.store.base import (
     Store,
     StoreError,
     StoreUnavailable,
+    Wanted,
 )
 
 
@@ -37,5 +38,6 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "Wanted",
     "make_store",
 ]

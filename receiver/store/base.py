@@ -7,7 +7,7 @@ Each backend keeps its SQL in one module; what happens to a payload is decided h
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -200,6 +200,8 @@ class OutboxRow:
     at_most_once: bool
     created_at: float
     fallback_of: int | None
+    # When an earlier attempt's request may have left (at-most-once): check before resending.
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -222,14 +224,88 @@ class Finish:
     provider_id: str = ""
     fallback: Fallback | None = None
     thread: dict[str, str] = field(default_factory=dict)  # chat thread to reply into later
+    # The request may have reached the provider: keep the row's start mark, so the next
+    # attempt asks the provider first (at-most-once channels). False clears the mark.
+    maybe_sent: bool = False
 
 
 @dataclass(frozen=True)
 class Recovered:
-    """Rows found in `sending` past their deadline after a crash."""
+    """Rows found in `sending` past their deadline after a crash, all due again.
+
+    `retried`: at-least-once rows, and at-most-once rows whose request provably never left;
+    `unsure`: at-most-once rows whose request may have left (the worker checks with the
+    provider before resending, or falls back).
+    """
 
     retried: tuple[int, ...] = ()
-    unknown: tuple[int, ...] = ()
+    unsure: tuple[int, ...] = ()
+
+
+PRIORITIES = {"critical": 0, "warning": 1}
+LOWEST_PRIORITY = 2
+
+
+def priority(body: Mapping[str, Any]) -> int:
+    """Return a message's lane priority: 0 critical, 1 warning, 2 anything else."""
+    return PRIORITIES.get(str(body.get("severity", "")), LOWEST_PRIORITY)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What the worker can take now: free slots per channel lane and per recipient.
+
+    `recipients` holds (channel, recipient) pairs already at the per-recipient cap, so one
+    recipient whose deliveries hang cannot fill a lane. `strays` rows of channels that are not
+    configured (any more) may be taken too: the worker fails them at once.
+    """
+
+    lanes: Mapping[str, int]
+    per_recipient: int
+    in_flight: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    strays: int = 0
+
+
+class Picker:
+    """Decide, candidate by candidate, which due rows fit the free slots (pure)."""
+
+    def __init__(self, wanted: Wanted) -> None:
+        self._wanted = wanted
+        self._free = dict(wanted.lanes)
+        self._strays = wanted.strays
+        self._people = dict(wanted.in_flight)
+
+    def fits(self, channel: str, recipient: str | None) -> bool:
+        """Return whether a row of this channel and recipient may be claimed now."""
+        if channel not in self._free:
+            return self._strays > 0
+        if self._free[channel] <= 0:
+            return False
+        if recipient is None:
+            return True
+        return self._people.get((channel, recipient), 0) < self._wanted.per_recipient
+
+    def take(self, channel: str, recipient: str | None) -> None:
+        """Count a claimed row against its lane and recipient."""
+        if channel not in self._free:
+            self._strays -= 1
+            return
+        self._free[channel] -= 1
+        if recipient is not None:
+            key = (channel, recipient)
+            self._people[key] = self._people.get(key, 0) + 1
+
+    def lanes(self, due: Iterable[str]) -> list[tuple[str, int]]:
+        """Return the channels with due rows to read, and how many candidates to read of each."""
+        out = []
+        for name in due:
+            if name not in self._free:
+                if self._strays > 0:
+                    out.append((name, self._strays))
+            elif self._free[name] > 0:
+                # More candidates than slots: some belong to recipients at their cap.
+                out.append((name, self._free[name] * 4))
+        return out
 
 
 @dataclass(frozen=True)
@@ -281,13 +357,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def recover(self, now: float) -> Recovered:
-        """Requeue expired at-least-once `sending` rows; mark at-most-once ones `unknown`."""
+        """Make expired `sending` rows due again; see Recovered for the two kinds."""
 
     @abc.abstractmethod
     async def claim(
-        self, now: float, limit: int, lease: float, max_messages: int, window: float
+        self, now: float, wanted: Wanted, lease: float, max_messages: int, window: float
     ) -> list[OutboxRow]:
-        """Mark due rows `sending` until now+lease and return them (rate limits applied)."""
+        """Mark due rows `sending` until now+lease and return them: most severe first per lane,
+        within the free slots of `wanted`, rate limits applied."""
+
+    @abc.abstractmethod
+    async def start(self, row: OutboxRow, now: float) -> bool:
+        """Commit that an at-most-once request is about to leave; False if the claim was lost."""
 
     @abc.abstractmethod
     async def finish(self, row: OutboxRow, result: Finish) -> bool:

@@ -19,23 +19,25 @@ from psycopg.rows import dict_row
 from receiver.config import PostgresStore
 from receiver.notify import Planned
 from receiver.store import escalation_rows as e
+from receiver.store import outbox_sql as o
 from receiver.store import postgres_escalation as esc
 from receiver.store import postgres_queries as q
 from receiver.store import retention_sql, rows
 from receiver.store.base import (
-    Fallback,
     Finish,
     Fired,
     IngestResult,
     IntakeRules,
     Outage,
     OutboxRow,
+    Picker,
     PruneTarget,
     Recovered,
     Stats,
     Store,
     StoreUnavailable,
     Transition,
+    Wanted,
     decide,
     outbox_entries,
     rate_limit,
@@ -246,130 +248,67 @@ class PostgresBackend(Store):
     async def recover(self, now: float) -> Recovered:
         """Handle rows left in `sending` by a crashed or stuck worker."""
         async with self._tx() as conn:
-            found = await q.all_(
-                conn,
-                "SELECT id, at_most_once, attempts FROM outbox "
-                "WHERE status = 'sending' AND deadline < %s "
-                "FOR UPDATE SKIP LOCKED",
-                (now,),
-            )
+            found = await q.all_(conn, e.pg(o.EXPIRED) + " FOR UPDATE SKIP LOCKED", (now,))
             for row in found:
-                lost = row["at_most_once"]
-                await conn.execute(
-                    "UPDATE outbox SET status = %s, next_attempt_at = %s, finished_at = %s, "
-                    "last_error = %s WHERE id = %s",
-                    (
-                        "unknown" if lost else "pending",
-                        now,
-                        now if lost else None,
-                        "worker stopped while sending; not resent (at-most-once channel)"
-                        if lost
-                        else "",
-                        row["id"],
-                    ),
-                )
-                await conn.execute(
-                    q.DELIVERY,
-                    (
-                        row["id"],
-                        row["attempts"],
-                        now,
-                        "unknown" if lost else "lease_expired",
-                        "found in sending after its deadline" + ("" if lost else "; retrying"),
-                    ),
-                )
-            return Recovered(
-                tuple(r["id"] for r in found if not r["at_most_once"]),
-                tuple(r["id"] for r in found if r["at_most_once"]),
-            )
+                await conn.execute(e.pg(o.REQUEUE).encode(), (now, row["id"]))
+                outcome = (row["id"], row["attempts"], now, *o.recovery(row))
+                await conn.execute(q.DELIVERY, outcome)
+            return o.recovered(found)
 
     async def claim(
-        self, now: float, limit: int, lease: float, max_messages: int, window: float
+        self, now: float, wanted: Wanted, lease: float, max_messages: int, window: float
     ) -> list[OutboxRow]:
-        """Claim due rows; rows another replica holds are skipped, not waited for."""
+        """Claim due rows lane by lane; rows another replica holds are skipped, not waited for."""
+        picker = Picker(wanted)
         async with self._tx() as conn:
-            due = await q.all_(
-                conn,
-                "SELECT * FROM outbox WHERE status = 'pending' "
-                "AND next_attempt_at <= %s ORDER BY next_attempt_at, id "
-                "LIMIT %s FOR UPDATE SKIP LOCKED",
-                (now, limit),
-            )
+            channels = [r["channel"] for r in await q.all_(conn, e.pg(o.DUE_CHANNELS), (now,))]
+            due = []
+            for lane, limit in picker.lanes(channels):
+                lane_sql = e.pg(o.LANE) + " FOR UPDATE SKIP LOCKED"
+                due += await q.all_(conn, lane_sql, (lane, now, limit))
             claimed = []
-            for row in due:
-                if row["rate_key"] is not None:
-                    # Serialize rate checks for one person across replicas.
-                    await conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtext(%s))", (row["rate_key"],)
-                    )
-                    recent = await q.all_(
-                        conn,
-                        "SELECT sent_at FROM outbox WHERE rate_key = %s AND sent_at > %s",
-                        (row["rate_key"], now - window),
-                    )
-                    until = rate_limit([r["sent_at"] for r in recent], now, max_messages, window)
-                    if until is not None:
-                        await conn.execute(
-                            "UPDATE outbox SET next_attempt_at = %s WHERE id = %s",
-                            (until, row["id"]),
-                        )
-                        continue
-                await conn.execute(
-                    "UPDATE outbox SET status = 'sending', attempts = attempts + 1, "
-                    "deadline = %s, sent_at = COALESCE(sent_at, %s) WHERE id = %s",
-                    (now + lease, now, row["id"]),
-                )
+            for row in sorted(due, key=o.claim_order):
+                if not picker.fits(row["channel"], row["recipient"]):
+                    continue
+                if row["rate_key"] is not None and await self._deferred(
+                    conn, row, now, max_messages, window
+                ):
+                    continue
+                await conn.execute(e.pg(o.CLAIM).encode(), (now + lease, now, row["id"]))
+                picker.take(row["channel"], row["recipient"])
                 claimed.append(rows.outbox_row(row, row["attempts"] + 1))
             return claimed
 
+    async def _deferred(
+        self, conn: Conn, row: dict[str, Any], now: float, max_messages: int, window: float
+    ) -> bool:
+        # Serialize rate checks for one person across replicas.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (row["rate_key"],))
+        recent = await q.all_(conn, e.pg(o.RECENT), (row["rate_key"], now - window))
+        until = rate_limit([r["sent_at"] for r in recent], now, max_messages, window)
+        if until is None:
+            return False
+        await conn.execute(e.pg(o.DEFER).encode(), (until, row["id"]))
+        return True
+
+    async def start(self, row: OutboxRow, now: float) -> bool:
+        """Commit the start mark, fenced by the claim's attempt number."""
+        async with self._tx() as conn:
+            cursor = await conn.execute(e.pg(o.START).encode(), (now, row.id, row.attempts))
+            return cursor.rowcount == 1
+
     async def finish(self, row: OutboxRow, result: Finish) -> bool:
         """Record an attempt's result, fenced by the claim's attempt number."""
-        done = result.outcome != "pending"
         async with self._tx() as conn:
-            cursor = await conn.execute(
-                "UPDATE outbox SET status = %s, "
-                "next_attempt_at = COALESCE(%s, next_attempt_at), finished_at = %s, "
-                "last_error = %s, provider_id = %s, deadline = NULL, thread = %s "
-                "WHERE id = %s AND status = 'sending' AND attempts = %s",
-                (
-                    result.outcome,
-                    result.next_attempt_at,
-                    result.now if done else None,
-                    "" if result.outcome == "sent" else result.detail,
-                    result.provider_id,
-                    rows.dumps(result.thread),
-                    row.id,
-                    row.attempts,
-                ),
-            )
+            cursor = await conn.execute(e.pg(o.FINISH).encode(), o.finish_params(row, result))
             if cursor.rowcount == 0:
                 return False
-            outcome = "retry" if result.outcome == "pending" else result.outcome
-            await conn.execute(
-                q.DELIVERY, (row.id, row.attempts, result.now, outcome, result.detail)
-            )
+            log = (row.id, row.attempts, result.now, o.log_outcome(result), result.detail)
+            await conn.execute(q.DELIVERY, log)
             if result.fallback is not None:
-                await self._queue_fallback(conn, row, result.fallback, result.now)
+                fallback = o.fallback_params(row, result.fallback, result.now)
+                await conn.execute(q.INSERT_OUTBOX, fallback)
             return True
-
-    async def _queue_fallback(
-        self, conn: Conn, row: OutboxRow, fallback: Fallback, now: float
-    ) -> None:
-        await conn.execute(
-            q.INSERT_OUTBOX,
-            (
-                row.incident_id,
-                fallback.channel,
-                row.kind,
-                row.recipient,
-                rows.dumps(row.body),
-                fallback.at_most_once,
-                fallback.rate_key,
-                now,
-                now,
-                row.id,
-            ),
-        )
 
     async def resolve(
         self, incident_id: int, now: float, by: str, rules: IntakeRules

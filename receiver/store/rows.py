@@ -11,7 +11,14 @@ from typing import Any, Protocol
 import pydantic_core
 
 from receiver.incidents import AlertRecord, GroupState, Mark, Merge, OpenIncident
-from receiver.store.base import IncidentMeta, IncidentWrite, IntakeRules, OutboxRow, Transition
+from receiver.store.base import (
+    IncidentMeta,
+    IncidentWrite,
+    IntakeRules,
+    OutboxRow,
+    Transition,
+    priority,
+)
 
 Row = Mapping[str, Any]
 
@@ -133,6 +140,7 @@ def outbox_params(
                 due,
                 due,
                 fallback_of,
+                priority(item.body),
             )
         )
     return out
@@ -243,4 +251,5 @@ def outbox_row(row: Row, attempts: int) -> OutboxRow:
         at_most_once=bool(row["at_most_once"]),
         created_at=row["created_at"],
         fallback_of=row["fallback_of"],
+        started_at=row["started_at"],
     )

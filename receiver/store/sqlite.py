@@ -16,23 +16,25 @@ from typing import Any, ParamSpec, TypeVar
 
 from receiver.notify import Planned
 from receiver.store import escalation_rows as e
+from receiver.store import outbox_sql as o
 from receiver.store import retention_sql, rows
 from receiver.store import sqlite_escalation as esc
 from receiver.store import sqlite_queries as q
 from receiver.store.base import (
-    Fallback,
     Finish,
     Fired,
     IngestResult,
     IntakeRules,
     Outage,
     OutboxRow,
+    Picker,
     PruneTarget,
     Recovered,
     Stats,
     Store,
     StoreUnavailable,
     Transition,
+    Wanted,
     decide,
     outbox_entries,
     rate_limit,
@@ -272,90 +274,51 @@ class SqliteBackend(Store):
 
     def _recover(self, now: float) -> Recovered:
         with self._tx():
-            found = self.db.execute(
-                "SELECT id, at_most_once, attempts FROM outbox "
-                "WHERE status = 'sending' AND deadline < ?",
-                (now,),
-            ).fetchall()
-            retried, unknown = [], []
+            found = self.db.execute(o.EXPIRED, (now,)).fetchall()
             for row in found:
-                if row["at_most_once"]:
-                    unknown.append(row["id"])
-                    self.db.execute(
-                        "UPDATE outbox SET status = 'unknown', finished_at = ?, last_error = ? "
-                        "WHERE id = ?",
-                        (
-                            now,
-                            "worker stopped while sending; not resent (at-most-once channel)",
-                            row["id"],
-                        ),
-                    )
-                    self.db.execute(
-                        q.DELIVERY,
-                        (
-                            row["id"],
-                            row["attempts"],
-                            now,
-                            "unknown",
-                            "found in sending after its deadline",
-                        ),
-                    )
-                else:
-                    retried.append(row["id"])
-                    self.db.execute(
-                        "UPDATE outbox SET status = 'pending', next_attempt_at = ? WHERE id = ?",
-                        (now, row["id"]),
-                    )
-                    self.db.execute(
-                        q.DELIVERY,
-                        (
-                            row["id"],
-                            row["attempts"],
-                            now,
-                            "lease_expired",
-                            "found in sending after its deadline; retrying",
-                        ),
-                    )
-            return Recovered(tuple(retried), tuple(unknown))
+                self.db.execute(o.REQUEUE, (now, row["id"]))
+                self.db.execute(q.DELIVERY, (row["id"], row["attempts"], now, *o.recovery(row)))
+            return o.recovered(found)
 
     async def claim(
-        self, now: float, limit: int, lease: float, max_messages: int, window: float
+        self, now: float, wanted: Wanted, lease: float, max_messages: int, window: float
     ) -> list[OutboxRow]:
-        """Claim due rows."""
-        return await self._run(self._claim, now, limit, lease, max_messages, window)
+        """Claim due rows, lane by lane."""
+        return await self._run(self._claim, now, wanted, lease, max_messages, window)
 
     def _claim(
-        self, now: float, limit: int, lease: float, max_messages: int, window: float
+        self, now: float, wanted: Wanted, lease: float, max_messages: int, window: float
     ) -> list[OutboxRow]:
+        picker = Picker(wanted)
         with self._tx():
-            due = self.db.execute(
-                "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? "
-                "ORDER BY next_attempt_at, id LIMIT ?",
-                (now, limit),
-            ).fetchall()
+            channels = [r["channel"] for r in self.db.execute(o.DUE_CHANNELS, (now,))]
+            due = [
+                row
+                for lane, limit in picker.lanes(channels)
+                for row in self.db.execute(o.LANE, (lane, now, limit)).fetchall()
+            ]
             claimed = []
-            for row in due:
+            for row in sorted(due, key=o.claim_order):
+                if not picker.fits(row["channel"], row["recipient"]):
+                    continue
                 if row["rate_key"] is not None:
-                    recent = [
-                        r["sent_at"]
-                        for r in self.db.execute(
-                            "SELECT sent_at FROM outbox WHERE rate_key = ? AND sent_at > ?",
-                            (row["rate_key"], now - window),
-                        )
-                    ]
-                    until = rate_limit(recent, now, max_messages, window)
+                    recent = self.db.execute(o.RECENT, (row["rate_key"], now - window))
+                    until = rate_limit([r["sent_at"] for r in recent], now, max_messages, window)
                     if until is not None:
-                        self.db.execute(
-                            "UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (until, row["id"])
-                        )
+                        self.db.execute(o.DEFER, (until, row["id"]))
                         continue
-                self.db.execute(
-                    "UPDATE outbox SET status = 'sending', attempts = attempts + 1, "
-                    "deadline = ?, sent_at = COALESCE(sent_at, ?) WHERE id = ?",
-                    (now + lease, now, row["id"]),
-                )
+                self.db.execute(o.CLAIM, (now + lease, now, row["id"]))
+                picker.take(row["channel"], row["recipient"])
                 claimed.append(rows.outbox_row(row, row["attempts"] + 1))
             return claimed
+
+    async def start(self, row: OutboxRow, now: float) -> bool:
+        """Commit the start mark, fenced by the claim's attempt number."""
+        return await self._run(self._start, row, now)
+
+    def _start(self, row: OutboxRow, now: float) -> bool:
+        with self._tx():
+            return self.db.execute(o.START, (now, row.id, row.attempts)).rowcount == 1
 
     async def finish(self, row: OutboxRow, result: Finish) -> bool:
         """Record an attempt's result, fenced by the claim's attempt number."""
@@ -363,47 +326,15 @@ class SqliteBackend(Store):
 
     def _finish(self, row: OutboxRow, result: Finish) -> bool:
         with self._tx():
-            done = result.outcome != "pending"
-            cursor = self.db.execute(
-                "UPDATE outbox SET status = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
-                "finished_at = ?, last_error = ?, provider_id = ?, deadline = NULL, thread = ? "
-                "WHERE id = ? AND status = 'sending' AND attempts = ?",
-                (
-                    result.outcome,
-                    result.next_attempt_at,
-                    result.now if done else None,
-                    "" if result.outcome == "sent" else result.detail,
-                    result.provider_id,
-                    rows.dumps(result.thread),
-                    row.id,
-                    row.attempts,
-                ),
-            )
-            if cursor.rowcount == 0:
+            if self.db.execute(o.FINISH, o.finish_params(row, result)).rowcount == 0:
                 return False
             self.db.execute(
-                q.DELIVERY, (row.id, row.attempts, result.now, _log_outcome(result), result.detail)
+                q.DELIVERY, (row.id, row.attempts, result.now, o.log_outcome(result), result.detail)
             )
             if result.fallback is not None:
-                self._queue_fallback(row, result.fallback, result.now)
+                fallback = o.fallback_params(row, result.fallback, result.now)
+                self.db.execute(q.INSERT_OUTBOX, fallback)
             return True
-
-    def _queue_fallback(self, row: OutboxRow, fallback: Fallback, now: float) -> None:
-        self.db.execute(
-            q.INSERT_OUTBOX,
-            (
-                row.incident_id,
-                fallback.channel,
-                row.kind,
-                row.recipient,
-                rows.dumps(row.body),
-                fallback.at_most_once,
-                fallback.rate_key,
-                now,
-                now,
-                row.id,
-            ),
-        )
 
     async def incidents(
         self, state: str | None, labels: Mapping[str, str], limit: int
@@ -499,9 +430,3 @@ class SqliteBackend(Store):
         return await self._run(
             self._in_tx, esc.watchdog_check, name, now, expect_every, outage, rules
         )
-
-
-def _log_outcome(result: Finish) -> str:
-    if result.outcome == "pending":
-        return "retry"
-    return result.outcome

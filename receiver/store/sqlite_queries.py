@@ -41,7 +41,8 @@ ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = excluded.status,
 """
 INSERT_OUTBOX = """
 INSERT INTO outbox (incident_id, channel, kind, recipient, body, status, at_most_once, rate_key,
-    created_at, next_attempt_at, fallback_of) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)
+    created_at, next_attempt_at, fallback_of, priority)
+VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)
 """
 DELIVERY = "INSERT INTO deliveries (outbox_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)"
 

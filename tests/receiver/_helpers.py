@@ -27,8 +27,11 @@ from receiver.channels import (
 )
 from receiver.config import PostgresStore, ReceiverBase, load_config_text
 from receiver.server import intake_rules, make_app
-from receiver.store import IntakeRules, Store, make_store
+from receiver.store import IntakeRules, Store, Wanted, make_store
 from tests.conftest import free_port
+
+# A claim that takes every due row, whatever its channel (store tests drive claims by hand).
+EVERYTHING = Wanted({}, per_recipient=1, strays=10_000)
 
 # Real Alertmanager 0.25 captures (tests/fixtures/alertmanager/README.md says how they were made).
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alertmanager"

@@ -11,8 +11,11 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
@@ -111,39 +114,99 @@ def file_lines(path: Path, torn_allowed: int = 0) -> list[dict[str, Any]]:
 
 @dataclass
 class FakeTwilio:
-    """A local stand-in for Twilio's Messages API that keeps every accepted message body."""
+    """A local stand-in for Twilio's Messages API: create, and list (newest first).
+
+    `bodies` holds every message Twilio created, in order. A message is created once its
+    request has been read, whatever happens to the connection afterwards, as with Twilio.
+    """
 
     url: str
     bodies: list[str] = field(default_factory=list)
-    answers: list[int] = field(default_factory=list)  # statuses to answer first (then 201)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    # Statuses to answer the next requests with, without creating a message; None: create.
+    answers: list[int | None] = field(default_factory=list)
     stall: asyncio.Event | None = None  # when set, hold every request until it is set
+    arrived: int = 0  # create requests read so far (stalled ones included)
+    hang_up: int = 0  # close this many connections after creating the message, unanswered
+    lookups: int = 0  # list requests answered
+    list_status: int = 200  # a failing lookup API: any other status
+    hold_to: set[str] = field(default_factory=set)  # numbers whose requests hang until the end
+    held: list[str] = field(default_factory=list)  # numbers of the requests hanging now
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def create(self, form: Any) -> dict[str, Any]:
+        """Create a message the way Twilio records it."""
+        body = str(form["Body"])
+        self.bodies.append(body)
+        message = {
+            "sid": f"SM{len(self.bodies):032x}",
+            "status": "queued",
+            "to": str(form["To"]),
+            "from": str(form.get("From", "")),
+            "body": body,
+            "date_created": format_datetime(datetime.now(UTC), usegmt=True),
+        }
+        self.messages.append(message)
+        return message
 
 
 TWILIO = web.AppKey("twilio", FakeTwilio)
 
 
-async def _messages(request: web.Request) -> web.Response:
+async def _messages(request: web.Request) -> web.StreamResponse:
     fake = request.app[TWILIO]
     form = await request.post()
-    if fake.stall is not None:
+    fake.arrived += 1
+    if form["To"] in fake.hold_to:
+        fake.held.append(str(form["To"]))
+        await fake.release.wait()
+    code = fake.answers.pop(0) if fake.answers else None
+    message = fake.create(form) if code is None else None
+    if fake.stall is not None:  # the message exists; only the answer is held back
         await fake.stall.wait()
-    if fake.answers:
-        code = fake.answers.pop(0)
+    if code is not None:
         error = {"code": 20000 + code, "message": f"fake {code}", "status": code}
         return web.json_response(error, status=code)
-    fake.bodies.append(str(form["Body"]))
-    sid = f"SM{len(fake.bodies):032x}"
-    return web.json_response({"sid": sid, "status": "queued", "body": form["Body"]}, status=201)
+    if fake.hang_up:
+        fake.hang_up -= 1
+        assert request.transport is not None
+        request.transport.close()  # the body was read and the message created: no answer
+    return web.json_response(message, status=201)
+
+
+async def _list(request: web.Request) -> web.Response:
+    fake = request.app[TWILIO]
+    fake.lookups += 1
+    if fake.list_status != 200:
+        error = {"code": 20500, "message": "fake lookup failure", "status": fake.list_status}
+        return web.json_response(error, status=fake.list_status)
+    query = request.query
+    found = [
+        m
+        for m in reversed(fake.messages)
+        if m["to"] == query.get("To", m["to"]) and m["from"] == query.get("From", m["from"])
+    ]
+    size, number = int(query.get("PageSize", "50")), int(query.get("Page", "0"))
+    rest = found[(number + 1) * size :]
+    after = {**query, "Page": str(number + 1), "PageSize": str(size)}
+    page = {
+        "messages": found[number * size : (number + 1) * size],
+        "next_page_uri": f"{request.path}?{urlencode(after)}" if rest else None,
+        "page": number,
+        "page_size": size,
+    }
+    return web.json_response(page)
 
 
 @asynccontextmanager
-async def fake_twilio() -> AsyncIterator[FakeTwilio]:
-    """Serve the fake on a free port."""
-    port = free_port()
+async def fake_twilio(port: int | None = None) -> AsyncIterator[FakeTwilio]:
+    """Serve the fake on `port` (default: a free one)."""
+    port = port or free_port()
     fake = FakeTwilio(url=f"http://127.0.0.1:{port}")
     app = web.Application()
     app[TWILIO] = fake
     app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", _messages)
+    app.router.add_get("/2010-04-01/Accounts/{sid}/Messages.json", _list)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -152,6 +215,7 @@ async def fake_twilio() -> AsyncIterator[FakeTwilio]:
     finally:
         if fake.stall is not None:
             fake.stall.set()
+        fake.release.set()
         await runner.cleanup()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from tests.receiver._channel_helpers import (
     stall,
     status,
 )
+from tests.receiver._process_helpers import fake_twilio
 
 SID = "AC" + "0" * 31 + "1"
 SERVICE = "MG" + "a" * 32
@@ -148,18 +150,43 @@ async def test_twilio_errors_are_classified(
     assert f"Twilio error {code} (HTTP {http_status})" in caught.value.reason
 
 
-async def test_timeout_and_refused_connection_are_retryable(
+async def test_timeout_may_have_sent_refused_connection_did_not(
     http: aiohttp.ClientSession, token_file: str
 ) -> None:
     async with recording_server(stall) as server:
         channel = SmsChannel(config(server.url, token_file, timeout="0.3s"), make_context(http))
         with pytest.raises(DeliveryError, match="timed out") as caught:
             await channel.send(make_notification())
-        assert caught.value.retryable is True
+        assert (caught.value.retryable, caught.value.maybe_sent) == (True, True)
     gone = SmsChannel(config(server.url, token_file), make_context(http))  # server is down now
-    with pytest.raises(DeliveryError, match="connection to Twilio failed") as caught:
+    with pytest.raises(DeliveryError, match="could not connect to Twilio") as caught:
         await gone.send(make_notification())
-    assert caught.value.retryable is True
+    assert (caught.value.retryable, caught.value.maybe_sent) == (True, False)
+
+
+async def test_resend_asks_twilio_and_sends_only_what_it_lacks(
+    http: aiohttp.ClientSession, token_file: str
+) -> None:
+    numbers = ["+14155550199", "+14155550198"]
+    async with fake_twilio() as twilio:
+        channel = SmsChannel(config(twilio.url, token_file, to=numbers), make_context(http))
+        since = time.time()
+        twilio.answers = [None, 503]  # the first number gets it, the second attempt fails
+        with pytest.raises(DeliveryError) as caught:
+            await channel.send(make_notification())
+        assert caught.value.maybe_sent  # one number has it: a retry must ask first
+        receipt = await channel.resend(make_notification(), since)
+        assert [m["to"] for m in twilio.messages] == numbers
+        assert receipt.provider_id == ",".join(m["sid"] for m in twilio.messages)
+        assert twilio.lookups == 2
+        assert receipt.found == 1
+        again = await channel.resend(make_notification(), since)  # both have it: nothing sent
+        assert (again.provider_id, again.found) == (receipt.provider_id, 2)
+        assert len(twilio.messages) == 2
+        twilio.list_status = 500
+        with pytest.raises(DeliveryError, match="could not ask Twilio") as caught:
+            await channel.resend(make_notification(), since)
+        assert (caught.value.retryable, caught.value.maybe_sent) == (True, True)
 
 
 async def test_recipient_with_bad_number_is_permanent(

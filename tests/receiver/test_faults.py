@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -199,13 +200,73 @@ async def test_twilio_429_and_500_are_retried_then_sent_once(tmp_path: Path) -> 
                 clock.advance(5)
             assert await rows(rx) == [("sms", "sent", 3)]
             assert len(twilio.bodies) == 1
+            assert twilio.lookups == 1  # a 500 may have created it: Twilio is asked first
             detail = await rx.app[STORE].incident(1)
             assert detail is not None
             reasons = [d["detail"] for d in detail["deliveries"]]
             assert reasons[:2] == [
                 "Twilio error 20429 (HTTP 429): Unable to create record: fake 429",
-                "Twilio error 20500 (HTTP 500): Unable to create record: fake 500",
+                "Twilio error 20500 (HTTP 500): Unable to create record: fake 500;"
+                " may have been sent: asking before resending",
             ]
+
+
+async def sms_receiver(tmp_path: Path, twilio_url: str, clock: FakeClock, extra: str = "") -> str:
+    """Return a config with one SMS channel at the fake Twilio (and `extra` channels)."""
+    token = tmp_path / "token"
+    token.write_text("tok3n\n")
+    return (
+        f"store: {{type: sqlite, path: {tmp_path / 'r.db'}}}\n"
+        f"channels: [{sms_channel_yaml('sms', twilio_url, token)}{extra}]\n"
+        "default_route: {channels: [sms]}\n" + FAST
+    )
+
+
+async def test_connection_dropped_after_the_request_body_sends_no_second_sms(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(time.time())  # Twilio's timestamps are compared with the start mark
+    async with fake_twilio() as twilio:
+        twilio.hang_up = 1  # reads the request, creates the message, closes: no answer
+        async with running(await sms_receiver(tmp_path, twilio.url, clock), clock) as rx:
+            await rx.post(payload(alert("a")))
+            await rx.app[WORKER].run_once()
+            assert len(twilio.bodies) == 1
+            for _ in range(3):
+                clock.advance(5)
+                await rx.app[WORKER].run_once()
+            assert len(twilio.bodies) == 1
+            assert twilio.lookups == 1
+            assert await rows(rx) == [("sms", "sent", 2)]
+            detail = await rx.app[STORE].incident(1)
+            assert detail is not None
+            assert detail["notifications"][0]["provider_id"] == twilio.messages[0]["sid"]
+            first, second = (d["detail"] for d in detail["deliveries"])
+            assert first == (
+                "connection to Twilio failed after the request left: ServerDisconnectedError;"
+                " may have been sent: asking before resending"
+            )
+            assert second == "the provider already had 1: not sent again"
+            found = rx.app[METRICS].registry.get_sample_value(
+                "maintwatch_receiver_notifications_reconciled_total",
+                {"channel": "sms", "outcome": "found"},
+            )
+            assert found == 1.0
+
+
+async def test_refused_connection_is_retried_without_asking(tmp_path: Path) -> None:
+    clock = FakeClock(time.time())
+    port = free_port()  # nothing listens yet: refused, so the request provably never left
+    config = await sms_receiver(tmp_path, f"http://127.0.0.1:{port}", clock)
+    async with running(config, clock) as rx:
+        await rx.post(payload(alert("a")))
+        await rx.app[WORKER].run_once()
+        assert await rows(rx) == [("sms", "pending", 1)]
+        async with fake_twilio(port) as twilio:
+            clock.advance(5)
+            await rx.app[WORKER].run_once()
+            assert await rows(rx) == [("sms", "sent", 2)]
+            assert (len(twilio.bodies), twilio.lookups) == (1, 0)
 
 
 async def test_full_disk_file_channel_recovers(tmp_path: Path) -> None:

@@ -9,8 +9,13 @@ from typing import Any
 import pytest
 
 from receiver.appkeys import METRICS, STORE, WORKER
+from receiver.channels import DeliveryError
+from receiver.outbox import RetryRules, after_failure
+from receiver.store import OutboxRow
+from receiver.store.base import Fallback
 from tests.receiver._helpers import (
     BASE_CONFIG,
+    EVERYTHING,
     FakeClock,
     Running,
     Script,
@@ -126,26 +131,54 @@ async def test_gives_up_after_max_attempts(rx: Running, script: Script, clock: F
     assert fallback["last_error"] == "unexpected RuntimeError: template bug"
 
 
-async def test_at_most_once_row_found_sending_is_never_resent(
+async def test_at_most_once_row_claimed_but_never_started_is_sent_once(
     rx: Running, script: Script, clock: FakeClock
 ) -> None:
     await rx.post(payload(alert("a", severity="warning"), severity="warning"))
     await rx.post(payload(alert("b"), group="other"))
-    # A worker claimed both rows and died before finishing either.
-    claimed = await rx.app[STORE].claim(clock(), 10, 30.0, 5, 600.0)
+    # A worker claimed both rows and died before either request left.
+    claimed = await rx.app[STORE].claim(clock(), EVERYTHING, 30.0, 5, 600.0)
     assert sorted(r.channel for r in claimed) == ["pager", "sms"]
     clock.advance(31)
     await tick(rx)
     await tick(rx)
+    assert len(script.sent["sms"]) == 1  # provably never reached the provider: sent
+    assert len(script.sent["pager"]) == 1
+    assert {n["channel"]: n["status"] for n in await notifications(rx)} == {
+        "pager": "sent",
+        "sms": "sent",
+    }
+
+
+async def test_at_most_once_row_whose_request_may_have_left_falls_back(
+    rx: Running, script: Script, clock: FakeClock
+) -> None:
+    await rx.post(payload(alert("a", severity="warning"), severity="warning"))
+    (row,) = await rx.app[STORE].claim(clock(), EVERYTHING, 30.0, 5, 600.0)
+    assert await rx.app[STORE].start(row, clock())  # the request left, then the worker died
+    clock.advance(31)
+    await tick(rx)  # the scripted SMS channel cannot ask its provider: unknown, fallback
+    await tick(rx)
     assert "sms" not in script.calls
-    assert len(script.sent["pager"]) == 1  # email/chat: at least once
-    statuses = {n["channel"]: (n["status"], n["last_error"]) for n in await notifications(rx)}
-    assert statuses["sms"][0] == "unknown"
-    assert "not resent" in statuses["sms"][1]
-    assert statuses["pager"] == ("sent", "")
+    sms, fallback = await notifications(rx)
+    assert sms["status"] == "unknown"
+    assert sms["last_error"].endswith("not resent (at-most-once); falling back to backup")
+    assert (fallback["channel"], fallback["status"], fallback["fallback_of"]) == (
+        "backup",
+        "sent",
+        sms["id"],
+    )
+    timeline = [e["detail"] for e in await rx.app[STORE].timeline(row.incident_id)]
+    assert any(d.startswith("firing via sms: unknown") for d in timeline), timeline
+    assert any(d.startswith("firing via backup: sent") for d in timeline), timeline
+    fallbacks = rx.app[METRICS].registry.get_sample_value(
+        "maintwatch_receiver_notification_fallbacks_total",
+        {"channel": "sms", "outcome": "unknown"},
+    )
+    assert (fallbacks, count(rx, "sms", "unknown")) == (1.0, 1.0)
 
 
-async def test_at_most_once_timeout_is_not_retried(
+async def test_at_most_once_timeout_is_not_retried_but_falls_back(
     rx: Running, script: Script, clock: FakeClock
 ) -> None:
     script.plan["sms"] = ["hang"]
@@ -153,8 +186,9 @@ async def test_at_most_once_timeout_is_not_retried(
     await tick(rx)
     clock.advance(3600)
     await tick(rx)
-    (row,) = [n for n in await notifications(rx) if n["channel"] == "sms"]
-    assert row["status"] == "unknown"
+    sms, fallback = await notifications(rx)
+    assert sms["status"] == "unknown"
+    assert (fallback["channel"], fallback["status"]) == ("backup", "sent")
     assert script.calls["sms"] == 1
 
 
@@ -171,3 +205,36 @@ async def test_sms_rate_limit_defers_not_drops(
     clock.advance(301)
     await tick(rx)
     assert len(script.sent["sms"]) == 3
+
+
+RULES = RetryRules(3, 10.0, 60.0, 3600.0, Fallback("backup", False, None))
+
+
+def sms_row(attempts: int = 1, started_at: float | None = None) -> OutboxRow:
+    """Return a claimed at-most-once row."""
+    return OutboxRow(1, 1, "sms", "firing", None, {}, attempts, True, 0.0, None, started_at)
+
+
+@pytest.mark.parametrize(
+    ("error", "ambiguous", "reconciles", "attempts", "expected"),
+    [
+        # Proven not sent (refused, 429): retried, the start mark cleared.
+        (DeliveryError("refused", retryable=True), False, True, 1, ("pending", False, False)),
+        # Maybe sent, the provider can be asked: retried with the mark kept (asked first).
+        (DeliveryError("dropped", retryable=True), True, True, 1, ("pending", True, False)),
+        # Maybe sent and no more attempts, or nobody to ask: unknown, and the fallback pages.
+        (DeliveryError("dropped", retryable=True), True, True, 3, ("unknown", False, True)),
+        (DeliveryError("timed out", retryable=True), True, False, 1, ("unknown", False, True)),
+        # Proven not sent and permanent: failed, and the fallback pages.
+        (DeliveryError("bad number", retryable=False), False, True, 1, ("failed", False, True)),
+    ],
+)
+def test_after_failure_on_an_at_most_once_row(
+    error: DeliveryError,
+    ambiguous: bool,
+    reconciles: bool,
+    attempts: int,
+    expected: tuple[str, bool, bool],
+) -> None:
+    result = after_failure(sms_row(attempts), error, 100.0, RULES, 0.5, ambiguous, reconciles)
+    assert (result.outcome, result.maybe_sent, result.fallback is not None) == expected

@@ -13,6 +13,7 @@ from receiver.config import RetentionConfig
 from receiver.retention import RETENTION, cutoffs
 from tests.receiver._helpers import (
     BASE_CONFIG,
+    EVERYTHING,
     FakeClock,
     Running,
     Script,
@@ -130,7 +131,7 @@ async def test_undelivered_messages_keep_their_incident(rx: Running, clock: Fake
     await drain(rx)
     await rx.post(payload(alert("a", status="resolved", ends=RESOLVED), group="g"))
     # A worker claimed the `resolved` message and never finished it.
-    (claimed,) = await rx.app[STORE].claim(clock(), 10, 30.0, 5, 600.0)
+    (claimed,) = await rx.app[STORE].claim(clock(), EVERYTHING, 30.0, 5, 600.0)
     assert claimed.kind == "resolved"
     clock.advance(200 * DAY)
     result = await rx.app[RETENTION].run_once()

@@ -12,7 +12,7 @@ from maintwatch.configload import ConfigError
 from receiver.cli import main
 from receiver.config import load_config_text
 from receiver.matchers import parse_labels, parse_matcher
-from receiver.routing import compile_routes, route
+from receiver.routing import compile_routes, gaps, route
 from tests.receiver._helpers import BASE_CONFIG, Script, register_script
 
 
@@ -119,3 +119,69 @@ def test_cli_check_config(
     assert main(["--config.file", str(bad), "--check-config"]) == 1
     err = capsys.readouterr().err
     assert f"{bad}: routes[1].channels[0]: unknown channel 'pager2'" in err
+
+
+ARCHIVE = """
+channels:
+  - {name: archive, type: file, path: /dev/null}
+  - {name: pager, type: script}
+  - {name: mail, type: script}
+routes:
+  - {name: audit, matchers: [], channels: [archive], AUDIT}
+  - {name: ops, matchers: ['team="ops"'], channels: [pager]}
+default_route: {channels: [mail]}
+"""
+
+
+def test_an_audit_route_does_not_count_as_handled(script: Script) -> None:
+    config = load_config_text(ARCHIVE.replace("AUDIT", "audit: true"))
+    routes = compile_routes(config.routes, config.default_route)
+    unknown = route(routes, {"team": "web"})
+    assert (unknown.routes, unknown.channels) == (("audit", "default"), ("archive", "mail"))
+    assert not unknown.pages_nobody
+    ops = route(routes, {"team": "ops"})
+    assert (ops.routes, ops.channels) == (("audit", "ops"), ("archive", "pager"))
+    # The same catch-all as a plain `continue` route handles everything: the default is dead.
+    config = load_config_text(ARCHIVE.replace("AUDIT", "continue: true"))
+    routes = compile_routes(config.routes, config.default_route)
+    assert route(routes, {"team": "web"}).routes == ("audit",)
+    assert route(routes, {"team": "web"}, frozenset({"archive"})).pages_nobody
+
+
+def test_label_sets_that_page_nobody_are_found(script: Script) -> None:
+    archive = frozenset({"archive"})
+    gaps_of = {
+        flag: gaps(compile_routes(c.routes, c.default_route), "severity", archive)
+        for flag in ("audit: true", "continue: true")
+        for c in [load_config_text(ARCHIVE.replace("AUDIT", flag))]
+    }
+    assert gaps_of["audit: true"] == []
+    # Everything but team=ops reaches only the archive.
+    assert {} in gaps_of["continue: true"]
+    assert {"team": "ops"} not in gaps_of["continue: true"]
+    stops = load_config_text(ARCHIVE.replace("AUDIT", "audit: true").replace("[pager]", "[]"))
+    assert gaps(compile_routes(stops.routes, stops.default_route), "severity", archive) == [
+        {"team": "ops"},
+        {"team": "ops", "severity": "critical"},
+        {"team": "ops", "severity": "warning"},
+    ]
+
+
+def test_cli_warns_about_label_sets_that_page_nobody(
+    script: Script, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "r.yml"
+    path.write_text(ARCHIVE.replace("AUDIT", "continue: true"))
+    assert main(["--config.file", str(path), "--check-config"]) == 0
+    err = capsys.readouterr().err
+    assert f'{path}: warning: routes: incidents labelled {{severity="critical"}} page nobody' in err
+    assert main(["--config.file", str(path), "routes", "--labels", "team=web"]) == 0
+    out = capsys.readouterr().out
+    assert "audit: (matches everything) -> MATCH (continue)" in out
+    assert "=> pages nobody" in out
+    path.write_text(ARCHIVE.replace("AUDIT", "audit: true"))
+    assert main(["--config.file", str(path), "routes", "--labels", "team=web"]) == 0
+    out = capsys.readouterr().out
+    assert "audit: (matches everything) -> MATCH (audit: routing goes on" in out
+    assert "default: (matches everything) -> MATCH (no other route handled the incident)" in out
+    assert "pages nobody" not in out

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from receiver.store import Finish, IntakeRules, Store
+from receiver.routing import Route
+from receiver.store import Finish, IntakeRules, Store, Wanted
 from receiver.webhook import Payload, PayloadError, parse_payload
 from tests.receiver._helpers import (
     BASE_CONFIG,
+    EVERYTHING,
     T0,
     Script,
     alert,
@@ -55,7 +57,7 @@ def body(data: dict[str, Any] | bytes) -> Payload:
 
 async def pending(store: Store) -> list[Any]:
     """Return the outbox rows that are due now."""
-    return await store.claim(T0 + 10**6, 1000, 60.0, 100, 60.0)
+    return await store.claim(T0 + 10**6, EVERYTHING, 60.0, 100, 60.0)
 
 
 async def test_fixture_lifecycle(store: Store, rules: IntakeRules) -> None:
@@ -181,29 +183,64 @@ async def test_claim_fencing_and_recovery(store: Store, rules: IntakeRules) -> N
     rules_sms = IntakeRules(rules.routes, at_most_once=frozenset({"pager"}))
     await store.ingest(body(payload(alert("a"), group="sms")), T0, rules_sms)
     await store.ingest(body(payload(alert("b"), group="mail")), T0, rules)
-    claimed = await store.claim(T0, 10, 30.0, 5, 600.0)
+    claimed = await store.claim(T0, EVERYTHING, 30.0, 5, 600.0)
     assert [r.at_most_once for r in claimed] == [True, False]
-    assert await store.claim(T0, 10, 30.0, 5, 600.0) == []  # already sending
-    # The worker "crashed": after the lease, SMS becomes unknown, email is retried.
+    assert await store.claim(T0, EVERYTHING, 30.0, 5, 600.0) == []  # already sending
+    # The worker "crashed" before either request left: after the lease both are due again.
     recovered = await store.recover(T0 + 31)
-    assert (recovered.unknown, recovered.retried) == ((claimed[0].id,), (claimed[1].id,))
+    assert (recovered.unsure, recovered.retried) == ((), (claimed[0].id, claimed[1].id))
     assert not await store.finish(claimed[1], Finish("sent", T0 + 32))  # stale claim is fenced
-    (again,) = await store.claim(T0 + 32, 10, 30.0, 5, 600.0)
-    assert (again.id, again.attempts) == (claimed[1].id, 2)
-    assert await store.finish(again, Finish("sent", T0 + 33, provider_id="m1"))
+    assert not await store.start(claimed[0], T0 + 32)  # a stale claim never starts a send
+    sms, mail = await store.claim(T0 + 32, EVERYTHING, 30.0, 5, 600.0)
+    assert (mail.id, mail.attempts, sms.started_at) == (claimed[1].id, 2, None)
+    assert await store.finish(mail, Finish("sent", T0 + 33, provider_id="m1"))
+    # This time the SMS request leaves, and the worker dies before Twilio answers.
+    assert await store.start(sms, T0 + 33)
+    assert (await store.recover(T0 + 70)).unsure == (sms.id,)
+    (unsure,) = await store.claim(T0 + 70, EVERYTHING, 30.0, 5, 600.0)
+    assert (unsure.id, unsure.started_at) == (sms.id, T0 + 33)
+    # A retry after a failure that proves nothing left clears the mark; a maybe keeps it.
+    assert await store.finish(unsure, Finish("pending", T0 + 71, next_attempt_at=T0 + 71))
+    (cleared,) = await store.claim(T0 + 71, EVERYTHING, 30.0, 5, 600.0)
+    assert cleared.started_at is None
+    assert await store.start(cleared, T0 + 72)
+    kept = Finish("pending", T0 + 73, next_attempt_at=T0 + 73, maybe_sent=True)
+    assert await store.finish(cleared, kept)
+    (checked,) = await store.claim(T0 + 73, EVERYTHING, 30.0, 5, 600.0)
+    assert checked.started_at == T0 + 72
     stats = await store.stats()
-    assert stats.outbox == {"sent": 1, "unknown": 1}
-    assert stats.oldest_pending is None
+    assert stats.outbox == {"sent": 1, "sending": 1}
+
+
+async def test_lanes_take_free_slots_most_severe_first(store: Store, rules: IntakeRules) -> None:
+    two_lanes = IntakeRules(
+        (Route("both", (), ("mail", "chat"), ("ann", "bob"), None, False),),
+    )
+    for group, severity in (("g1", "warning"), ("g2", "critical"), ("g3", "warning")):
+        data = payload(alert("a", severity=severity), group=group, severity=severity)
+        await store.ingest(body(data), T0, two_lanes)
+    # Six rows per lane (three incidents x two people); two slots in mail, none in chat,
+    # one message in flight per person at most.
+    wanted = Wanted({"mail": 2, "chat": 0}, per_recipient=1)
+    taken = await store.claim(T0, wanted, 30.0, 5, 600.0)
+    assert [(r.channel, r.recipient, r.body["severity"]) for r in taken] == [
+        ("mail", "ann", "critical"),
+        ("mail", "bob", "critical"),
+    ]
+    busy = Wanted({"mail": 4, "chat": 1}, per_recipient=1, in_flight={("mail", "ann"): 1})
+    taken = await store.claim(T0, busy, 30.0, 5, 600.0)
+    assert sorted((r.channel, r.recipient) for r in taken) == [("chat", "ann"), ("mail", "bob")]
+    assert taken[0].body["severity"] == "critical"
 
 
 async def test_sms_rate_limit_defers(store: Store, rules: IntakeRules) -> None:
     rules_sms = IntakeRules(rules.routes, at_most_once=frozenset({"pager"}))
     for group in ("g1", "g2", "g3"):
         await store.ingest(body(payload(alert("a"), group=group)), T0, rules_sms)
-    claimed = await store.claim(T0, 10, 30.0, 2, 600.0)
+    claimed = await store.claim(T0, EVERYTHING, 30.0, 2, 600.0)
     assert len(claimed) == 2
-    assert await store.claim(T0 + 599, 10, 30.0, 2, 600.0) == []
-    (third,) = await store.claim(T0 + 600, 10, 30.0, 2, 600.0)
+    assert await store.claim(T0 + 599, EVERYTHING, 30.0, 2, 600.0) == []
+    (third,) = await store.claim(T0 + 600, EVERYTHING, 30.0, 2, 600.0)
     assert third.id not in {r.id for r in claimed}
 
 
