@@ -55,8 +55,10 @@ def _shade(ax: Axes, side: Side | None, name: str, end: float, lower: bool) -> N
             _x(stop),
             ymin=0.0 if lower else 0.5,
             ymax=0.5 if lower else 1.0,
-            color=COLORS[name],
-            alpha=0.18,
+            facecolor=COLORS[name],
+            edgecolor=COLORS[name],
+            linewidth=1,  # a firing of minutes in a range of weeks stays visible
+            alpha=0.35,
             label=f"{name} firing" if i == 0 else None,
         )
 
@@ -80,7 +82,7 @@ def _comparisons(result: RuleResult) -> dict[str, Comparison]:
 
 def draw(prometheus: Prometheus, result: RuleResult, grid: Grid, out: Path) -> Path:
     """Draw one rule's picture into `out`; return its path."""
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    fig, ax = plt.subplots(figsize=(10, 4.6), dpi=100)
     sides = {"current": result.current, "proposed": result.proposed}
     fired = {e.labels for s in sides.values() if s is not None for e in s.episodes if e.fired}
     comparisons = _comparisons(result)
@@ -98,7 +100,7 @@ def draw(prometheus: Prometheus, result: RuleResult, grid: Grid, out: Path) -> P
     ax.set_xlim(_x(grid.start), _x(grid.end))
     ax.set_title(result.key, fontsize=10)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="upper left", framealpha=0.8)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, frameon=False)
     fig.tight_layout()
     path = out / file_name(result.key)
     fig.savefig(path)
