@@ -24,6 +24,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--lookback", default="1h", help="a selector passes if it matched in this window"
     )
     p.add_argument("--max-series", type=int, default=1000, help="warn above this cardinality")
+    p.add_argument(
+        "--cardinality",
+        action="store_true",
+        help="also print how many series each alert expression returns now",
+    )
 
 
 def read_rules(paths: list[Path]) -> list[RuleRef]:
@@ -68,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     warnings = [p for p in problems if not p.error]
     for problem in errors + warnings:
         print(problem)
+    if args.cardinality:
+        for where, count in ctx.cardinality.items():
+            print(f"{where}: {count} series now")
     counts = f"{len(errors)} error(s), {len(warnings)} warning(s)"
     print(f"{len(refs)} rules in {len(paths)} files: {counts}", file=sys.stderr)
     return 1 if errors else 0
