@@ -63,15 +63,27 @@ def _shade(ax: Axes, side: Side | None, name: str, end: float, lower: bool) -> N
         )
 
 
-def _lines(ax: Axes, values: Evaluation, fired: set[Labels], dashed: bool) -> None:
+def _gapped(points: dict[float, float], step: float) -> tuple[list[float], list[float]]:
+    """Return x and y with a break (NaN) wherever the series was absent, not a joining line."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for t in sorted(points):
+        if xs and t - xs[-1] * 86400.0 > 1.5 * step:
+            xs.append(_x(t - step))
+            ys.append(float("nan"))
+        xs.append(_x(t))
+        ys.append(points[t])
+    return xs, ys
+
+
+def _lines(ax: Axes, values: Evaluation, fired: set[Labels], step: float, dashed: bool) -> None:
     ranked = sorted(
         values.values.items(), key=lambda kv: (kv[0] not in fired, -max(kv[1].values()))
     )
     for labels, points in ranked[:MAX_LINES]:
-        times = sorted(points)
         name = ",".join(f"{k}={v}" for k, v in labels if k not in ("job", "instance")) or "value"
-        ax.plot([_x(t) for t in times], [points[t] for t in times], lw=1,
-                ls="--" if dashed else "-", label=name)  # fmt: skip
+        xs, ys = _gapped(points, step)
+        ax.plot(xs, ys, lw=1, ls="--" if dashed else "-", label=name)
 
 
 def _comparisons(result: RuleResult) -> dict[str, Comparison]:
@@ -90,7 +102,7 @@ def draw(prometheus: Prometheus, result: RuleResult, grid: Grid, out: Path) -> P
     for name, comparison in comparisons.items():
         if comparison.value not in plotted:  # a changed window gives a second, dashed value
             values = evaluate(prometheus, comparison.value, grid)
-            _lines(ax, values, fired, dashed=bool(plotted))
+            _lines(ax, values, fired, grid.step, dashed=bool(plotted))
             plotted.add(comparison.value)
         ax.axhline(comparison.threshold, color=COLORS[name], lw=1.5, ls=":",
                    label=f"{name} threshold {comparison.op} {comparison.threshold:g}")  # fmt: skip
