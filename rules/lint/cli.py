@@ -12,7 +12,13 @@ import yaml
 from maintwatch.durations import parse_duration
 from rules.generate import HERE
 from rules.lint.checks import Context, Problem, RuleRef, lint_rule
-from rules.promapi import PrometheusError, add_prometheus_flags, from_args, intervals
+from rules.promapi import (
+    PrometheusError,
+    add_prometheus_flags,
+    flag_duration,
+    from_args,
+    intervals,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         evaluation, scrape = intervals(prometheus.config())
         ctx = Context(
             prometheus,
-            lookback=parse_duration(args.lookback),
+            lookback=flag_duration(args.lookback, "--lookback"),
             evaluation_interval=evaluation,
             scrape_interval=scrape,
             records={str(r.rule["record"]) for r in refs if "record" in r.rule},
