@@ -130,7 +130,7 @@ def history(days: float, end: float, seed: int = 7) -> tuple[dict[int, list[str]
         inner = f"{SCRAPE},{labels}" if labels else SCRAPE
         for i, v in enumerate(values):
             ts = start + i * STEP
-            blocks.setdefault(int(ts // BLOCK), []).append(f"{name}{{{inner}}} {v:.6g} {ts:.0f}")
+            blocks.setdefault(int(ts // BLOCK), []).append(f"{name}{{{inner}}} {v:.12g} {ts:.0f}")
     return blocks, n * len(series)
 
 

@@ -112,6 +112,14 @@ def intervals(config: Mapping[str, Any]) -> tuple[float, float]:
     return evaluation, scrape
 
 
+def flag_duration(text: str, flag: str) -> float:
+    """Parse a duration given on the command line; ValueError naming the flag."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"{flag}: {exc}") from None
+
+
 def _ts(value: float) -> str:
     return f"{value:.3f}"
 

@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 
 from maintwatch.configload import ConfigError
-from maintwatch.durations import parse_duration
 from rules.backtest import report
 from rules.backtest.evaluate import Grid
 from rules.backtest.rulesets import AlertRule, load_rules
@@ -19,6 +18,7 @@ from rules.promapi import (
     Prometheus,
     PrometheusError,
     add_prometheus_flags,
+    flag_duration,
     from_args,
     intervals,
 )
@@ -68,16 +68,16 @@ def parse_time(text: str, flag: str) -> float:
 
 def make_grid(args: argparse.Namespace, prometheus: Prometheus) -> Grid:
     """Return the evaluation grid from --start/--end/--since/--step."""
-    step = parse_duration(args.step) if args.step else intervals(prometheus.config())[0]
+    since = flag_duration(args.since, "--since")
+    end = parse_time(args.end, "--end") if args.end else time.time()
+    start = parse_time(args.start, "--start") if args.start else None
+    step = flag_duration(args.step, "--step") if args.step else intervals(prometheus.config())[0]
     if step <= 0:
         raise ValueError("--step: must be positive")
-    end = parse_time(args.end, "--end") if args.end else time.time()
-    if args.start:
-        start = parse_time(args.start, "--start")
-    else:
+    if start is None:
         # Whole steps, so reruns over the same window ask Prometheus the same questions.
         end = end // step * step
-        start = end - parse_duration(args.since)
+        start = end - since
     if start >= end:
         raise ValueError("--start: must be before --end")
     return Grid(start, end, step)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rules.backtest.statemachine import Labels
@@ -50,16 +49,11 @@ def identity(labels: dict[str, str]) -> Labels:
     return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
 
 
-def evaluate(
-    prometheus: Prometheus,
-    expr: str,
-    grid: Grid,
-    transform: Callable[[dict[str, str]], Labels] = identity,
-) -> Evaluation:
+def evaluate(prometheus: Prometheus, expr: str, grid: Grid) -> Evaluation:
     """Run `expr` over the grid, one query_range per chunk, merging the chunks' series."""
     out = Evaluation()
     for start, end in grid.chunks():
         for series in prometheus.query_range(expr, start, end, grid.step):
-            points = out.values.setdefault(transform(series.labels), {})
+            points = out.values.setdefault(identity(series.labels), {})
             points.update((round(t, 3), v) for t, v in series.points)
     return out

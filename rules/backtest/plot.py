@@ -55,21 +55,35 @@ def _shade(ax: Axes, side: Side | None, name: str, end: float, lower: bool) -> N
             _x(stop),
             ymin=0.0 if lower else 0.5,
             ymax=0.5 if lower else 1.0,
-            color=COLORS[name],
-            alpha=0.18,
+            facecolor=COLORS[name],
+            edgecolor=COLORS[name],
+            linewidth=1,  # a firing of minutes in a range of weeks stays visible
+            alpha=0.35,
             label=f"{name} firing" if i == 0 else None,
         )
 
 
-def _lines(ax: Axes, values: Evaluation, fired: set[Labels], dashed: bool) -> None:
+def _gapped(points: dict[float, float], step: float) -> tuple[list[float], list[float]]:
+    """Return x and y with a break (NaN) wherever the series was absent, not a joining line."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for t in sorted(points):
+        if xs and t - xs[-1] * 86400.0 > 1.5 * step:
+            xs.append(_x(t - step))
+            ys.append(float("nan"))
+        xs.append(_x(t))
+        ys.append(points[t])
+    return xs, ys
+
+
+def _lines(ax: Axes, values: Evaluation, fired: set[Labels], step: float, dashed: bool) -> None:
     ranked = sorted(
         values.values.items(), key=lambda kv: (kv[0] not in fired, -max(kv[1].values()))
     )
     for labels, points in ranked[:MAX_LINES]:
-        times = sorted(points)
         name = ",".join(f"{k}={v}" for k, v in labels if k not in ("job", "instance")) or "value"
-        ax.plot([_x(t) for t in times], [points[t] for t in times], lw=1,
-                ls="--" if dashed else "-", label=name)  # fmt: skip
+        xs, ys = _gapped(points, step)
+        ax.plot(xs, ys, lw=1, ls="--" if dashed else "-", label=name)
 
 
 def _comparisons(result: RuleResult) -> dict[str, Comparison]:
@@ -80,7 +94,7 @@ def _comparisons(result: RuleResult) -> dict[str, Comparison]:
 
 def draw(prometheus: Prometheus, result: RuleResult, grid: Grid, out: Path) -> Path:
     """Draw one rule's picture into `out`; return its path."""
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    fig, ax = plt.subplots(figsize=(10, 4.6), dpi=100)
     sides = {"current": result.current, "proposed": result.proposed}
     fired = {e.labels for s in sides.values() if s is not None for e in s.episodes if e.fired}
     comparisons = _comparisons(result)
@@ -88,7 +102,7 @@ def draw(prometheus: Prometheus, result: RuleResult, grid: Grid, out: Path) -> P
     for name, comparison in comparisons.items():
         if comparison.value not in plotted:  # a changed window gives a second, dashed value
             values = evaluate(prometheus, comparison.value, grid)
-            _lines(ax, values, fired, dashed=bool(plotted))
+            _lines(ax, values, fired, grid.step, dashed=bool(plotted))
             plotted.add(comparison.value)
         ax.axhline(comparison.threshold, color=COLORS[name], lw=1.5, ls=":",
                    label=f"{name} threshold {comparison.op} {comparison.threshold:g}")  # fmt: skip
@@ -98,7 +112,7 @@ def draw(prometheus: Prometheus, result: RuleResult, grid: Grid, out: Path) -> P
     ax.set_xlim(_x(grid.start), _x(grid.end))
     ax.set_title(result.key, fontsize=10)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="upper left", framealpha=0.8)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, frameon=False)
     fig.tight_layout()
     path = out / file_name(result.key)
     fig.savefig(path)

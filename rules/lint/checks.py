@@ -56,6 +56,8 @@ class Context:
     now: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
+        # Series each alert expression returns now, by `file: group/rule`.
+        self.cardinality: dict[str, int] = {}
         # Tiers repeat the same selectors: ask once per selector.
         self.series = cache(self._series)
         self.names = cache(self.prometheus.metric_names)
@@ -157,5 +159,8 @@ def lint_rule(ctx: Context, ref: RuleRef) -> list[Problem]:
     out = located(missing) + located(check_grouping(parsed, labels, not missing))
     out += located(check_for(ctx, ref), error=False)
     if "alert" in ref.rule:
-        out += located(check_cardinality(ctx, ref)[1], error=False)
+        count, warnings = check_cardinality(ctx, ref)
+        where = f"{ref.file}: {ref.group}/{ref.name}"
+        ctx.cardinality[where] = max(count, ctx.cardinality.get(where, 0))
+        out += located(warnings, error=False)
     return out

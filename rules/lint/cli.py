@@ -12,7 +12,13 @@ import yaml
 from maintwatch.durations import parse_duration
 from rules.generate import HERE
 from rules.lint.checks import Context, Problem, RuleRef, lint_rule
-from rules.promapi import PrometheusError, add_prometheus_flags, from_args, intervals
+from rules.promapi import (
+    PrometheusError,
+    add_prometheus_flags,
+    flag_duration,
+    from_args,
+    intervals,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,6 +30,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--lookback", default="1h", help="a selector passes if it matched in this window"
     )
     p.add_argument("--max-series", type=int, default=1000, help="warn above this cardinality")
+    p.add_argument(
+        "--cardinality",
+        action="store_true",
+        help="also print how many series each alert expression returns now",
+    )
 
 
 def read_rules(paths: list[Path]) -> list[RuleRef]:
@@ -52,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         evaluation, scrape = intervals(prometheus.config())
         ctx = Context(
             prometheus,
-            lookback=parse_duration(args.lookback),
+            lookback=flag_duration(args.lookback, "--lookback"),
             evaluation_interval=evaluation,
             scrape_interval=scrape,
             records={str(r.rule["record"]) for r in refs if "record" in r.rule},
@@ -68,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     warnings = [p for p in problems if not p.error]
     for problem in errors + warnings:
         print(problem)
+    if args.cardinality:
+        for where, count in ctx.cardinality.items():
+            print(f"{where}: {count} series now")
     counts = f"{len(errors)} error(s), {len(warnings)} warning(s)"
     print(f"{len(refs)} rules in {len(paths)} files: {counts}", file=sys.stderr)
     return 1 if errors else 0

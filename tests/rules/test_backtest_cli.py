@@ -112,6 +112,8 @@ def test_clear_errors(
     down = f"http://127.0.0.1:{free_port()}"
     assert main(["backtest", "--prometheus.url", down, "--step", "1m"]) == 1
     assert f"{down}: unreachable" in capsys.readouterr().err
+    assert main(["backtest", "--prometheus.url", down, "--since", "2x"]) == 1
+    assert "backtest: --since: invalid duration '2x'" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("alerts: {QueueBacklogHigh: {severity: loud}}\n", encoding="utf-8")
     assert (

@@ -1,7 +1,7 @@
 """The backtest replays Prometheus' own alerting: same firings as ALERTS, within one step.
 
 Real Prometheus, the project's rules with short `for`/`keep_firing_for`/windows, twenty minutes
-of backfilled history (promtool) and about forty seconds of live scraping of a scripted target,
+of backfilled history (promtool) and half a minute of live scraping of a scripted target,
 evaluated every second. For a rule with `for`, one with `keep_firing_for`, a tiered alert and a
 rate-based alert, the backtest's episodes over history plus the live window equal the ones
 Prometheus wrote to ALERTS (pending and firing) and ALERTS_FOR_STATE, one evaluation step apart
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 STEP = 1.0
 HISTORY = 1200.0  # seconds of backfilled history before the live part
-LIVE_END = 42.0  # the live scenario is over (everything resolved) by then
+LIVE_END = 27.0  # the live scenario is over (everything resolved) by then
 ERROR_BASE = 100.0
 
 
@@ -44,27 +44,27 @@ def _between(t: float, *spans: tuple[float, float]) -> bool:
 def queue(t: float) -> float:
     # History: a two-minute backlog 15 minutes before the live part. Live: fires, stays
     # pending for less than `for`, fires again.
-    if _between(t, (-900, -780), (5, 15), (17, 20), (28, 36)):
+    if _between(t, (-900, -780), (2, 9), (11, 14), (17, 23)):
         return 5000
     return 10
 
 
 def verify(t: float) -> float:
     # A failed check, a 2 s recovery inside keep_firing_for, failed again, then a lone failure.
-    return 0 if _between(t, (6, 9), (11, 13), (24, 26)) else 1
+    return 0 if _between(t, (3, 6), (8, 10), (17, 19)) else 1
 
 
 def connections(t: float) -> float:
-    if _between(t, (13, 22)):
+    if _between(t, (8, 14)):
         return 97  # critical and warning
-    return 85 if _between(t, (5, 13), (22, 28)) else 50
+    return 85 if _between(t, (2, 8), (14, 18)) else 50
 
 
 def errors(t: float) -> float:
-    # One error a minute in history; five a second from 8 s to 20 s live.
+    # One error a minute in history; five a second from 4 s to 12 s live.
     if t < 0:
         return ERROR_BASE + math.floor((t + HISTORY) / 60) - HISTORY / 60
-    return ERROR_BASE + 5 * max(0.0, min(t, 20) - 8)
+    return ERROR_BASE + 5 * max(0.0, min(t, 12) - 4)
 
 
 SERIES = {
@@ -199,13 +199,16 @@ ALERTS = ("QueueBacklogHigh", "BackupVerifyFailed", "DatabaseConnectionsHigh", "
 def test_backtest_matches_prometheus_alerts(tmp_path: Path, capsys: Any) -> None:
     target = ScriptedTarget(body)
     rules = write_rules(thresholds(), tmp_path / "rules")
-    start, end = target.started - HISTORY, target.started + LIVE_END
     replayed = {}
     with (
         target.running(),
         running_prometheus(tmp_path, config(rules, target), history(target)) as url,
     ):
         started = time.time()
+        # The live scenario starts once Prometheus evaluates, a second from now; the history
+        # ended before Prometheus started, so the series run on without a gap or a reset.
+        target.started = started + 1.0
+        start, end = target.started - HISTORY, target.started + LIVE_END
         time.sleep(max(0.0, end + 2 - time.time()))
         prom, at = Prometheus(url), time.time()
         for alert in ALERTS:

@@ -69,13 +69,13 @@ def test_lint_passes_a_clean_file_and_warns_on_cardinality(
         encoding="utf-8",
     )
     url = history_prometheus.url
-    code = main(
-        ["lint", "--prometheus.url", url, "--lookback", "4h", "--max-series", "1", str(path)]
-    )
+    args = ["--lookback", "4h", "--max-series", "1", "--cardinality", str(path)]
+    code = main(["lint", "--prometheus.url", url, *args])
     out, _ = capsys.readouterr()
     assert code == 0
     assert out.splitlines() == [
-        f"{path}: ok/Many: warning: returns 2 series now, over --max-series 1"
+        f"{path}: ok/Many: warning: returns 2 series now, over --max-series 1",
+        f"{path}: ok/Many: 2 series now",
     ]
 
 
