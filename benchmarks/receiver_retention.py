@@ -41,6 +41,7 @@ START = 1_767_225_600.0  # 2026-01-01
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 TABLES = ("alert_groups", "incidents", "incident_alerts", "outbox", "deliveries")
 CONFIG = """
+webhook: {auth: none}
 channels: [{name: a, type: console}, {name: b, type: console}]
 default_route: {channels: [a, b]}
 """

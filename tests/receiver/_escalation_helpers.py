@@ -30,6 +30,7 @@ def load_example(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     token = tmp_path / "twilio-token"
     token.write_text("secret\n")
     monkeypatch.setenv("TWILIO_AUTH_TOKEN_FILE", str(token))
+    monkeypatch.setenv("WEBHOOK_TOKEN_FILE", str(token))
     monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.invalid/services/T/B/X")
     return load_config(EXAMPLES / name)
 
