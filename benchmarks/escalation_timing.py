@@ -33,6 +33,7 @@ from receiver.webhook import parse_payload
 
 T0 = 1_795_000_000.0
 CONFIG = """
+webhook: {auth: none}
 channels: [{name: log, type: file, path: /dev/null}]
 people: [{id: ann, name: Ann}, {id: bob, name: Bob}, {id: cy, name: Cy}]
 policies:

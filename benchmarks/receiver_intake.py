@@ -84,7 +84,9 @@ def _serve_receiver(port: int, directory: str) -> None:
     from receiver.server import make_app
 
     logs.configure("warning")
-    config = load_config_text(f"store: {{type: sqlite, path: {directory}/bench.db}}\n")
+    config = load_config_text(
+        f"store: {{type: sqlite, path: {directory}/bench.db}}\nwebhook: {{auth: none}}\n"
+    )
     app = make_app(config, structlog.get_logger("bench"))
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 

@@ -42,6 +42,7 @@ PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 ALL_DUE = Wanted({}, per_recipient=1, strays=500)  # up to 500 due rows per claim, any channel
 TABLES = ("alert_groups", "incidents", "incident_alerts", "outbox", "deliveries")
 CONFIG = """
+webhook: {auth: none}
 channels: [{name: a, type: console}, {name: b, type: console}]
 default_route: {channels: [a, b]}
 """

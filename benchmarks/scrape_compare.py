@@ -323,7 +323,9 @@ def receiver_rss(tmp: Path, webhooks: int, started: list[common.Service]) -> dic
     """Start maintwatch-receiver (SQLite), post `webhooks` new groups, return its RSS in MB."""
     port = common.free_port()
     config = tmp / "receiver.yml"
-    config.write_text(f"store: {{type: sqlite, path: {tmp}/receiver.db}}\n")
+    config.write_text(
+        f"store: {{type: sqlite, path: {tmp}/receiver.db}}\nwebhook: {{auth: none}}\n"
+    )
     argv = [str(common.VENV_BIN / "maintwatch-receiver"), f"--config.file={config}",
             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warning"]  # fmt: skip
     service = common.Service("maintwatch-receiver", argv, tmp).start()

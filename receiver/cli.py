@@ -21,10 +21,11 @@ from maintwatch.cli import (
 )
 from maintwatch.configload import ConfigError
 from receiver.config import ReceiverBase, load_config
+from receiver.connections import GuardedSite, exception_handler
 from receiver.matchers import parse_labels
 from receiver.people import Directory, who_is_on_call
 from receiver.routing import compile_routes, explain, gaps
-from receiver.server import make_app
+from receiver.server import GUARD, make_app
 
 DEFAULT_CONFIG = "maintwatch-receiver.yml"
 
@@ -47,9 +48,15 @@ def _listen(args: argparse.Namespace, config: ReceiverBase) -> tuple[str, int]:
 
 async def _start(args: argparse.Namespace, config: ReceiverBase, log: Any) -> web.AppRunner:
     host, port = _listen(args, config)
-    runner = web.AppRunner(make_app(config, log), access_log=None)
+    app = make_app(config, log)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=config.server.keepalive_timeout)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await GuardedSite(runner, host, port, app[GUARD]).start()
+    if config.webhook.auth == "none":
+        log.warning(
+            "webhook_unauthenticated",
+            reason="webhook.auth: none: anyone who can reach the port can open incidents",
+        )
     log.info(
         "receiver_started",
         version=__version__,
@@ -81,6 +88,7 @@ def archives(config: ReceiverBase) -> frozenset[str]:
 async def serve(args: argparse.Namespace, config: ReceiverBase) -> None:
     """Run until SIGTERM/SIGINT; on SIGHUP validate the config and restart with it."""
     log = logs.get_logger("receiver")
+    asyncio.get_running_loop().set_exception_handler(exception_handler(log))
     running = [await _start(args, config, log)]
 
     async def reload() -> None:

@@ -23,6 +23,7 @@ from maintwatch.configload import (
     load_model,
 )
 from receiver.channels import REGISTRY, ChannelConfig
+from receiver.connections import ServerConfig
 from receiver.escalation_model import PolicyConfig, policy_reference_problems
 from receiver.escalation_settings import (
     EscalatorConfig,
@@ -62,9 +63,13 @@ class PostgresStore(StrictModel):
 
 
 class WebhookConfig(StrictModel):
-    """How Alertmanager authenticates and how much it may send."""
+    """How Alertmanager authenticates and how much it may send.
 
-    auth: Literal["none", "bearer", "basic"] = "none"
+    `auth` has no default: a receiver that pages people must not take webhooks from anyone
+    by omission. `auth: none` has to be written out (and is warned about at start).
+    """
+
+    auth: Literal["none", "bearer", "basic"] | None = None
     token: SecretStr | None = None
     token_file: SecretFromFile | None = None
     username: str | None = None
@@ -174,6 +179,7 @@ class ReceiverBase(StrictModel):
     """Every section except `channels` (added from the registry by `config_model`)."""
 
     listen: str = DEFAULT_LISTEN
+    server: ServerConfig = ServerConfig()
     external_url: str = ""
     store: Annotated[SqliteStore | PostgresStore, Field(discriminator="type")] = SqliteStore()
     webhook: WebhookConfig = WebhookConfig()
@@ -269,6 +275,12 @@ def _target_problems(target: RouteTarget, path: str, known: dict[str, set[str]])
 
 def reference_problems(config: ReceiverBase) -> list[str]:
     """Return `path: message` for every dangling reference (duplicates: UNIQUE)."""
+    out: list[str] = []
+    if config.webhook.auth is None:
+        out.append(
+            "webhook.auth: not set: use bearer (token_file) or basic (username, password_file), "
+            "or write `auth: none` to accept webhooks from anyone who can reach the port"
+        )
     channels = [c.name for c in config.channel_configs]
     known = {
         "channel": set(channels),
@@ -276,7 +288,7 @@ def reference_problems(config: ReceiverBase) -> list[str]:
         "policy": {p.name for p in config.policies},
         "schedule": {s.name for s in config.schedules},
     }
-    out = people_reference_problems(config.people, known["channel"])
+    out += people_reference_problems(config.people, known["channel"])
     out += schedule_reference_problems(config.schedules, known["person"])
     out += policy_reference_problems(config.policies, known)
     out += watchdog_reference_problems(config.watchdog, known)

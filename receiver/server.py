@@ -31,6 +31,7 @@ from receiver.appkeys import (
 )
 from receiver.channels import REGISTRY, ChannelContext, Recipient
 from receiver.config import ReceiverBase, WebhookConfig
+from receiver.connections import ConnectionGuard, track
 from receiver.escalation_app import escalation_ctx, watchdog_filter
 from receiver.metrics import ReceiverMetrics
 from receiver.outbox import OutboxWorker
@@ -45,6 +46,7 @@ from receiver.web.state import WEB
 from receiver.webhook import Payload, PayloadError, parse_payload
 
 READY_TIMEOUT = 2.0
+GUARD = web.AppKey("connection_guard", ConnectionGuard)
 
 
 def intake_rules(config: ReceiverBase) -> IntakeRules:
@@ -73,8 +75,8 @@ def people(config: ReceiverBase) -> dict[str, Recipient]:
 
 def _authorized(request: web.Request, config: WebhookConfig) -> bool:
     header = request.headers.get("Authorization", "")
-    if config.auth == "none":
-        return True
+    if config.auth in ("none", None):
+        return config.auth == "none"  # None: refused (the config check reports it as an error)
     scheme, _, value = header.partition(" ")
     if config.auth == "bearer":
         token = config.bearer_token()
@@ -117,22 +119,29 @@ async def _intake(request: web.Request) -> tuple[str, web.Response]:
     if app[PENDING][0] >= config.max_pending:
         app[LOG].warning("webhook_overloaded", pending=app[PENDING][0])
         return "overloaded", web.Response(status=503, text="overloaded, retry\n")
+    # Counted from the first byte of the body: bodies still arriving hold memory too.
+    app[PENDING][0] += 1
+    try:
+        return await _read_and_persist(request)
+    finally:
+        app[PENDING][0] -= 1
+
+
+async def _read_and_persist(request: web.Request) -> tuple[str, web.Response]:
+    app = request.app
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return "too_large", web.Response(
-            status=413, text=f"body larger than {config.max_body_bytes} bytes\n"
-        )
+        limit = app[CONFIG].webhook.max_body_bytes
+        return "too_large", web.Response(status=413, text=f"body larger than {limit} bytes\n")
+    except ConnectionResetError:  # the client went away, or was cut off for being too slow
+        return "aborted", web.Response(status=408, text="body incomplete\n")
     try:
         payload = parse_payload(body)
     except PayloadError as exc:
         app[LOG].warning("webhook_rejected", reason=str(exc))
         return "bad_request", web.Response(status=400, text=f"{exc}\n")
-    app[PENDING][0] += 1
-    try:
-        return await _persist(app, payload)
-    finally:
-        app[PENDING][0] -= 1
+    return await _persist(app, payload)
 
 
 async def _persist(app: web.Application, payload: Payload) -> tuple[str, web.Response]:
@@ -266,7 +275,9 @@ def make_app(
     run_worker: bool = True,
 ) -> web.Application:
     """Build the receiver app; store, HTTP session, channels and worker live in cleanup_ctx."""
-    app = web.Application(client_max_size=config.webhook.max_body_bytes)
+    guard = ConnectionGuard(config.server, logger)
+    app = web.Application(client_max_size=config.webhook.max_body_bytes, middlewares=[track(guard)])
+    app[GUARD] = guard
     app[CONFIG] = config
     app[CLOCK] = clock
     app[LOG] = logger

@@ -95,7 +95,7 @@ class Silencer:
         self._missing: dict[int, float] = {}
         self._wake = asyncio.Event()
         self._failing = False
-        self._rejections: set[tuple[object, str]] = set()
+        self._rejections: set[tuple[tuple[int, str], str]] = set()
 
     def wake(self) -> None:
         """Run a pass now (after an ack, unack or resolve)."""
@@ -117,12 +117,17 @@ class Silencer:
         now = self._clock()
         todo = plan(want, have, now, self.config.silence_duration)
         failures: list[AlertmanagerError] = []
-        expired = await self._each(todo.expire, lambda s: self.api.expire(s.id), failures)
+        expired = await self._each(
+            todo.expire, lambda s: s.key, lambda s: self.api.expire(s.id), failures
+        )
         created = await self._each(
-            todo.create, lambda w: self.api.create(self._body(w, now)), failures
+            todo.create, lambda w: w.key, lambda w: self.api.create(self._body(w, now)), failures
         )
         renewed = await self._each(
-            todo.renew, lambda p: self.api.create(self._body(p[1], now, p[0].id)), failures
+            todo.renew,
+            lambda p: p[1].key,
+            lambda p: self.api.create(self._body(p[1], now, p[0].id)),
+            failures,
         )
         for action, count in (("create", created), ("extend", renewed), ("expire", expired)):
             self.metrics.changes.labels(action).inc(count)
@@ -144,6 +149,7 @@ class Silencer:
     async def _each(
         self,
         items: list[_T],
+        key: Callable[[_T], tuple[int, str]],
         call: Callable[[_T], Awaitable[object]],
         failures: list[AlertmanagerError],
     ) -> int:
@@ -155,19 +161,19 @@ class Silencer:
             except AlertmanagerError as exc:
                 failures.append(exc)
                 if exc.rejected:
-                    self._rejected(item, exc)
+                    self._rejected(key(item), exc)
             else:
                 done += 1
         return done
 
-    def _rejected(self, item: object, exc: AlertmanagerError) -> None:
-        # Rejected the same way on every pass: one line per change and reason, not per pass.
-        wanted_item = item[1] if isinstance(item, tuple) else item
-        key = (getattr(wanted_item, "key", None), str(exc))
+    def _rejected(self, key: tuple[int, str], exc: AlertmanagerError) -> None:
+        # Rejected the same way on every pass: one line per silence and reason, not per pass.
         self.metrics.changes.labels("rejected").inc()
-        if key not in self._rejections:
-            self._rejections.add(key)
-            self._log.error("silence_rejected", silence=key[0], reason=str(exc))
+        if (key, str(exc)) not in self._rejections:
+            self._rejections.add((key, str(exc)))
+            self._log.error(
+                "silence_rejected", incident_id=key[0], fingerprint=key[1], reason=str(exc)
+            )
 
     def _body(self, item: WantedSilence, now: float, existing: str | None = None) -> Any:
         url = self._rules.incident_url(item.incident_id)

@@ -371,7 +371,9 @@ def localize(root: Path, ports: tuple[int, int]) -> Path:
         f"supervisor:\n  - name: local\n    url: unix://{root / 'run' / 'supervisor.sock'}\n"
         "    interval: 1s\n"
     )
-    (root / "etc" / "receiver.yml").write_text(f"store: {{type: sqlite, path: {root / 'r.db'}}}\n")
+    (root / "etc" / "receiver.yml").write_text(
+        f"store: {{type: sqlite, path: {root / 'r.db'}}}\nwebhook: {{auth: none}}\n"
+    )
     conf = root / "etc" / "supervisord.conf"
     conf.write_text(text)
     return conf

@@ -24,6 +24,7 @@ from tests.receiver._helpers import (
 )
 
 POLICY_CONFIG = """
+webhook: {auth: none}
 channels:
   - {name: pager, type: script}
   - {name: chat, type: script}

@@ -164,7 +164,20 @@ def register_script(monkeypatch: pytest.MonkeyPatch) -> Script:
     return fresh
 
 
+OPEN_WEBHOOK = "webhook: {auth: none}\n"
+
+
+def open_webhook(config_text: str) -> str:
+    """Return config text that takes unauthenticated webhooks unless it says how to auth.
+
+    The receiver refuses a config without `webhook.auth`; most tests post without
+    credentials, so their configs spell out `auth: none` through this helper.
+    """
+    return config_text if "webhook:" in config_text else config_text + OPEN_WEBHOOK
+
+
 BASE_CONFIG = """
+webhook: {auth: none}
 channels:
   - {name: pager, type: script}
   - {name: chat, type: script}
@@ -233,7 +246,7 @@ def make_store_sqlite(tmp_path: Path) -> Store:
 
 def rules_for(config_text: str) -> IntakeRules:
     """Return intake rules for a config text."""
-    return intake_rules(load_config_text(config_text))
+    return intake_rules(load_config_text(open_webhook(config_text)))
 
 
 @dataclass
@@ -267,7 +280,7 @@ async def running(
     port: int | None = None,
 ) -> AsyncIterator[Running]:
     """Serve a receiver app built from config text on 127.0.0.1:<free port>."""
-    config = load_config_text(config_text)
+    config = load_config_text(open_webhook(config_text))
     app = make_app(config, LOG, clock=clock, run_worker=run_worker)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -35,8 +36,13 @@ class Receiver:
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        """Start the process (output appended to the log)."""
+    def start(self, nofile: int | None = None) -> None:
+        """Start the process (output appended to the log); `nofile` caps its descriptors."""
+
+        def limit() -> None:
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [
@@ -46,6 +52,7 @@ class Receiver:
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=limit if nofile is not None else None,
             )
 
     def kill(self) -> None:

@@ -26,7 +26,7 @@ from receiver.config import load_config_text
 from tests.conftest import free_port
 from tests.receiver._ack_helpers import serve
 from tests.receiver._channel_helpers import RecordingLogger, make_context, make_notification
-from tests.receiver._helpers import T0, FakeClock, Running, fixture_bytes, store_yaml
+from tests.receiver._helpers import T0, FakeClock, Running, fixture_bytes, open_webhook, store_yaml
 
 TOKEN = "xoxb-test-token-123"
 
@@ -174,7 +174,7 @@ def test_config_needs_exactly_one_token(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"channels\[0\].*exactly one of token and token_file"):
         load_config_text(base + "}]\n", "rx.yml")
     (tmp_path / "tok").write_text(TOKEN + "\n")
-    config = load_config_text(base + f", token_file: {tmp_path / 'tok'}}}]\n")
+    config = load_config_text(open_webhook(base + f", token_file: {tmp_path / 'tok'}}}]\n"))
     assert config.channel_configs[0].type == "slack_bot"
 
 

@@ -72,6 +72,7 @@ async def test_sigkill_after_200_still_pages(tmp_path: Path) -> None:
     config = tmp_path / "receiver.yml"
     config.write_text(
         f"store: {{type: sqlite, path: {tmp_path / 'r.db'}}}\n"
+        "webhook: {auth: none}\n"
         f"channels: [{{name: hook, type: webhook, url: 'http://127.0.0.1:{hook_port}/hook'}}]\n"
         "default_route: {channels: [hook]}\n"
         # A short send timeout bounds the lease of a send the kill interrupts (else 30 s + 30 s).
@@ -100,7 +101,7 @@ async def test_sigkill_after_200_still_pages(tmp_path: Path) -> None:
 
 async def test_sighup_reload_and_sigterm(tmp_path: Path) -> None:
     port, config = free_port(), tmp_path / "receiver.yml"
-    good = f"store: {{type: sqlite, path: {tmp_path / 'r.db'}}}\n"
+    good = f"store: {{type: sqlite, path: {tmp_path / 'r.db'}}}\nwebhook: {{auth: none}}\n"
     config.write_text(good)
     url, log = f"http://127.0.0.1:{port}", tmp_path / "receiver.log"
     async with aiohttp.ClientSession() as http:

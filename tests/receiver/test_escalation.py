@@ -391,6 +391,7 @@ def test_policy_config_problems_are_located() -> None:
     from receiver.config import load_config_text
 
     text = (
+        "webhook: {auth: none}\n"
         "channels: [{name: out, type: console}]\n"
         "people: [{id: ann, name: Ann}]\n"
         "policies:\n"

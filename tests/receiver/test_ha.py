@@ -23,6 +23,7 @@ pytestmark = pytest.mark.e2e
 
 CONFIG = """
 store: {{type: postgres, dsn: '{dsn}', pool_size: 2}}
+webhook: {{auth: none}}
 channels: [{{name: log, type: file, path: '{log}'}}]
 people: [{{id: ann, name: Ann}}, {{id: bob, name: Bob}}, {{id: cy, name: Cy}}]
 policies:

@@ -6,6 +6,7 @@ met with the same clear answer on both stores and the rest of the receiver keeps
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -14,9 +15,11 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from receiver.appkeys import STORE, WORKER
+from receiver.appkeys import PENDING, STORE, WORKER
 from receiver.channels import REGISTRY
+from receiver.cli import main
 from receiver.templates import Renderer
+from tests.conftest import free_port
 from tests.exporter._fault_helpers import fault_proxy
 from tests.receiver._ack_helpers import API_TOKEN, PASSWORD, ack_config, serve
 from tests.receiver._channel_helpers import (
@@ -39,7 +42,7 @@ from tests.receiver._helpers import (
     store_yaml,
     wait_for,
 )
-from tests.receiver._process_helpers import query, receiver_process
+from tests.receiver._process_helpers import Receiver, query, receiver_process
 from tests.receiver.test_faults import immutable
 
 HOOK = "webhook: {auth: none}\n"
@@ -300,3 +303,130 @@ async def test_a_slow_operator_template_renders_off_the_event_loop(tmp_path: Pat
         assert (await rx.post(payload(alert("b"), group="other"))).status == 200
         assert not pages.exists()  # the first page is still rendering
         await wait_for(pages.exists, what="the page sent with the built-in text")
+
+
+def test_a_config_without_webhook_auth_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Webhooks used to be accepted from anyone unless the config said otherwise.
+    config = tmp_path / "receiver.yml"
+    config.write_text(store_yaml("sqlite", tmp_path, ""))
+    assert main(["--config.file", str(config), "--check-config"]) == 1
+    assert f"{config}: webhook.auth: not set" in capsys.readouterr().err
+    config.write_text(store_yaml("sqlite", tmp_path, "") + HOOK)
+    assert main(["--config.file", str(config), "--check-config"]) == 0
+
+
+async def test_auth_none_spelled_out_is_warned_about_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "receiver.yml"
+    config.write_text(store_yaml("sqlite", tmp_path, "") + HOOK)
+    async with (
+        receiver_process(config, tmp_path / "rx.log") as rx,
+        aiohttp.ClientSession() as http,
+    ):
+        await rx.ready(http)
+        assert rx.stop() == 0
+    log = (tmp_path / "rx.log").read_text()
+    assert "webhook_unauthenticated" in log
+
+
+async def _trickle(host: str, port: int, stop: asyncio.Event, closed: list[int]) -> None:
+    """Hold one connection open by sending a header byte now and then; reconnect when cut."""
+    while not stop.is_set():
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(0.2)
+            continue
+        try:
+            writer.write(b"POST /webhooks/alertmanager HTTP/1.1\r\nHost: x\r\n")
+            while not stop.is_set():
+                writer.write(b"X")
+                await writer.drain()
+                try:
+                    async with asyncio.timeout(0.3):
+                        if not await reader.read(1024):
+                            break  # the server closed it
+                except TimeoutError:
+                    continue
+            closed[0] += 1
+        except OSError:
+            closed[0] += 1
+        finally:
+            writer.close()
+
+
+async def _deliver_like_alertmanager(http: aiohttp.ClientSession, url: str, body: bytes) -> int:
+    """POST with retries on errors and 5xx, as Alertmanager does; return the tries needed."""
+    for attempt in range(1, 200):
+        try:
+            async with http.post(url, data=body, timeout=aiohttp.ClientTimeout(total=3)) as r:
+                if r.status == 200:
+                    return attempt
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError("webhook never accepted")
+
+
+async def test_trickling_connections_cannot_starve_webhooks(tmp_path: Path) -> None:
+    # 1 100 trickling connections at the fd limit made real webhooks time out and asyncio log
+    # 109 044 tracebacks in 30 s. Here the process gets 128 descriptors and 150 tricklers
+    # that reconnect whenever they are cut off.
+    config = tmp_path / "receiver.yml"
+    config.write_text(
+        store_yaml("sqlite", tmp_path, "")
+        + HOOK
+        + "server: {header_timeout: 1s, request_timeout: 5s}\n"
+    )
+    log = tmp_path / "rx.log"
+    rx = Receiver(config, free_port(), log)
+    rx.start(nofile=128)
+    stop, closed = asyncio.Event(), [0]
+    try:
+        async with aiohttp.ClientSession() as http:
+            await rx.ready(http)
+            tricklers = [
+                asyncio.create_task(_trickle("127.0.0.1", rx.port, stop, closed))
+                for _ in range(150)
+            ]
+            await asyncio.sleep(2)  # they take every slot they can
+            url = f"{rx.url}/webhooks/alertmanager"
+            for name in ("a", "b", "c"):
+                body = json.dumps(payload(alert(name), group=name)).encode()
+                await _deliver_like_alertmanager(http, url, body)
+            stop.set()
+            await asyncio.gather(*tricklers)
+            assert closed[0] > 0  # slow connections were cut off
+            assert rx.stop() == 0
+    finally:
+        stop.set()
+        if rx.process is not None and rx.process.poll() is None:
+            rx.kill()
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert "connections_limited" in text
+    assert len(text) < 200_000
+
+
+async def test_bodies_still_arriving_count_towards_max_pending(tmp_path: Path) -> None:
+    # `max_pending` used to count only bodies already read: 150 clients each holding a 4 MB
+    # body half sent took RSS from 323 MB to 1 GB.
+    text = store_yaml("sqlite", tmp_path, "") + "webhook: {auth: none, max_pending: 2}\n"
+    async with running(text) as rx:
+        port = int(rx.url.rsplit(":", 1)[1])
+        writers = []
+        for _ in range(2):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"POST /webhooks/alertmanager HTTP/1.1\r\nHost: x\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"version"'
+            )
+            await writer.drain()
+            writers.append(writer)
+        await wait_for(lambda: rx.app[PENDING][0] == 2, what="two bodies being read")
+        assert (await rx.post(payload(alert("a")))).status == 503
+        for writer in writers:
+            writer.close()
+        await wait_for(lambda: rx.app[PENDING][0] == 0, what="the cut bodies released")
+        assert (await rx.post(payload(alert("a")))).status == 200

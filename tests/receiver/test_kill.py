@@ -51,6 +51,7 @@ def config_text(tmp_path: Path, twilio: FakeTwilio) -> str:
     names = [f"f{i}" for i in range(FILE_CHANNELS)] + ["sms"]
     return (
         f"store: {{type: sqlite, path: {tmp_path / 'r.db'}}}\n"
+        "webhook: {auth: none}\n"
         f"channels: [{', '.join(channels)}]\n"
         f"default_route: {{channels: [{', '.join(names)}]}}\n"
         f"delivery: {{concurrency: {CONCURRENCY}, send_timeout: 2s, poll_interval: 50ms,"

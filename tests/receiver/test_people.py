@@ -11,6 +11,7 @@ from maintwatch.configload import ConfigError
 from receiver.config import load_config_text
 from receiver.people import Directory, PersonConfig, quiet_until
 from receiver.schedules import ScheduleConfig, localize
+from tests.receiver._helpers import open_webhook
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -42,7 +43,7 @@ def test_a_full_person_validates() -> None:
 def problems(text: str) -> list[str]:
     """Return the problems `load_config_text` reports."""
     with pytest.raises(ConfigError) as caught:
-        load_config_text(text, "p.yml")
+        load_config_text(open_webhook(text), "p.yml")
     return caught.value.problems
 
 

@@ -18,6 +18,7 @@ from receiver.schedules import (
     on_call,
     shifts,
 )
+from tests.receiver._helpers import open_webhook
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -244,7 +245,7 @@ def problems(**values: str) -> list[str]:
     """Return the config problems for a schedule section with these values."""
     base = {"tz": "UTC", "rotation": "daily", "handoff": "09:00", "who": "a", "end": "2026-01-03"}
     with pytest.raises(ConfigError) as caught:
-        load_config_text(CONFIG.format(**{**base, **values}), "c.yml")
+        load_config_text(open_webhook(CONFIG.format(**{**base, **values})), "c.yml")
     return caught.value.problems
 
 

@@ -10,7 +10,7 @@ import pytest
 from receiver.cli import main
 from receiver.ical import render
 from receiver.schedules import Shift
-from tests.receiver._helpers import running
+from tests.receiver._helpers import OPEN_WEBHOOK, running
 
 SCHEDULES = """
 people:
@@ -36,6 +36,7 @@ def config(tmp_path: Path) -> str:
     (tmp_path / "api").write_text("tok\n")
     return (
         SCHEDULES
+        + OPEN_WEBHOOK
         + f"api: {{token_file: {tmp_path / 'api'}}}\n"
         + f"store: {{type: sqlite, path: {tmp_path / 'r.db'}}}\n"
     )

@@ -20,6 +20,7 @@ from receiver.silences import (
     silence_body,
     wanted,
 )
+from tests.receiver._helpers import OPEN_WEBHOOK, open_webhook
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
@@ -149,9 +150,9 @@ def test_incident_resolves_only_after_its_alerts_were_gone_for_the_grace() -> No
 
 
 def test_config_section_and_its_errors(tmp_path: Any) -> None:
-    config = load_config_text("alertmanager: {url: 'http://127.0.0.1:9093', interval: 10s}\n")
-    assert config.alertmanager.enabled
-    assert not load_config_text("{}\n").alertmanager.enabled
+    text = "alertmanager: {url: 'http://127.0.0.1:9093', interval: 10s}\n"
+    assert load_config_text(open_webhook(text)).alertmanager.enabled
+    assert not load_config_text(OPEN_WEBHOOK).alertmanager.enabled
     with pytest.raises(ConfigError) as caught:
         load_config_text("alertmanager: {url: 'not a url', interval: 0s, password: x}\n", "rx.yml")
     text = "\n".join(caught.value.problems)
