@@ -24,7 +24,7 @@ from receiver.channels.base import (
     DeliveryReceipt,
     Notification,
 )
-from receiver.templates import Renderer
+from receiver.templates import Renderer, runbook_link
 
 TWILIO_API = "https://api.twilio.com"
 _E164 = re.compile(r"\+[1-9][0-9]{7,14}")
@@ -104,13 +104,19 @@ class TwilioHttp(AsyncHttpClient):  # type: ignore[misc]  # twilio ships no type
 
 
 def sms_body(notification: Notification, head: str, max_segments: int) -> str:
-    """Return the message: the rendered essentials, the reply hint, the ack link if it fits."""
-    hint = link = ""
+    """Return the essentials, the reply hint, then the ack and runbook links that fit."""
+    hint = ack = ""
     if notification.kind in _ACTIONABLE:
         if notification.reply_code:
             hint = f'Reply "{notification.reply_code} ack"'
-        link = notification.ack_url
-    return fit(head, hint, link, max_segments)
+        ack = notification.ack_url
+    runbook = runbook_link(notification)
+    # The text is worth more than any link, and the ack link more than the runbook.
+    for link in (f"{ack} {runbook}".strip(), ack, runbook):
+        text = fit(head, hint, link, max_segments)
+        if link and text.endswith(link):
+            return text
+    return fit(head, hint, "", max_segments)
 
 
 def classify(exc: Exception) -> DeliveryError:

@@ -9,7 +9,7 @@ from aiohttp import web
 from receiver import chat_actions, digest, inbound_sms
 from receiver.appkeys import STORE
 from receiver.config import ReceiverBase
-from receiver.web import confirm, pages
+from receiver.web import confirm, pages, runbooks
 from receiver.web.ledger import Ledger
 from receiver.web.state import WEB, web_state
 
@@ -33,6 +33,7 @@ def add_routes(app: web.Application, config: ReceiverBase) -> None:
     router.add_post(r"/incidents/{id}/{verb}", pages.act)
     router.add_get(r"/ack/{token}", confirm.confirm_page)
     router.add_post(r"/ack/{token}", confirm.confirm_post)
+    runbooks.add_routes(app)
     inbound = config.inbound
     inbound_sms.add_routes(app, config.external_url, inbound.twilio is not None)
     chat_actions.add_routes(app, inbound.slack is not None, config.links.secret_file is not None)

@@ -42,6 +42,7 @@ class WebState:
     reply_codes: bool = False  # SMS replies are accepted (inbound.twilio is configured)
     chat_callback_url: str = ""  # where Mattermost buttons post (links secret + external URL)
     ledger: Ledger | None = None
+    external_url: str = ""  # the receiver's own public URL (runbook links resolve against it)
 
     def link_fields(
         self, clock: Callable[[], float]
@@ -50,6 +51,8 @@ class WebState:
 
         def fields(incident_id: int, person: str | None) -> Mapping[str, str]:
             out = {"reply_code": str(incident_id)} if self.reply_codes else {}
+            if self.external_url:
+                out["receiver_url"] = self.external_url
             now = clock()
             if self.maker is not None:
                 out["ack_url"], out["resolve_url"] = self.maker.urls(incident_id, person, now)
@@ -83,6 +86,7 @@ def web_state(config: ReceiverBase) -> WebState:
         api_token=token.get_secret_value() if token else None,
         maker=link_maker(secret, config.external_url, links.expire),
         reply_codes=config.inbound.twilio is not None,
+        external_url=config.external_url,
         chat_callback_url=(
             config.external_url.rstrip("/") + MATTERMOST_PATH
             if secret and config.external_url
