@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from receiver.actions import IncidentNotFound, InvalidTransition
-from receiver.appkeys import ACTIONS, CLOCK, STORE
+from receiver.appkeys import ACTIONS, CLOCK
 from receiver.numbers import parse_uint
 from receiver.store import StoreUnavailable
 from receiver.web.auth import (
@@ -19,11 +17,13 @@ from receiver.web.auth import (
     login_redirect,
     set_session,
 )
-from receiver.web.render import message, page
+from receiver.web.graph import GRAPHS
+from receiver.web.reads import PAGE_ALERTS
+from receiver.web.render import message, page, page_off_loop
 from receiver.web.state import WEB
 from receiver.web.views import incident_view, split
 
-LIST_LIMIT = 200
+REFRESH = 60  # seconds between the pages' own reloads (meta refresh: no script)
 VERBS = ("ack", "unack", "resolve")
 
 
@@ -37,49 +37,69 @@ def _local_path(target: str) -> str:
 
 
 async def index(request: web.Request) -> web.StreamResponse:
-    """GET /: open and recently resolved incidents."""
+    """GET /: open incidents in triage order, then those resolved within `web.recent`."""
     who = current(request)
     if who is None:
         raise login_redirect(request)
-    store, now = request.app[STORE], request.app[CLOCK]()
+    state, now = request.app[WEB], request.app[CLOCK]()
     try:
-        rows = await store.incidents(None, {}, LIST_LIMIT)
-        full = await asyncio.gather(*(store.incident(r["id"]) for r in rows))
+        open_rows, done_rows = await state.require_reads().listing(now - state.web.recent)
     except StoreUnavailable as exc:
         return message("Store unavailable", f"The store cannot be reached: {exc}", 503)
-    open_, done = split([f for f in full if f is not None], now, request.app[WEB].web.recent)
-    return page(
+    open_, done = split(open_rows, done_rows, now)
+    return await page_off_loop(
         "incidents.html",
         user=who[0],
-        csrf=csrf_token(request.app[WEB], who[1]),
+        csrf=csrf_token(state, who[1]),
         open=open_,
         done=done,
         now=now,
+        refresh=REFRESH,
     )
 
 
 async def show(request: web.Request) -> web.StreamResponse:
-    """GET /incidents/{id}: one incident, its alerts and timeline."""
+    """GET /incidents/{id}?page=N: one incident, one page of its alerts, its timeline."""
     who = current(request)
     if who is None:
         raise login_redirect(request)
     raw = request.match_info["id"]
     incident = parse_uint(raw)
+    number = parse_uint(request.query.get("page", "1")) or 1
+    state, now = request.app[WEB], request.app[CLOCK]()
     try:
-        found = await request.app[STORE].incident(incident) if incident is not None else None
-        if found is not None and "events" not in found:
-            found["events"] = await request.app[WEB].require_ledger().events(found["id"])
+        found = None
+        if incident is not None:
+            found = await state.require_reads().detail(incident, number)
     except StoreUnavailable as exc:
         return message("Store unavailable", f"The store cannot be reached: {exc}", 503)
     if found is None:
         return message("Not found", f"There is no incident {raw}.", 404)
-    return page(
+    view = incident_view(found, now)
+    graphs = await request.app[GRAPHS].for_alerts(found["alerts"], now)
+    return await page_off_loop(
         "incident.html",
         user=who[0],
-        csrf=csrf_token(request.app[WEB], who[1]),
-        i=incident_view(found, request.app[CLOCK]()),
-        now=request.app[CLOCK](),
+        csrf=csrf_token(state, who[1]),
+        i=view,
+        graphs=graphs,
+        pages=pagination(found["alert_count"], number),
+        now=now,
+        refresh=REFRESH,
     )
+
+
+def pagination(count: int, number: int) -> dict[str, int]:
+    """Return where one page of alerts sits among all of an incident's alerts."""
+    last = max(1, -(-count // PAGE_ALERTS))
+    first = (number - 1) * PAGE_ALERTS
+    return {
+        "number": number,
+        "last": last,
+        "first": first + 1 if count else 0,
+        "until": min(count, first + PAGE_ALERTS),
+        "count": count,
+    }
 
 
 async def act(request: web.Request) -> web.StreamResponse:
@@ -108,11 +128,16 @@ async def act(request: web.Request) -> web.StreamResponse:
 
 async def login_form(request: web.Request) -> web.StreamResponse:
     """GET /login."""
+    target = _local_path(request.query.get("next", "/"))
+    return page("login.html", **_login_context(request), error="", next=target)
+
+
+def _login_context(request: web.Request) -> dict[str, bool]:
+    """Return which ways of logging in this receiver accepts (the page says how)."""
     state = request.app[WEB]
-    enabled = bool(state.web.users) or (state.web.api_token_login and bool(state.api_token))
-    return page(
-        "login.html", error="", enabled=enabled, next=_local_path(request.query.get("next", "/"))
-    )
+    token_login = state.web.api_token_login and bool(state.api_token)
+    users = bool(state.web.users)
+    return {"enabled": users or token_login, "users": users, "token_login": token_login}
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -122,7 +147,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     name = str(form.get("name", "")).strip()
     user = check_login(request.app[WEB], name, str(form.get("password", "")))
     if user is None:
-        return page("login.html", 401, error="Wrong name or password.", enabled=True, next=target)
+        context = _login_context(request)
+        return page("login.html", 401, **context, error="Wrong name or password.", next=target)
     response = web.HTTPSeeOther(target)
     set_session(request, response, user)
     raise response

@@ -10,12 +10,16 @@ from receiver import chat_actions, digest, inbound_sms
 from receiver.appkeys import STORE
 from receiver.config import ReceiverBase
 from receiver.web import confirm, pages, runbooks
+from receiver.web.graph import graphs_ctx
 from receiver.web.ledger import Ledger
+from receiver.web.reads import PageReads
 from receiver.web.state import WEB, web_state
 
 
 async def _ledger_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[WEB].ledger = Ledger(app[STORE])
+    ledger = Ledger(app[STORE])
+    app[WEB].ledger = ledger
+    app[WEB].reads = PageReads(ledger, app[STORE])
     yield
 
 
@@ -24,6 +28,7 @@ def add_routes(app: web.Application, config: ReceiverBase) -> None:
     app[WEB] = web_state(config)
     app.cleanup_ctx.append(_ledger_ctx)
     app.cleanup_ctx.append(digest.digest_ctx)
+    app.cleanup_ctx.append(graphs_ctx(config.web.graphs))
     router = app.router
     router.add_get("/", pages.index, name="index")
     router.add_get("/login", pages.login_form, name="login")

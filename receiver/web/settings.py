@@ -25,6 +25,21 @@ class WebUser(StrictModel):
     password_file: SecretFromFile
 
 
+class GraphsConfig(StrictModel):
+    """Per-alert graphs on the incident page, queried from Prometheus by the receiver."""
+
+    enabled: bool = True
+    # Empty: the Prometheus each alert's generatorURL names. Set: that one, for every alert.
+    prometheus_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
+    username: str = ""
+    password_file: SecretFromFile | None = None
+    bearer_token_file: SecretFromFile | None = None
+    timeout: Duration = Field(default=2.0, gt=0, le=30)  # a page view never waits longer
+    range: Duration = Field(default=6 * 3600.0, gt=0)
+    per_page: int = Field(default=10, ge=0, le=50)  # graphs on one page of alerts
+    cache: Duration = Field(default=30.0, ge=0)  # the page refreshes itself: reuse answers
+
+
 class WebConfig(StrictModel):
     """Login to the incidents page: `users`, or the API token when `api_token_login`."""
 
@@ -33,6 +48,7 @@ class WebConfig(StrictModel):
     session_ttl: Duration = Field(default=12 * 3600.0, gt=0)
     recent: Duration = Field(default=7 * 86400.0, gt=0)  # how far back resolved ones are listed
     secure_cookies: bool = True  # only a plain-http test setup turns this off
+    graphs: GraphsConfig = Field(default_factory=GraphsConfig)
 
 
 class TwilioInbound(StrictModel):

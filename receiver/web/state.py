@@ -11,6 +11,7 @@ from aiohttp import web
 from receiver.config import ReceiverBase
 from receiver.links import MATTERMOST_PATH, LinkMaker, derive, link_maker, mattermost_context
 from receiver.web.ledger import Ledger
+from receiver.web.reads import PageReads
 from receiver.web.settings import LinksConfig, WebConfig
 
 
@@ -43,6 +44,13 @@ class WebState:
     chat_callback_url: str = ""  # where Mattermost buttons post (links secret + external URL)
     ledger: Ledger | None = None
     external_url: str = ""  # the receiver's own public URL (runbook links resolve against it)
+    reads: PageReads | None = None
+
+    def require_reads(self) -> PageReads:
+        """Return the page reads (set with the ledger once the store is open)."""
+        if self.reads is None:
+            raise RuntimeError("the store is not open yet")
+        return self.reads
 
     def link_fields(
         self, clock: Callable[[], float]
