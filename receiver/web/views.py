@@ -77,6 +77,11 @@ def actor(name: str | None) -> str:
     return _ACTORS.get(name or "", name or "someone")
 
 
+def resolver(row: Mapping[str, Any]) -> str:
+    """Return who resolved an incident; intake leaves the name empty when Alertmanager did."""
+    return actor(row.get("resolved_by") or "alertmanager")
+
+
 def state_line(row: Mapping[str, Any], now: float) -> str:
     """Return e.g. `acknowledged by dana 3m ago`, `resolved by Alertmanager after 42m`."""
     state = row["state"]
@@ -85,7 +90,7 @@ def state_line(row: Mapping[str, Any], now: float) -> str:
     if state == "resolved":
         start, end = _epoch(row.get("opened_at")), _epoch(row.get("resolved_at"))
         took = f" after {humanize_duration(end - start)}" if start and end else ""
-        return f"resolved by {actor(row.get('resolved_by'))}{took}"
+        return f"resolved by {resolver(row)}{took}"
     return f"triggered {_ago(row.get('opened_at'), now)} ago"
 
 
@@ -140,7 +145,7 @@ def timeline(row: Mapping[str, Any]) -> list[dict[str, Any]]:
     if row.get("opened_at") and not kinds & {"fired", "opened"}:
         events.append({"at": row["opened_at"], "kind": "opened", "actor": "", "detail": ""})
     if row.get("resolved_at") and "resolved" not in kinds:
-        who = actor(row.get("resolved_by"))
+        who = resolver(row)
         events.append({"at": row["resolved_at"], "kind": "resolved", "actor": who, "detail": ""})
     return sorted(events, key=lambda e: _epoch(e["at"]) or 0.0)
 
