@@ -104,7 +104,9 @@ async def test_list_orders_by_state_severity_age_and_tells_who_was_paged(rx: Run
     assert "paged: alice via chat" in page
     assert re.search(r"acknowledged by api \S+ ago", page)
     done = page.split("Recently resolved", 1)[1]
-    assert re.search(r"resolved by Alertmanager after \S+", done), re.findall("resolved by [^<]*", done)
+    assert re.search(r"resolved by Alertmanager after \S+", done), re.findall(
+        "resolved by [^<]*", done
+    )
     assert "QueueBacklogHigh value is 42, above 10" in page
     assert 'href="/docs/runbooks/QueueBacklogHigh.md"' in page
     assert "[firing]" not in page
