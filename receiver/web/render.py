@@ -48,7 +48,8 @@ button{font:inherit;padding:.45rem 1rem;min-height:2.75rem;border:1px solid #888
 border-radius:.4rem;background:#f4f4f4;cursor:pointer}
 button.primary{background:#b00020;border-color:#b00020;color:#fff}
 nav button{min-height:auto;padding:.15rem .6rem}
-figure.graph{margin:.4rem 0}svg.graph{display:block;width:100%;max-width:40rem;height:auto}
+figure.graph{margin:.4rem 0}figcaption{font-size:.8rem;color:#666}
+svg.graph{display:block;width:100%;max-width:40rem;height:auto}
 .timeline{padding-left:1.2rem}.timeline li{margin:.2rem 0}.timeline time{color:#666}
 .error{color:#b00020}.hint{color:#444;border-top:1px solid #ddd;margin-top:1rem}
 .login input{font:inherit;padding:.4rem;width:100%;max-width:22rem;display:block}

@@ -13,6 +13,7 @@ from receiver.web.render import safe_url
 LIST_VALUE_CHARS = 60  # a label value longer than this is cut on the list (full on the detail)
 _STATE_RANK = {"triggered": 0, "acknowledged": 1, "resolved": 2}
 _SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+_IN_HEADLINE = frozenset({"alertname", "severity"})  # the list shows them as title and badge
 _ACTORS = {"alertmanager": "Alertmanager", "watchdog": "the watchdog"}
 
 
@@ -54,7 +55,11 @@ def _alert(alert: Mapping[str, Any], incident: Mapping[str, Any], cut: int | Non
     return {
         "status": "resolved" if over else alert.get("status", ""),
         "fired": fired,
-        "labels": [(k, _cut(str(v), cut)) for k, v in sorted(alert.get("labels", {}).items())],
+        "labels": [
+            (k, _cut(str(v), cut))
+            for k, v in sorted(alert.get("labels", {}).items())
+            if cut is None or k not in _IN_HEADLINE
+        ],
         "summary": annotations.get("summary", ""),
         "description": annotations.get("description", ""),
         "generator_url": safe_url(alert.get("generator_url")),
