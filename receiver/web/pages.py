@@ -18,7 +18,7 @@ from receiver.web.auth import (
     set_session,
 )
 from receiver.web.graph import GRAPHS
-from receiver.web.reads import PAGE_ALERTS
+from receiver.web.reads import LIST_OPEN, PAGE_ALERTS
 from receiver.web.render import message, page, page_off_loop
 from receiver.web.state import WEB
 from receiver.web.views import incident_view, split
@@ -42,20 +42,24 @@ async def index(request: web.Request) -> web.StreamResponse:
     if who is None:
         raise login_redirect(request)
     state, now = request.app[WEB], request.app[CLOCK]()
-    try:
-        open_rows, done_rows = await state.require_reads().listing(now - state.web.recent)
-    except StoreUnavailable as exc:
-        return message("Store unavailable", f"The store cannot be reached: {exc}", 503)
-    open_, done = split(open_rows, done_rows, now)
-    return await page_off_loop(
-        "incidents.html",
-        user=who[0],
-        csrf=csrf_token(state, who[1]),
-        open=open_,
-        done=done,
-        now=now,
-        refresh=REFRESH,
-    )
+    number = parse_uint(request.query.get("page", "1")) or 1
+    async with state.views:
+        try:
+            reads = state.require_reads()
+            open_rows, done_rows, total = await reads.listing(now - state.web.recent, number)
+        except StoreUnavailable as exc:
+            return message("Store unavailable", f"The store cannot be reached: {exc}", 503)
+        open_, done = split(open_rows, done_rows, now)
+        return await page_off_loop(
+            "incidents.html",
+            user=who[0],
+            csrf=csrf_token(state, who[1]),
+            open=open_,
+            done=done,
+            pages=pagination(total, number, LIST_OPEN),
+            now=now,
+            refresh=REFRESH,
+        )
 
 
 async def show(request: web.Request) -> web.StreamResponse:
@@ -67,37 +71,40 @@ async def show(request: web.Request) -> web.StreamResponse:
     incident = parse_uint(raw)
     number = parse_uint(request.query.get("page", "1")) or 1
     state, now = request.app[WEB], request.app[CLOCK]()
-    try:
-        found = None
-        if incident is not None:
-            found = await state.require_reads().detail(incident, number)
-    except StoreUnavailable as exc:
-        return message("Store unavailable", f"The store cannot be reached: {exc}", 503)
-    if found is None:
-        return message("Not found", f"There is no incident {raw}.", 404)
-    view = incident_view(found, now)
+    async with state.views:
+        try:
+            found = None
+            if incident is not None:
+                found = await state.require_reads().detail(incident, number)
+        except StoreUnavailable as exc:
+            return message("Store unavailable", f"The store cannot be reached: {exc}", 503)
+        if found is None:
+            return message("Not found", f"There is no incident {raw}.", 404)
+        view = incident_view(found, now)
+    # Outside the gate: waiting on Prometheus costs no CPU and must not hold other views up.
     graphs = await request.app[GRAPHS].for_alerts(found["alerts"], now)
-    return await page_off_loop(
-        "incident.html",
-        user=who[0],
-        csrf=csrf_token(state, who[1]),
-        i=view,
-        graphs=graphs,
-        pages=pagination(found["alert_count"], number),
-        now=now,
-        refresh=REFRESH,
-    )
+    async with state.views:
+        return await page_off_loop(
+            "incident.html",
+            user=who[0],
+            csrf=csrf_token(state, who[1]),
+            i=view,
+            graphs=graphs,
+            pages=pagination(found["alert_count"], number, PAGE_ALERTS),
+            now=now,
+            refresh=REFRESH,
+        )
 
 
-def pagination(count: int, number: int) -> dict[str, int]:
-    """Return where one page of alerts sits among all of an incident's alerts."""
-    last = max(1, -(-count // PAGE_ALERTS))
-    first = (number - 1) * PAGE_ALERTS
+def pagination(count: int, number: int, size: int) -> dict[str, int]:
+    """Return where one page sits among `count` items shown `size` at a time."""
+    last = max(1, -(-count // size))
+    first = (number - 1) * size
     return {
         "number": number,
         "last": last,
         "first": first + 1 if count else 0,
-        "until": min(count, first + PAGE_ALERTS),
+        "until": min(count, first + size),
         "count": count,
     }
 

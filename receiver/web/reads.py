@@ -7,14 +7,17 @@ the counts come from SQL.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from receiver.store import Store
 from receiver.store.rows import to_json
-from receiver.web.ledger import Ledger, Row
+from receiver.web.ledger import Row
 
-LIST_LIMIT = 200  # incidents per section of the list
+Query = Callable[..., Awaitable[list[Row]]]  # (sql with %s placeholders, *params) → rows
+
+LIST_OPEN = 50  # open incidents per page of the list
+LIST_RESOLVED = 20  # recently resolved ones under them (the API has them all)
 LIST_ALERTS = 5  # alerts each incident shows on the list
 PAGE_ALERTS = 50  # alerts per page of an incident
 
@@ -24,7 +27,14 @@ _COLUMNS = (
     "paged, channels"
 )
 # S608: these statements are built from the constants above only; values go in as parameters.
-OPEN = f"SELECT {_COLUMNS} FROM incidents WHERE state <> 'resolved' ORDER BY id DESC LIMIT %s"  # noqa: S608
+# Triage order in SQL, so a page of the list is the right 50: state, severity, newest.
+OPEN = (
+    f"SELECT {_COLUMNS} FROM incidents WHERE state <> 'resolved' "  # noqa: S608
+    "ORDER BY CASE state WHEN 'triggered' THEN 0 ELSE 1 END, "
+    "CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 WHEN 'info' THEN 2 ELSE 3 END, "
+    "opened_at DESC, id DESC LIMIT %s OFFSET %s"
+)
+OPEN_COUNT = "SELECT COUNT(*) AS n FROM incidents WHERE state <> 'resolved'"
 RECENT = (
     f"SELECT {_COLUMNS} FROM incidents WHERE state = 'resolved' AND resolved_at >= %s "  # noqa: S608
     "ORDER BY resolved_at DESC LIMIT %s"
@@ -32,10 +42,15 @@ RECENT = (
 ONE = f"SELECT {_COLUMNS} FROM incidents WHERE id = %s"  # noqa: S608
 # Firing before resolved, then newest first; a window numbers each incident's alerts.
 _ORDER = "CASE status WHEN 'firing' THEN 0 ELSE 1 END, starts_at DESC, fingerprint"
-FIRST_ALERTS = (
-    "SELECT * FROM (SELECT a.*, ROW_NUMBER() OVER (PARTITION BY incident_id ORDER BY "  # noqa: S608
-    f"{_ORDER}) AS n, COUNT(*) OVER (PARTITION BY incident_id) AS total "
-    "FROM incident_alerts a WHERE incident_id IN ({ids})) ranked WHERE n <= %s ORDER BY n"
+# One top-N query per incident, joined: LIMIT on an incident's own rows is a cheap partial
+# sort, where a window over every alert of a 10 000-alert incident sorts them all.
+_FIRST = (
+    "SELECT * FROM (SELECT * FROM incident_alerts WHERE incident_id = %s "  # noqa: S608
+    f"ORDER BY {_ORDER} LIMIT %s) first_alerts"
+)
+COUNTS = (
+    "SELECT incident_id, COUNT(*) AS total FROM incident_alerts "
+    "WHERE incident_id IN ({ids}) GROUP BY incident_id"
 )
 ALERT_PAGE = (
     f"SELECT * FROM incident_alerts WHERE incident_id = %s ORDER BY {_ORDER} LIMIT %s OFFSET %s"  # noqa: S608
@@ -57,15 +72,17 @@ def _in(count: int) -> str:
 class PageReads:
     """Bounded reads for the incidents pages."""
 
-    def __init__(self, ledger: Ledger, store: Store) -> None:
-        self.ledger, self.store = ledger, store
+    def __init__(self, query: Query, store: Store) -> None:
+        self.query, self.store = query, store
 
-    async def listing(self, recent_since: float) -> tuple[list[Row], list[Row]]:
-        """Return (open, recently resolved) incidents with their first alerts and notices."""
-        open_ = [to_json(r) for r in await self.ledger.query(OPEN, LIST_LIMIT)]
-        done = [to_json(r) for r in await self.ledger.query(RECENT, recent_since, LIST_LIMIT)]
+    async def listing(self, recent_since: float, page: int) -> tuple[list[Row], list[Row], int]:
+        """Return one page of open incidents, the recently resolved, and how many are open."""
+        offset = (page - 1) * LIST_OPEN
+        open_ = [to_json(r) for r in await self.query(OPEN, LIST_OPEN, offset)]
+        done = [to_json(r) for r in await self.query(RECENT, recent_since, LIST_RESOLVED)]
+        total = (await self.query(OPEN_COUNT))[0]["n"]
         await self._attach(open_ + done)
-        return open_, done
+        return open_, done, int(total)
 
     async def _attach(self, incidents: Sequence[Row]) -> None:
         if not incidents:
@@ -74,24 +91,24 @@ class PageReads:
         by_id: dict[int, Any] = {i["id"]: i for i in incidents}
         for i in incidents:
             i.update(alerts=[], alert_count=0, notifications=[])
-        sql = FIRST_ALERTS.replace("{ids}", _in(len(ids)))
-        for a in await self.ledger.query(sql, *ids, LIST_ALERTS):
-            owner = by_id[a["incident_id"]]
-            owner["alerts"].append(to_json(a))
-            owner["alert_count"] = int(a["total"])
-        for n in await self.ledger.query(NOTIFIED.replace("{ids}", _in(len(ids))), *ids):
+        first = " UNION ALL ".join([_FIRST] * len(ids))
+        for a in await self.query(first, *(v for i in ids for v in (i, LIST_ALERTS))):
+            by_id[a["incident_id"]]["alerts"].append(to_json(a))
+        for c in await self.query(COUNTS.replace("{ids}", _in(len(ids))), *ids):
+            by_id[c["incident_id"]]["alert_count"] = int(c["total"])
+        for n in await self.query(NOTIFIED.replace("{ids}", _in(len(ids))), *ids):
             by_id[n["incident_id"]]["notifications"].append(dict(n))
 
     async def detail(self, incident_id: int, page: int) -> Row | None:
         """Return one incident with one page of alerts, its notifications and timeline."""
-        found = await self.ledger.query(ONE, incident_id)
+        found = await self.query(ONE, incident_id)
         if not found:
             return None
         incident = to_json(found[0])
-        counts = (await self.ledger.query(ALERT_COUNTS, incident_id))[0]
+        counts = (await self.query(ALERT_COUNTS, incident_id))[0]
         offset = (page - 1) * PAGE_ALERTS
-        alerts = await self.ledger.query(ALERT_PAGE, incident_id, PAGE_ALERTS, offset)
-        notices = await self.ledger.query(NOTIFIED.replace("{ids}", "%s"), incident_id)
+        alerts = await self.query(ALERT_PAGE, incident_id, PAGE_ALERTS, offset)
+        notices = await self.query(NOTIFIED.replace("{ids}", "%s"), incident_id)
         incident.update(
             alerts=[to_json(a) for a in alerts],
             alert_count=int(counts["total"] or 0),

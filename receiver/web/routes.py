@@ -9,18 +9,27 @@ from aiohttp import web
 from receiver import chat_actions, digest, inbound_sms
 from receiver.appkeys import STORE
 from receiver.config import ReceiverBase
+from receiver.store.sqlite import SqliteBackend
 from receiver.web import confirm, pages, runbooks
 from receiver.web.graph import graphs_ctx
 from receiver.web.ledger import Ledger
 from receiver.web.reads import PageReads
+from receiver.web.sqlite_reader import SqliteReader
 from receiver.web.state import WEB, web_state
 
 
 async def _ledger_ctx(app: web.Application) -> AsyncIterator[None]:
-    ledger = Ledger(app[STORE])
+    store = app[STORE]
+    ledger = Ledger(store)
     app[WEB].ledger = ledger
-    app[WEB].reads = PageReads(ledger, app[STORE])
-    yield
+    # SQLite: pages read on connections of their own, never queueing before intake's writes.
+    reader = SqliteReader(store.path) if isinstance(store, SqliteBackend) else None
+    app[WEB].reads = PageReads(reader.query if reader else ledger.query, store)
+    try:
+        yield
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 def add_routes(app: web.Application, config: ReceiverBase) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -45,6 +46,8 @@ class WebState:
     ledger: Ledger | None = None
     external_url: str = ""  # the receiver's own public URL (runbook links resolve against it)
     reads: PageReads | None = None
+    # Page views read and render two at a time: the rest wait, intake keeps the CPU it needs.
+    views: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
 
     def require_reads(self) -> PageReads:
         """Return the page reads (set with the ledger once the store is open)."""

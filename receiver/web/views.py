@@ -11,8 +11,6 @@ from receiver.templates import humanize_duration
 from receiver.web.render import safe_url
 
 LIST_VALUE_CHARS = 60  # a label value longer than this is cut on the list (full on the detail)
-_STATE_RANK = {"triggered": 0, "acknowledged": 1, "resolved": 2}
-_SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 _IN_HEADLINE = frozenset({"alertname", "severity"})  # the list shows them as title and badge
 _ACTORS = {"alertmanager": "Alertmanager", "watchdog": "the watchdog"}
 
@@ -171,20 +169,10 @@ def _event(event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def ordered(views: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return open incidents by state (triggered first), severity, then newest first."""
-
-    def key(v: Mapping[str, Any]) -> tuple[int, int, float]:
-        opened = _epoch(v["opened_at"]) or 0.0
-        return (_STATE_RANK.get(v["state"], 3), _SEVERITY_RANK.get(v["severity"], 3), -opened)
-
-    return sorted(views, key=key)
-
-
 def split(
     open_rows: Sequence[Mapping[str, Any]], done_rows: Sequence[Mapping[str, Any]], now: float
 ) -> tuple[list[Any], list[Any]]:
-    """Return (open, recently resolved) views: open ones in triage order, resolved newest first."""
-    open_ = ordered([incident_view(r, now, LIST_VALUE_CHARS) for r in open_rows])
+    """Return the list's views, in the order read (triage order, newest resolved first)."""
+    open_ = [incident_view(r, now, LIST_VALUE_CHARS) for r in open_rows]
     done = [incident_view(r, now, LIST_VALUE_CHARS) for r in done_rows]
     return open_, done
