@@ -18,7 +18,15 @@ from aiohttp import web
 from receiver.escalation_app import WORKER
 from tests.conftest import free_port
 from tests.receiver._ack_helpers import API_TOKEN, ack_config, serve
-from tests.receiver._helpers import Running, Script, alert, payload, register_script, store_yaml
+from tests.receiver._helpers import (
+    Running,
+    Script,
+    alert,
+    payload,
+    register_script,
+    store_dsn,
+    store_yaml,
+)
 from tests.receiver.test_web import fetch, login
 
 SPOOF = "db\u202egnp.exe"
@@ -46,13 +54,17 @@ def script(monkeypatch: pytest.MonkeyPatch) -> Script:
     return register_script(monkeypatch)
 
 
-async def _serve(tmp_path: Path, web_extra: str = "") -> AsyncIterator[Running]:
+async def _serve(
+    tmp_path: Path, web_extra: str = "", kind: str = "sqlite", unique: str = ""
+) -> AsyncIterator[Running]:
     port = free_port()
-    text = ack_config(tmp_path, store_yaml("sqlite", tmp_path, ""), f"http://127.0.0.1:{port}")
-    if web_extra:
-        text = text.replace("secure_cookies: false}", f"secure_cookies: false, {web_extra}}}")
-    async with serve(text, port=port) as running:
-        yield running
+    async with store_dsn(kind, unique) as dsn:
+        store = store_yaml(kind, tmp_path, dsn)
+        text = ack_config(tmp_path, store, f"http://127.0.0.1:{port}")
+        if web_extra:
+            text = text.replace("secure_cookies: false}", f"secure_cookies: false, {web_extra}}}")
+        async with serve(text, port=port) as running:
+            yield running
 
 
 @pytest.fixture
@@ -112,7 +124,15 @@ async def test_list_orders_by_state_severity_age_and_tells_who_was_paged(rx: Run
     assert "[firing]" not in page
 
 
-async def test_big_incident_is_capped_on_the_list_and_paged_on_its_page(rx: Running) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_big_incident_is_capped_on_the_list_and_paged_on_its_page(
+    script: Script, tmp_path: Path, unique: str, kind: str
+) -> None:
+    async for rx in _serve(tmp_path, kind=kind, unique=unique):
+        await _big_incident(rx)
+
+
+async def _big_incident(rx: Running) -> None:
     alerts = [alert(f"f{n:04d}", starts=_iso(600 + n), backup=f"set{n:04d}") for n in range(120)]
     assert (await rx.post(payload(*alerts))).status == 200
     cookie = await login(rx)
