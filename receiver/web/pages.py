@@ -17,7 +17,7 @@ from receiver.web.auth import (
     login_redirect,
     set_session,
 )
-from receiver.web.graph import GRAPHS
+from receiver.web.graphs import GRAPHS
 from receiver.web.reads import LIST_OPEN, PAGE_ALERTS
 from receiver.web.render import message, page, page_off_loop
 from receiver.web.state import WEB

@@ -11,7 +11,7 @@ from receiver.appkeys import STORE
 from receiver.config import ReceiverBase
 from receiver.store.sqlite import SqliteBackend
 from receiver.web import confirm, pages, runbooks
-from receiver.web.graph import graphs_ctx
+from receiver.web.graphs import graphs_ctx
 from receiver.web.ledger import Ledger
 from receiver.web.reads import PageReads
 from receiver.web.sqlite_reader import SqliteReader

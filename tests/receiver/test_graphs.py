@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from receiver.web.graph import GraphError, parse, pick
-from receiver.web.graph_svg import number, svg
-from receiver.web.promql import Plot, plot, source
+from receiver.web.graphs.fetch import GraphError, parse, pick
+from receiver.web.graphs.promql import Plot, plot, source
+from receiver.web.graphs.svg import number, svg
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 

@@ -22,8 +22,8 @@ from markupsafe import Markup
 
 from maintwatch.httpauth import basic_auth
 from receiver.templates import humanize_duration
-from receiver.web.graph_svg import svg
-from receiver.web.promql import plot, source
+from receiver.web.graphs.promql import plot, source
+from receiver.web.graphs.svg import svg
 from receiver.web.settings import GraphsConfig
 
 MAX_BODY = 4 * 1024 * 1024  # bytes of one query_range answer
