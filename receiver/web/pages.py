@@ -6,6 +6,7 @@ from aiohttp import web
 
 from receiver.actions import IncidentNotFound, InvalidTransition
 from receiver.appkeys import ACTIONS, CLOCK
+from receiver.graphs import GRAPHS
 from receiver.numbers import parse_uint
 from receiver.store import StoreUnavailable
 from receiver.web.auth import (
@@ -17,7 +18,6 @@ from receiver.web.auth import (
     login_redirect,
     set_session,
 )
-from receiver.web.graphs import GRAPHS
 from receiver.web.reads import LIST_OPEN, PAGE_ALERTS
 from receiver.web.render import message, page, page_off_loop
 from receiver.web.state import WEB

@@ -9,9 +9,9 @@ from aiohttp import web
 from receiver import chat_actions, digest, inbound_sms
 from receiver.appkeys import STORE
 from receiver.config import ReceiverBase
+from receiver.graphs import graphs_ctx
 from receiver.store.sqlite import SqliteBackend
 from receiver.web import confirm, pages, runbooks
-from receiver.web.graphs import graphs_ctx
 from receiver.web.ledger import Ledger
 from receiver.web.reads import PageReads
 from receiver.web.sqlite_reader import SqliteReader

@@ -5,94 +5,30 @@ drawn from a real Prometheus holding the alert's series. Screenshots go to the a
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.conftest import free_port, require_tool
-from tests.dashboards._world_helpers import query, running, wait_until
+from tests.conftest import free_port
 from tests.receiver._ack_helpers import PASSWORD, ack_config, serve
 from tests.receiver._helpers import Running, alert, payload, register_script, store_yaml
+from tests.receiver._prometheus_helpers import generator_url, prometheus  # noqa: F401
 from tests.receiver.test_browser import ARTIFACTS, browser  # noqa: F401 - a fixture, by name
 
-SERIES = 'job="maintwatch",instance="127.0.0.1:9839",backup="tongacp_db"'
-EXPR = (
-    "(time() - maintwatch_backup_last_timestamp_seconds) > 1 * maintwatch_backup_max_age_seconds"
-    " and on (job, instance, backup) maintwatch_backup_files > 0"
-)
 VALUE = "newest backup is 1d 4h old, expected every 1d 2h"
 SIZES = [(1400, 1000), (390, 844)]
-
-
-def _openmetrics(now: int) -> str:
-    """Return 8 h of a backup set that stopped 28 h ago, with a 26 h cadence."""
-    lines = []
-    values = {
-        "maintwatch_backup_last_timestamp_seconds": now - 28 * 3600,
-        "maintwatch_backup_max_age_seconds": 26 * 3600,
-        "maintwatch_backup_files": 7,
-    }
-    for name, value in values.items():
-        lines += [f"# HELP {name} test", f"# TYPE {name} gauge"]
-        lines += [f"{name}{{{SERIES}}} {value} {t}" for t in range(now - 8 * 3600, now - 30, 60)]
-    return "\n".join([*lines, "# EOF", ""])
-
-
-@pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Run Prometheus on a TSDB backfilled (promtool) with the alert's series; return its URL."""
-    binary, promtool = require_tool("prometheus"), require_tool("promtool")
-    root = tmp_path_factory.mktemp("graph-prometheus")
-    (root / "data.om").write_text(_openmetrics(int(time.time())))
-    subprocess.run(
-        [
-            promtool,
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            str(root / "data.om"),
-            str(root / "tsdb"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (root / "prometheus.yml").write_text("global: {scrape_interval: 1m}\n")
-    port = free_port()
-    args = [
-        binary,
-        f"--config.file={root / 'prometheus.yml'}",
-        f"--storage.tsdb.path={root / 'tsdb'}",
-    ]
-    args += [f"--web.listen-address=127.0.0.1:{port}"]
-    base = f"http://127.0.0.1:{port}"
-    with running(args, root / "prometheus.log"):
-        wait_until(
-            lambda: _has_data(base),
-            "Prometheus serving the backfilled series",
-            root / "prometheus.log",
-        )
-        yield base
-
-
-def _has_data(base: str) -> bool:
-    try:
-        return bool(query(base, "maintwatch_backup_max_age_seconds")["data"]["result"])
-    except OSError:
-        return False
 
 
 def _iso(seconds_ago: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds_ago))
 
 
-def incidents(prometheus: str) -> list[dict[str, Any]]:
-    """Return a critical backup incident (graphable), a warning one, and a long-label one."""
+def incidents(prometheus_url: str) -> list[dict[str, Any]]:
+    """Return a critical backup incident (graphable, one long label value) and a warning one."""
     backup = alert(
         "b0",
         starts=_iso(2 * 3600),
@@ -107,7 +43,7 @@ def incidents(prometheus: str) -> list[dict[str, Any]]:
         "description": VALUE,
         "runbook_url": "docs/runbooks/BackupTooOld.md",
     }
-    backup["generatorURL"] = f"{prometheus}/graph?g0.expr={quote(EXPR)}&g0.tab=1"
+    backup["generatorURL"] = generator_url(prometheus_url)
     first = payload(backup, group='{}:{alertname="BackupTooOld"}', alertname="BackupTooOld")
     first["commonLabels"] = dict(backup["labels"])
     first["groupLabels"] = {"alertname": "BackupTooOld"}
@@ -123,7 +59,9 @@ def incidents(prometheus: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def rx(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prometheus: str
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    prometheus: str,  # noqa: F811 - the fixture
 ) -> AsyncIterator[Running]:
     """Serve a receiver holding the incidents, reachable where the browser looks."""
     register_script(monkeypatch)

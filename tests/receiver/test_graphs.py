@@ -4,14 +4,18 @@ that is the alert's, Prometheus' answer parsed or refused, and the SVG itself.""
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from receiver.web.graphs.fetch import GraphError, parse, pick
-from receiver.web.graphs.promql import Plot, plot, source
-from receiver.web.graphs.svg import number, svg
+from receiver.graphs.curves import Curves
+from receiver.graphs.fetch import GraphError, parse, pick
+from receiver.graphs.png import png
+from receiver.graphs.promql import Plot, plot, source
+from receiver.graphs.svg import number, svg
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 
@@ -88,15 +92,27 @@ def test_parse_refuses_what_is_not_a_range_result() -> None:
 def test_svg_draws_value_threshold_and_firing() -> None:
     value = [(float(t), float(t)) for t in range(0, 3600, 60)]
     threshold = [(float(t), 1800.0) for t in range(0, 3600, 60)]
-    drawn = str(svg("x > 1800 <script>", (0.0, 3600.0), value, threshold, (1800.0, 3600.0)))
+    curves = Curves("x > 1800 <script>", (0.0, 3600.0), value, threshold, (1800.0, 3600.0))
+    drawn = str(svg(curves))
     assert drawn.startswith('<svg class="graph"')
     assert 'class="value" d="M' in drawn
     assert 'class="threshold" d="M' in drawn
     assert 'class="firing"' in drawn
     assert "<script>" not in drawn
     gap = [(0.0, 1.0), (60.0, float("nan")), (120.0, 2.0)]
-    assert str(svg("g", (0.0, 120.0), gap, [], (0.0, 0.0))).count("M") >= 2
+    assert str(svg(Curves("g", (0.0, 120.0), gap, [], (0.0, 0.0)))).count("M") >= 2
 
 
 def test_axis_numbers_are_short() -> None:
     assert [number(v) for v in (0.5, 1500, 93600, 3.6e6)] == ["0.5", "1.5k", "93.6k", "3.6M"]
+
+
+def test_png_is_a_valid_image_of_the_same_curves() -> None:
+    value = [(float(t), float(t)) for t in range(0, 3600, 60)]
+    image = png(Curves("x", (0.0, 3600.0), value, [(0.0, 1800.0)], (1800.0, 3600.0)))
+    assert image.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = struct.unpack(">II", image[16:24])
+    assert (width, height) == (600, 150)
+    raw = zlib.decompress(image[image.index(b"IDAT") + 4 : image.index(b"IEND") - 8])
+    assert len(raw) == height * (1 + width * 3)
+    assert bytes((21, 101, 192)) in raw  # the value's blue was drawn

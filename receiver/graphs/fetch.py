@@ -21,10 +21,11 @@ from aiohttp import web
 from markupsafe import Markup
 
 from maintwatch.httpauth import basic_auth
+from receiver.graphs.curves import Curves
+from receiver.graphs.promql import plot, source
+from receiver.graphs.settings import GraphsConfig
+from receiver.graphs.svg import svg
 from receiver.templates import humanize_duration
-from receiver.web.graphs.promql import plot, source
-from receiver.web.graphs.svg import svg
-from receiver.web.settings import GraphsConfig
 
 MAX_BODY = 4 * 1024 * 1024  # bytes of one query_range answer
 POINTS = 240  # samples across the window
@@ -40,7 +41,7 @@ class Shown:
 
 
 class GraphError(Exception):
-    """Prometheus could not give us the series (the message is shown on the page)."""
+    """There is no graph to draw; the message says why, in one line for the page."""
 
 
 def _epoch(moment: str | None) -> float | None:
@@ -94,18 +95,25 @@ class Graphs:
 
     async def _bounded(self, alert: Mapping[str, Any], now: float) -> Shown:
         try:
+            return Shown(svg=svg(await self.curves(alert, now)))
+        except GraphError as exc:
+            return Shown(note=f"No graph: {exc}.")
+
+    async def curves(self, alert: Mapping[str, Any], now: float) -> Curves:
+        """Return an alert's curves within the timeout, or raise GraphError saying why not."""
+        try:
             async with asyncio.timeout(self.config.timeout):
-                return await self._one(alert, now)
+                return await self._curves(alert, now)
         except TimeoutError:
             seconds = humanize_duration(self.config.timeout)
-            return Shown(note=f"No graph: Prometheus did not answer within {seconds}.")
-        except (GraphError, aiohttp.ClientError, OSError) as exc:
-            return Shown(note=f"No graph: {_reason(exc)}.")
+            raise GraphError(f"Prometheus did not answer within {seconds}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise GraphError(f"Prometheus cannot be reached ({type(exc).__name__})") from exc
 
-    async def _one(self, alert: Mapping[str, Any], now: float) -> Shown:
+    async def _curves(self, alert: Mapping[str, Any], now: float) -> Curves:
         found = source(str(alert.get("generator_url") or ""))
         if found is None or self.http is None:
-            return Shown(note="No graph: the alert names no Prometheus expression.")
+            raise GraphError("the alert names no Prometheus expression")
         base = self.config.prometheus_url.rstrip("/") or found.base
         window = self._window(alert, now)
         wanted = plot(found.expr)
@@ -116,11 +124,11 @@ class Graphs:
         )
         points = pick(value, labels)
         if not points:
-            return Shown(note="No graph: Prometheus holds no data for this alert's series.")
+            raise GraphError("Prometheus holds no data for this alert's series")
         start = _epoch(alert.get("starts_at")) or window[0]
         end = _epoch(alert.get("ends_at")) or now
         title = f"{wanted.value} {wanted.operator} {wanted.threshold}".strip()
-        return Shown(svg=svg(title, window, points, pick(threshold, labels), (start, end)))
+        return Curves(title, window, points, pick(threshold, labels), (start, end))
 
     def _window(self, alert: Mapping[str, Any], now: float) -> tuple[float, float]:
         """Return `range` seconds ending now, or a while after the alert ended."""
@@ -171,12 +179,6 @@ class Graphs:
 
 async def _none() -> Series:
     return []
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, GraphError):
-        return str(exc)
-    return f"Prometheus cannot be reached ({type(exc).__name__})"
 
 
 GRAPHS = web.AppKey("graphs", Graphs)

@@ -4,13 +4,13 @@ interval shaded. Inline SVG is markup, not script: the page keeps its strict CSP
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from markupsafe import Markup, escape
 
-Points = Sequence[tuple[float, float]]
+from receiver.graphs.curves import Curves, Points
+
 W, H = 600, 150
 LEFT, RIGHT, TOP, BOTTOM = 52, 8, 8, 20
 
@@ -43,43 +43,53 @@ def number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _frame(start: float, end: float, series: Sequence[Points]) -> Frame:
-    values = [v for points in series for _, v in points if math.isfinite(v)]
+def frame_of(curves: Curves) -> Frame:
+    """Return the frame that holds every finite point of the value and the threshold."""
+    points = [*curves.value, *curves.threshold]
+    values = [v for _, v in points if math.isfinite(v)]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     pad = (high - low) * 0.08 or abs(high) * 0.1 or 1.0
-    return Frame(start, end, low - pad, high + pad)
+    return Frame(*curves.window, low - pad, high + pad)
 
 
-def _path(points: Points, frame: Frame) -> str:
-    """Return SVG path data; a gap (NaN or a missing step) starts a new segment."""
-    out, pen_up, last_t = [], True, None
+def shade(frame: Frame, firing: tuple[float, float]) -> tuple[float, float]:
+    """Return the x range of the firing interval, clipped to the plot."""
+    return max(frame.x(firing[0]), LEFT), min(frame.x(firing[1]), W - RIGHT)
+
+
+def segments(points: Points, frame: Frame) -> list[list[tuple[float, float]]]:
+    """Return runs of (x, y); a gap (NaN or a missing step) starts a new run."""
+    runs: list[list[tuple[float, float]]] = []
+    last_t: float | None = None
     gap = (frame.end - frame.start) / 60
     for t, v in points:
         if not math.isfinite(v):
-            pen_up = True
+            last_t = None
             continue
-        if last_t is not None and t - last_t > gap:
-            pen_up = True
-        out.append(f"{'M' if pen_up else 'L'}{frame.x(t):.1f},{frame.y(v):.1f}")
-        pen_up, last_t = False, t
-    return " ".join(out)
+        if last_t is None or t - last_t > gap:
+            runs.append([])
+        runs[-1].append((frame.x(t), frame.y(v)))
+        last_t = t
+    return runs
+
+
+def _path(points: Points, frame: Frame) -> str:
+    """Return SVG path data, one `M` per run."""
+    return " ".join(
+        " ".join(f"{'L' if i else 'M'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(run))
+        for run in segments(points, frame)
+    )
 
 
 def _clock(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%H:%M")
 
 
-def svg(
-    title: str,
-    window: tuple[float, float],
-    value: Points,
-    threshold: Points,
-    firing: tuple[float, float],
-) -> Markup:
-    """Return the graph; `firing` is (start, end) of the alert, shaded."""
-    frame = _frame(*window, [value, threshold])
-    fx0 = max(frame.x(firing[0]), LEFT)
-    fx1 = min(frame.x(firing[1]), W - RIGHT)
+def svg(curves: Curves) -> Markup:
+    """Return the graph: the value, the threshold dashed, the firing interval shaded."""
+    title, value, threshold = curves.title, curves.value, curves.threshold
+    frame = frame_of(curves)
+    fx0, fx1 = shade(frame, curves.firing)
     parts = [
         f'<svg class="graph" viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}" '
         'xmlns="http://www.w3.org/2000/svg">',
