@@ -15,7 +15,7 @@ from twilio.rest import Client
 
 from maintwatch.configload import Duration, SecretFromFile
 from maintwatch.httpauth import basic_auth
-from receiver.channels._sms_text import fit
+from receiver.channels._sms_text import fit, plain
 from receiver.channels.base import (
     Channel,
     ChannelConfig,
@@ -103,6 +103,9 @@ class TwilioHttp(AsyncHttpClient):  # type: ignore[misc]  # twilio ships no type
             return Response(response.status, await response.text(), response.headers)
 
 
+KEEP_TEXT = 80  # characters of the text a link may not cut into (severity, name, the value)
+
+
 def sms_body(notification: Notification, head: str, max_segments: int) -> str:
     """Return the essentials, the reply hint, then the ack and runbook links that fit."""
     hint = ack = ""
@@ -111,10 +114,12 @@ def sms_body(notification: Notification, head: str, max_segments: int) -> str:
             hint = f'Reply "{notification.reply_code} ack"'
         ack = notification.ack_url
     runbook = runbook_link(notification)
-    # The text is worth more than any link, and the ack link more than the runbook.
-    for link in (f"{ack} {runbook}".strip(), ack, runbook):
-        text = fit(head, hint, link, max_segments)
-        if link and text.endswith(link):
+    head = plain(head)
+    # The value first, then the ack link (worth cutting the text's tail for), then the runbook.
+    attempts = ((f"{ack} {runbook}".strip(), len(head)), (ack, KEEP_TEXT), (runbook, KEEP_TEXT))
+    for link, keep in attempts:
+        text = fit(head, hint, link, max_segments, keep) if link else ""
+        if text.endswith(link) and link:
             return text
     return fit(head, hint, "", max_segments)
 

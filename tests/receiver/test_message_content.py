@@ -178,3 +178,21 @@ async def test_bidi_controls_in_labels_are_isolated(
     out = capsys.readouterr().out
     assert f"db=\u2068{spoof}\u2069" in out
     assert out.count("\u2068") == out.count("\u2069")
+
+
+async def test_sms_keeps_value_and_ack_link_within_two_segments(
+    http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    long_value = (
+        "The newest backup of set tongacp_db on db-primary.internal:9839 is 3h 0m 12s old, "
+        "more than 2 × its expected maximum age (maintwatch_backup_max_age_seconds)."
+    )
+    alert = replace(on_call().alerts[0], annotations={"description": long_value})
+    ack = "https://pager.example/ack/" + "t" * 110
+    n = on_call(alerts=(alert,), ack_url=ack)
+    (tmp_path / "token").write_text("tok3n\n")
+    body = await _texted(n, http, str(tmp_path / "token"))
+    assert segments(body) <= 2
+    assert body.endswith(ack)  # the ack link is worth cutting the description's tail for
+    assert "is 3h 0m 12s old, more than 2 x its" in body  # × spelled x: GSM-7, not UCS-2
+    assert 'Reply "12 ack"' in body
