@@ -14,8 +14,6 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from maintwatch.durations import format_duration
-
 TEMPLATE_DIR = Path(__file__).parent
 
 # Inline, but allowed by its hash in the CSP: no stylesheet route, nothing else inline runs.
@@ -78,14 +76,6 @@ def safe_url(value: object) -> str:
     return text if urlsplit(text).scheme in ("http", "https") else ""
 
 
-def age(opened: str | None, now: float) -> str:
-    """Return how long ago an RFC 3339 time was, e.g. `2h5m`."""
-    if not opened:
-        return ""
-    seconds = now - datetime.fromisoformat(opened).timestamp()
-    return format_duration(max(0.0, float(int(seconds))))
-
-
 def local_time(value: str | float | None) -> str:
     """Format an RFC 3339 string or epoch seconds as `YYYY-MM-DD HH:MM:SS UTC`."""
     if value is None or value == "":
@@ -107,7 +97,7 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(safe_url=safe_url, local_time=local_time)
-    env.globals.update(style=Markup(STYLE), age=age)  # noqa: S704 - our own constant CSS
+    env.globals.update(style=Markup(STYLE))  # noqa: S704 - our own constant CSS
     return env
 
 
