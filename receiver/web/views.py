@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from receiver.templates import humanize_duration
 from receiver.web.render import safe_url
 
+# A plain relative path: no scheme, host, backslash (browsers read `\\` as `/`) or space.
+_RELATIVE = re.compile(r"/?[A-Za-z0-9_~-][A-Za-z0-9._~%/-]*(#[A-Za-z0-9._-]*)?")
 LIST_VALUE_CHARS = 60  # a label value longer than this is cut on the list (full on the detail)
 _IN_HEADLINE = frozenset({"alertname", "severity"})  # the list shows them as title and badge
 _ACTORS = {"alertmanager": "Alertmanager", "watchdog": "the watchdog"}
@@ -27,9 +29,8 @@ def _ago(moment: str | None, now: float) -> str:
 def page_link(value: object) -> str:
     """Return a link the page may show: http(s) as is, a relative path on this receiver."""
     text = str(value or "").strip()
-    parts = urlsplit(text)
-    if text and not parts.scheme and not parts.netloc and not text.startswith("/"):
-        return "/" + text  # `docs/runbooks/X.md` from the rules: served here
+    if _RELATIVE.fullmatch(text):
+        return "/" + text.lstrip("/")  # `docs/runbooks/X.md` from the rules: served here
     return safe_url(text)
 
 

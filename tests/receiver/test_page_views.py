@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from receiver.escalation_app import WORKER
+from receiver.web.views import page_link
 from tests.conftest import free_port
 from tests.receiver._ack_helpers import API_TOKEN, ack_config, serve
 from tests.receiver._helpers import (
@@ -226,3 +227,20 @@ async def test_prometheus_away_costs_one_line_not_the_page(
             assert status == 200
             assert f'<p class="note">{note}</p>' in page
             assert "BackupTooOld value is 42, above 10" in page
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("docs/runbooks/BackupTooOld.md", "/docs/runbooks/BackupTooOld.md"),
+        ("/docs/runbooks/BackupTooOld.md#fix", "/docs/runbooks/BackupTooOld.md#fix"),
+        ("https://wiki.example/BackupTooOld", "https://wiki.example/BackupTooOld"),
+        ("//evil.example/x", ""),
+        ("\\\\evil.example", ""),  # browsers read a backslash as a slash
+        ("/\\evil.example", ""),
+        ("javascript:alert(1)", ""),
+        ("docs/a b.md", ""),
+    ],
+)
+def test_page_links_stay_on_this_receiver_or_http(given: str, shown: str) -> None:
+    assert page_link(given) == shown
