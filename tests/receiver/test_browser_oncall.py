@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,19 +58,26 @@ def incidents(prometheus_url: str) -> list[dict[str, Any]]:
     return [first, second]
 
 
+@asynccontextmanager
+async def holding(tmp_path: Path, prometheus_url: str) -> AsyncIterator[Running]:
+    """Serve a receiver holding the incidents, reachable where the browser looks."""
+    port = free_port()
+    text = ack_config(tmp_path, store_yaml("sqlite", tmp_path, ""), f"http://127.0.0.1:{port}")
+    async with serve(text, port=port) as running_rx:
+        for body in incidents(prometheus_url):
+            assert (await running_rx.post(json.dumps(body).encode())).status == 200
+        yield running_rx
+
+
 @pytest.fixture
 async def rx(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     prometheus: str,  # noqa: F811 - the fixture
 ) -> AsyncIterator[Running]:
-    """Serve a receiver holding the incidents, reachable where the browser looks."""
+    """Serve a receiver whose alerts name the real Prometheus."""
     register_script(monkeypatch)
-    port = free_port()
-    text = ack_config(tmp_path, store_yaml("sqlite", tmp_path, ""), f"http://127.0.0.1:{port}")
-    async with serve(text, port=port) as running_rx:
-        for body in incidents(prometheus):
-            assert (await running_rx.post(json.dumps(body).encode())).status == 200
+    async with holding(tmp_path, prometheus) as running_rx:
         yield running_rx
 
 
@@ -164,4 +172,40 @@ async def test_oncall_sees_value_runbook_graph_and_can_ack(
         raise
     finally:
         await page.context.close()
+    assert not problems, problems
+
+
+async def _log_in(page: Page, url: str) -> None:
+    await page.goto(f"{url}/")
+    await page.fill("input[name=name]", "alice")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("#login")
+
+
+async def test_prometheus_away_leaves_the_page_working(
+    browser: Browser,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    register_script(monkeypatch)
+    away = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    async with holding(tmp_path, away) as running_rx:
+        page, problems = await _open(browser, SIZES[1])
+        try:
+            await _log_in(page, running_rx.url)
+            await page.goto(f"{running_rx.url}/incidents/1")
+            await expect(page.locator("p.note")).to_have_text(
+                "No graph: Prometheus cannot be reached (ClientConnectorError)."
+            )
+            await expect(page.locator("p.description").first).to_have_text(VALUE)
+            await _within_width(page, "#ack-1")
+            await _no_horizontal_scroll(page)
+            await _shot(page, "oncall-prometheus-away-390x844")
+            await page.click("#ack-1")
+            await expect(page.locator("#state")).to_have_text("acknowledged")
+        except BaseException:
+            await _shot(page, "oncall-failed-prometheus-away")
+            raise
+        finally:
+            await page.context.close()
     assert not problems, problems
