@@ -49,7 +49,7 @@ async def index(request: web.Request) -> web.StreamResponse:
             open_rows, done_rows, total = await reads.listing(now - state.web.recent, number)
         except StoreUnavailable as exc:
             return message("Store unavailable", f"The store cannot be reached: {exc}", 503)
-        open_, done = split(open_rows, done_rows, now)
+        open_, done = split(open_rows, done_rows, now, state.names)
         return await page_off_loop(
             "incidents.html",
             user=who[0],
@@ -80,7 +80,7 @@ async def show(request: web.Request) -> web.StreamResponse:
             return message("Store unavailable", f"The store cannot be reached: {exc}", 503)
         if found is None:
             return message("Not found", f"There is no incident {raw}.", 404)
-        view = incident_view(found, now)
+        view = incident_view(found, now, names=state.names)
     # Outside the gate: waiting on Prometheus costs no CPU and must not hold other views up.
     graphs = await request.app[GRAPHS].for_alerts(found["alerts"], now)
     async with state.views:

@@ -46,6 +46,7 @@ class WebState:
     ledger: Ledger | None = None
     external_url: str = ""  # the receiver's own public URL (runbook links resolve against it)
     reads: PageReads | None = None
+    names: Mapping[str, str] = field(default_factory=dict)  # person id → name, for "paged"
     # Page views read and render two at a time: the rest wait, intake keeps the CPU it needs.
     views: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
 
@@ -98,6 +99,7 @@ def web_state(config: ReceiverBase) -> WebState:
         maker=link_maker(secret, config.external_url, links.expire),
         reply_codes=config.inbound.twilio is not None,
         external_url=config.external_url,
+        names={p.id: p.name for p in config.people},
         chat_callback_url=(
             config.external_url.rstrip("/") + MATTERMOST_PATH
             if secret and config.external_url

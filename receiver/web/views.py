@@ -98,20 +98,28 @@ def state_line(row: Mapping[str, Any], now: float) -> str:
     return f"triggered {_ago(row.get('opened_at'), now)} ago"
 
 
-def notified(notifications: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Return who was actually notified and how: `alice via sms, email`, `#ops via chat`."""
+def notified(
+    notifications: Sequence[Mapping[str, Any]], names: Mapping[str, str] | None = None
+) -> list[str]:
+    """Return who was actually notified and how: `Alice via sms, email`, `channel via chat`."""
     ways: dict[str, list[str]] = {}
     for n in notifications:
         if n.get("status") != "sent" or n.get("kind") == "digest":
             continue
-        whom = n.get("recipient") or "channel"
+        person = n.get("recipient")
+        whom = (names or {}).get(person, person) if person else "channel"
         if n["channel"] not in ways.setdefault(whom, []):
             ways[whom].append(n["channel"])
     return [f"{whom} via {', '.join(channels)}" for whom, channels in ways.items()]
 
 
-def incident_view(row: Mapping[str, Any], now: float, cut: int | None = None) -> dict[str, Any]:
-    """Return what the page shows of one incident (with alerts and events if loaded)."""
+def incident_view(
+    row: Mapping[str, Any],
+    now: float,
+    cut: int | None = None,
+    names: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Return what the page shows of one incident; `cut` shortens label values (the list)."""
     annotations = row.get("common_annotations", {})
     alerts = [_alert(a, row, cut) for a in row.get("alerts", [])]
     runbook = page_link(annotations.get("runbook_url")) or next(
@@ -132,7 +140,7 @@ def incident_view(row: Mapping[str, Any], now: float, cut: int | None = None) ->
         "age": _ago(row.get("opened_at"), now),
         "opened_at": row.get("opened_at"),
         "resolved_at": row.get("resolved_at"),
-        "notified": notified(row.get("notifications", [])),
+        "notified": notified(row.get("notifications", []), names),
         "step": _step(row),
         "runbook_url": runbook,
         "alerts": alerts,
@@ -171,9 +179,12 @@ def _event(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def split(
-    open_rows: Sequence[Mapping[str, Any]], done_rows: Sequence[Mapping[str, Any]], now: float
+    open_rows: Sequence[Mapping[str, Any]],
+    done_rows: Sequence[Mapping[str, Any]],
+    now: float,
+    names: Mapping[str, str] | None = None,
 ) -> tuple[list[Any], list[Any]]:
     """Return the list's views, in the order read (triage order, newest resolved first)."""
-    open_ = [incident_view(r, now, LIST_VALUE_CHARS) for r in open_rows]
-    done = [incident_view(r, now, LIST_VALUE_CHARS) for r in done_rows]
+    open_ = [incident_view(r, now, LIST_VALUE_CHARS, names) for r in open_rows]
+    done = [incident_view(r, now, LIST_VALUE_CHARS, names) for r in done_rows]
     return open_, done

@@ -114,7 +114,7 @@ async def test_list_orders_by_state_severity_age_and_tells_who_was_paged(rx: Run
     assert card_ids(page, "open") == [5, 2, 1, 3]
     assert card_ids(page, "done") == [4]
     assert '<meta http-equiv="refresh" content="60">' in page
-    assert "paged: alice via chat" in page
+    assert "paged: Alice via chat" in page  # the configured name, not the id
     assert re.search(r"acknowledged by api \S+ ago", page)
     done = page.split("Recently resolved", 1)[1]
     assert re.search(r"resolved by Alertmanager after \S+", done), re.findall(
