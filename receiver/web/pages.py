@@ -124,6 +124,7 @@ async def act(request: web.Request) -> web.StreamResponse:
     call = {"ack": actions.ack, "unack": actions.unack, "resolve": actions.resolve}[verb]
     try:
         await call(incident, who[0], "web")
+        request.app[WEB].require_reads().recent.forget()  # the page it goes back to shows it
     except IncidentNotFound as exc:
         return message("Not found", str(exc), 404)
     except InvalidTransition as exc:

@@ -13,6 +13,7 @@ from typing import Any
 from receiver.store import Store
 from receiver.store.rows import to_json
 from receiver.web.ledger import Row
+from receiver.web.recent import Recent
 
 Query = Callable[..., Awaitable[list[Row]]]  # (sql with %s placeholders, *params) → rows
 
@@ -74,9 +75,23 @@ class PageReads:
 
     def __init__(self, query: Query, store: Store) -> None:
         self.query, self.store = query, store
+        self.recent: Recent[Any] = Recent()
 
     async def listing(self, recent_since: float, page: int) -> tuple[list[Row], list[Row], int]:
         """Return one page of open incidents, the recently resolved, and how many are open."""
+        result: tuple[list[Row], list[Row], int] = await self.recent.get(
+            ("list", page), lambda: self._listing(recent_since, page)
+        )
+        return result
+
+    async def detail(self, incident_id: int, page: int) -> Row | None:
+        """Return one incident with one page of alerts, its notifications and timeline."""
+        result: Row | None = await self.recent.get(
+            ("incident", incident_id, page), lambda: self._detail(incident_id, page)
+        )
+        return result
+
+    async def _listing(self, recent_since: float, page: int) -> tuple[list[Row], list[Row], int]:
         offset = (page - 1) * LIST_OPEN
         open_ = [to_json(r) for r in await self.query(OPEN, LIST_OPEN, offset)]
         done = [to_json(r) for r in await self.query(RECENT, recent_since, LIST_RESOLVED)]
@@ -99,8 +114,7 @@ class PageReads:
         for n in await self.query(NOTIFIED.replace("{ids}", _in(len(ids))), *ids):
             by_id[n["incident_id"]]["notifications"].append(dict(n))
 
-    async def detail(self, incident_id: int, page: int) -> Row | None:
-        """Return one incident with one page of alerts, its notifications and timeline."""
+    async def _detail(self, incident_id: int, page: int) -> Row | None:
         found = await self.query(ONE, incident_id)
         if not found:
             return None
