@@ -47,8 +47,8 @@ class WebState:
     external_url: str = ""  # the receiver's own public URL (runbook links resolve against it)
     reads: PageReads | None = None
     names: Mapping[str, str] = field(default_factory=dict)  # person id → name, for "paged"
-    # Page views read and render two at a time: the rest wait, intake keeps the CPU it needs.
-    views: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    # Page views read and render one at a time: the rest wait, intake keeps the CPU it needs.
+    views: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
     def require_reads(self) -> PageReads:
         """Return the page reads (set with the ledger once the store is open)."""
