@@ -119,7 +119,7 @@ def sms_body(notification: Notification, head: str, max_segments: int) -> str:
     attempts = ((f"{ack} {runbook}".strip(), len(head)), (ack, KEEP_TEXT), (runbook, KEEP_TEXT))
     for link, keep in attempts:
         text = fit(head, hint, link, max_segments, keep) if link else ""
-        if text.endswith(link) and link:
+        if link and text.endswith(link):
             return text
     return fit(head, hint, "", max_segments)
 
