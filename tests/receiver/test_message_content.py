@@ -30,6 +30,8 @@ from tests.receiver._channel_helpers import (
 )
 from tests.receiver.test_channel_email import Mailbox, smtp_server
 from tests.receiver.test_channel_email import config as email_config
+from tests.receiver.test_channel_slack_bot import FakeSlack, slack  # noqa: F401 - a fixture
+from tests.receiver.test_channel_slack_bot import channel as slack_bot_channel
 from tests.receiver.test_channel_sms import config as sms_config
 from tests.receiver.test_channel_sms import created, form
 
@@ -196,3 +198,14 @@ async def test_sms_keeps_value_and_ack_link_within_two_segments(
     assert body.endswith(ack)  # the ack link is worth cutting the description's tail for
     assert "is 3h 0m 12s old, more than 2 x its" in body  # × spelled x: GSM-7, not UCS-2
     assert 'Reply "12 ack"' in body
+
+
+async def test_slack_bot_carries_the_value_and_an_absolute_runbook(
+    slack: FakeSlack,  # noqa: F811 - the fixture
+    http: aiohttp.ClientSession,
+) -> None:
+    await slack_bot_channel(slack, http).send(on_call())
+    (posted,) = slack.method("chat.postMessage")
+    body = json.dumps(posted, ensure_ascii=False)
+    assert VALUE in body
+    assert RUNBOOK in body
