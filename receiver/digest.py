@@ -92,10 +92,21 @@ def _name(row: Mapping[str, Any]) -> str:
     return " ".join(p for p in (labels.get("alertname", f"incident {row['id']}"), extra) if p)
 
 
+def _description(row: Mapping[str, Any]) -> str:
+    """Return the incident's description: shared by its alerts, else its first alert's."""
+    found = row.get("common_annotations", {}).get("description", "")
+    alerts = row.get("alerts", [])
+    if not found and alerts:
+        found = alerts[0].get("annotations", {}).get("description", "")
+    return f": {found}" if found else ""
+
+
 def _lines(title: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
     if not rows:
         return []
-    return [f"{title} ({len(rows)}):"] + [f"- #{r['id']} {_name(r)} [{r['state']}]" for r in rows]
+    return [f"{title} ({len(rows)}):"] + [
+        f"- #{r['id']} {_name(r)} [{r['state']}]{_description(r)}" for r in rows
+    ]
 
 
 def _alerts(rows: Iterable[Mapping[str, Any]]) -> tuple[AlertView, ...]:

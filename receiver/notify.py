@@ -19,6 +19,14 @@ PAGING_TIERS = frozenset({"critical", "warning"})
 # (incident id, person id) → ack_url, resolve_url, reply_code; see WebState.link_fields
 LinkFields = Callable[[int, str | None], Mapping[str, str]]
 _NO_ACTIONS = frozenset({"resolved", "digest"})  # kinds that ask nobody to act
+_ACTION_FIELDS = (
+    "ack_url",
+    "resolve_url",
+    "reply_code",
+    "chat_callback_url",
+    "chat_ack_token",
+    "chat_resolve_token",
+)
 
 
 @dataclass(frozen=True)
@@ -124,8 +132,13 @@ def notification(
     links: LinkFields | None = None,
 ) -> Notification:
     """Rebuild the Notification a channel sends from a stored outbox body."""
-    acting = links is not None and body["kind"] not in _NO_ACTIONS
-    extra = links(incident_id, recipient.id if recipient else None) if acting and links else {}
+    extra = dict(links(incident_id, recipient.id if recipient else None)) if links else {}
+    if body["kind"] in _NO_ACTIONS:
+        for key in _ACTION_FIELDS:
+            extra.pop(key, None)
+    if body["kind"] == "acknowledged" or body["incident_status"] != "triggered":
+        # Acknowledging applies only to a triggered incident; resolving still applies.
+        extra.pop("ack_url", None)
     alerts = tuple(
         AlertView(
             fingerprint=a["fingerprint"],
@@ -153,6 +166,7 @@ def notification(
         recipient=recipient,
         external_url=body["external_url"],
         incident_url=body["incident_url"],
+        receiver_url=extra.get("receiver_url", ""),
         ack_url=extra.get("ack_url", ""),
         resolve_url=extra.get("resolve_url", ""),
         reply_code=extra.get("reply_code", ""),

@@ -25,13 +25,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from maintwatch.durations import format_duration
+from receiver.bidi import isolate, isolate_values
 
 if TYPE_CHECKING:
     from receiver.channels.base import AlertView, Notification
@@ -50,6 +51,8 @@ BLOCKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "teams": ("chat.j2", ("title", "text")),
     "mattermost": ("chat.j2", ("title", "text")),
 }
+
+MESSAGE_ALERTS = 20  # alerts one message lists; the rest are counted ("… and N more")
 
 # Labels every alert has or that the headline already shows; left out of "top labels".
 _HIDDEN_LABELS = frozenset({"alertname", "severity"})
@@ -124,6 +127,7 @@ def _make_env(autoescape: bool) -> ImmutableSandboxedEnvironment:
         humanize_duration=humanize_duration,
         since=_since,
         timestamp=_timestamp,
+        fired=fired,
     )
     for name in ("center", "indent", "format", "slice", "batch", "wordwrap", "truncate"):
         env.filters[name] = _bounded_filter(env.filters[name])
@@ -154,6 +158,13 @@ def _since(context: jinja2.runtime.Context, moment: datetime | None) -> str:
     return humanize_duration((now - moment).total_seconds())
 
 
+def fired(alert: AlertView) -> str:
+    """Return how long a resolved alert fired, e.g. `42m`; empty while it fires."""
+    if alert.ends_at is None:
+        return ""
+    return humanize_duration((alert.ends_at - alert.starts_at).total_seconds())
+
+
 @jinja2.pass_context
 def _timestamp(
     context: jinja2.runtime.Context, moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M %Z"
@@ -176,6 +187,17 @@ def safe_link(url: str) -> str:
     if urlsplit(url.strip()).scheme not in ("http", "https"):
         return ""
     return _LINK_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", url.strip())
+
+
+def absolute_link(url: str, base: str) -> str:
+    """Return a safe absolute link: http(s) as is, a relative path resolved against `base`."""
+    url = url.strip()
+    if not url:
+        return ""
+    if not urlsplit(url).scheme and not url.startswith("//") and base:
+        # `docs/runbooks/X.md` from the rules → served by the receiver at that path.
+        url = urljoin(base.rstrip("/") + "/", url.lstrip("/"))
+    return safe_link(url)
 
 
 def _zone(name: str) -> tzinfo:
@@ -214,6 +236,15 @@ def _first(notification: Notification, key: str, *, label: bool = False) -> str:
     return ""
 
 
+def _shared(notification: Notification, key: str) -> str:
+    """Return an annotation every alert shares (each alert's own is shown on its line)."""
+    if notification.common_annotations.get(key):
+        return notification.common_annotations[key]
+    if len(notification.alerts) == 1 and not notification.truncated_alerts:
+        return notification.alerts[0].annotations.get(key, "")
+    return ""
+
+
 def headline(notification: Notification) -> str:
     """Return the status wording: `FIRING`, `RESOLVED`, `ACKNOWLEDGED by alice`."""
     word = _HEADLINES.get(notification.kind, notification.kind.upper())
@@ -222,11 +253,49 @@ def headline(notification: Notification) -> str:
     return word
 
 
+def runbook_link(notification: Notification) -> str:
+    """Return the notification's runbook as an absolute http(s) link, or ''."""
+    return absolute_link(_first(notification, "runbook_url"), notification.receiver_url)
+
+
+def _shown_alert(alert: AlertView, n: Notification, now: float) -> AlertView:
+    """Return an alert as messages show it: isolated text, absolute links, resolved when over."""
+    annotations = isolate_values(alert.annotations)
+    if "runbook_url" in annotations:
+        annotations["runbook_url"] = absolute_link(alert.annotations["runbook_url"], n.receiver_url)
+    shown = replace(
+        alert,
+        labels=isolate_values(alert.labels),
+        annotations=annotations,
+        generator_url=safe_link(alert.generator_url),
+    )
+    if n.incident_status == "resolved" and alert.status == "firing":
+        # Resolved by hand: the alert stops counting for this incident when the incident ends.
+        shown = replace(shown, status="resolved", ends_at=datetime.fromtimestamp(now, UTC))
+    return shown
+
+
+def _isolated(n: Notification) -> Notification:
+    return replace(
+        n,
+        title=isolate(n.title),
+        group_labels=isolate_values(n.group_labels),
+        common_labels=isolate_values(n.common_labels),
+        common_annotations=isolate_values(n.common_annotations),
+    )
+
+
 def template_context(notification: Notification, now: float) -> dict[str, Any]:
     """Return the variables a template sees for one notification."""
-    n = notification
-    alerts = [replace(a, generator_url=safe_link(a.generator_url)) for a in n.alerts]
+    raw = notification
+    n = _isolated(raw)
+    # Firing first; a message lists at most MESSAGE_ALERTS (10 000-alert groups exist).
+    ordered = sorted(raw.alerts, key=lambda a: a.status != "firing")
+    alerts = [_shown_alert(a, raw, now) for a in ordered[:MESSAGE_ALERTS]]
     firing: list[AlertView] = [a for a in alerts if a.status == "firing"]
+    firing_count = sum(1 for a in raw.alerts if a.status == "firing")
+    if raw.incident_status == "resolved":
+        firing_count = 0
     tz = _zone(n.recipient.timezone if n.recipient else "UTC")
     return {
         "n": n,
@@ -237,14 +306,14 @@ def template_context(notification: Notification, now: float) -> dict[str, Any]:
         "title": n.title,
         "alertname": _first(n, "alertname", label=True),
         "summary": _first(n, "summary"),
-        "description": _first(n, "description"),
-        "runbook_url": safe_link(_first(n, "runbook_url")),
+        "description": _shared(n, "description"),
+        "runbook_url": runbook_link(raw),
         "alerts": alerts,
         "firing": firing,
         "resolved": [a for a in alerts if a.status == "resolved"],
         "count": len(n.alerts) + n.truncated_alerts,
-        "firing_count": len(firing),
-        "truncated_alerts": n.truncated_alerts,
+        "firing_count": firing_count,
+        "truncated_alerts": n.truncated_alerts + len(raw.alerts) - len(alerts),
         "top_labels": top_labels(n),
         "labels": n.common_labels,
         "group_labels": n.group_labels,

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from receiver.channels.base import AlertView, Notification
-from receiver.templates import headline, safe_link, top_labels
+from receiver.templates import headline, runbook_link, safe_link, top_labels
 
 PAYLOAD_VERSION = "1"
 
@@ -44,14 +44,11 @@ def _alert(alert: AlertView) -> dict[str, Any]:
 
 def links(notification: Notification) -> dict[str, str]:
     """Return the non-empty links of a notification, keyed by role."""
-    runbook = notification.common_annotations.get("runbook_url", "")
-    if not runbook and notification.alerts:
-        runbook = notification.alerts[0].annotations.get("runbook_url", "")
     candidates = {
         "incident": notification.incident_url,
         "ack": notification.ack_url,
         "resolve": notification.resolve_url,
-        "runbook": runbook,
+        "runbook": runbook_link(notification),
         "alertmanager": notification.external_url,
     }
     # Every role goes into chat markup as a link: only http(s), nothing that ends the link early.

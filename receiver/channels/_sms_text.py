@@ -37,29 +37,63 @@ def segments(text: str) -> int:
     return -(-length // each)
 
 
-def _truncate(head: str, tail: str, max_segments: int) -> str:
-    """Return the longest prefix of `head` (+ ellipsis) that fits together with `tail`."""
+# Typography that alert text uses and GSM-7 lacks: one such character would make the whole
+# message UCS-2 (70 characters a segment instead of 160).
+_PLAIN = str.maketrans(
+    {
+        "×": "x",
+        "–": "-",
+        "—": "-",
+        "‘": "'",
+        "’": "'",
+        "“": '"',
+        "”": '"',
+        "…": ELLIPSIS,
+        "≥": ">=",
+        "≤": "<=",
+        "→": "->",
+        "\u00a0": " ",
+    }
+)
 
-    def candidate(n: int) -> str:
-        return head[:n].rstrip() + ELLIPSIS + tail
 
+def plain(text: str) -> str:
+    """Return `text` with typographic characters spelled in GSM-7 where one exists."""
+    return text.translate(_PLAIN)
+
+
+def _cut(head: str, n: int, tail: str) -> str:
+    return head[:n].rstrip() + ELLIPSIS + tail
+
+
+def _longest(head: str, tail: str, max_segments: int) -> int:
+    """Return the longest prefix length of `head` that fits (cut, with ellipsis) before `tail`."""
     low, high = 0, len(head)
     while low < high:  # binary search for the longest fitting prefix length
         mid = (low + high + 1) // 2
-        if segments(candidate(mid)) <= max_segments:
+        if segments(_cut(head, mid, tail)) <= max_segments:
             low = mid
         else:
             high = mid - 1
-    return candidate(low)
+    return low
 
 
-def fit(head: str, hint: str = "", link: str = "", max_segments: int = 2) -> str:
-    """Join head, hint and link, dropping the link and then shortening the head to fit."""
+def fit(head: str, hint: str = "", link: str = "", max_segments: int = 2, keep: int = 0) -> str:
+    """Join head, hint and link within `max_segments`.
+
+    The link stays if it fits beside the whole head, or beside at least `keep` characters of
+    it (the rest cut with `...`); otherwise it is dropped and only then the head is shortened.
+    The hint always stays.
+    """
     head = " ".join(head.split())  # newlines and runs of spaces cost segments and say nothing
     tail = f" {hint}" if hint else ""
-    with_link = f"{head}{tail} {link}" if link else ""
-    if with_link and segments(with_link) <= max_segments:
-        return with_link
+    if link:
+        with_link = f"{head}{tail} {link}"
+        if segments(with_link) <= max_segments:
+            return with_link
+        kept = _longest(head, f"{tail} {link}", max_segments) if 0 < keep < len(head) else 0
+        if kept >= keep > 0:
+            return _cut(head, kept, f"{tail} {link}")
     if segments(head + tail) <= max_segments:
         return head + tail
-    return _truncate(head, tail, max_segments)
+    return _cut(head, _longest(head, tail, max_segments), tail)

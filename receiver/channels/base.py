@@ -75,6 +75,7 @@ class Notification:
     escalation_step: int = 0
     external_url: str = ""  # Alertmanager's externalURL
     incident_url: str = ""  # the receiver's page for this incident
+    receiver_url: str = ""  # the receiver's external URL: relative runbook links resolve on it
     ack_url: str = ""  # signed single-use link (empty when links are not configured)
     resolve_url: str = ""
     reply_code: str = ""  # short code for SMS replies, e.g. "12"

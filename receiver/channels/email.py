@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 from email.message import EmailMessage
@@ -13,6 +14,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from maintwatch.configload import Duration, ExistingFile, SecretFromFile
 from receiver.channels.base import (
+    AlertView,
     Channel,
     ChannelConfig,
     ChannelContext,
@@ -20,6 +22,7 @@ from receiver.channels.base import (
     DeliveryReceipt,
     Notification,
 )
+from receiver.graphs import GraphError, Graphs, GraphsConfig, png
 from receiver.templates import Renderer
 
 _DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -50,6 +53,8 @@ class EmailConfig(ChannelConfig):
     ca_file: ExistingFile | None = None  # trust this CA instead of the system store
     verify: bool = True  # verify the server certificate and host name
     timeout: Duration = 30.0
+    # Set: the first alert's graph from Prometheus as an inline PNG in the HTML part.
+    graph: GraphsConfig | None = None
 
     @model_validator(mode="after")
     def _auth_pair(self) -> EmailConfig:
@@ -69,10 +74,18 @@ def thread_root(notification: Notification) -> str:
     return f"<incident-{notification.incident_id}@maintwatch>"
 
 
+GRAPH_CID = "graph@maintwatch"
+
+
 def build_message(
-    notification: Notification, parts: dict[str, str], sender: str, to: list[str], now: float
+    notification: Notification,
+    parts: dict[str, str],
+    sender: str,
+    to: list[str],
+    now: float,
+    graph: bytes | None = None,
 ) -> EmailMessage:
-    """Return the multipart/alternative message for one notification."""
+    """Return the multipart/alternative message; with a graph, the HTML part is related."""
     msg = EmailMessage()
     msg["Subject"] = " ".join(parts["subject"].split())  # headers must be one line
     msg["From"] = sender
@@ -86,8 +99,26 @@ def build_message(
     msg["X-Maintwatch-Incident"] = str(notification.incident_id)
     msg["X-Maintwatch-Kind"] = notification.kind
     msg.set_content(parts["text"] + "\n")
-    msg.add_alternative(parts["html"] + "\n", subtype="html")
+    html = parts["html"]
+    if graph is not None:
+        img = f'<p><img src="cid:{GRAPH_CID}" alt="graph of the alert" width="600"></p>'
+        html = html.replace("</body>", img + "</body>", 1) if "</body>" in html else html + img
+    msg.add_alternative(html + "\n", subtype="html")
+    for part in msg.iter_parts() if graph is not None else ():
+        if part.get_content_type() == "text/html" and isinstance(part, EmailMessage):
+            part.add_related(graph, maintype="image", subtype="png", cid=f"<{GRAPH_CID}>")
     return msg
+
+
+def _alert_row(alert: AlertView) -> dict[str, object]:
+    """Return an alert in the stored shape the graphs read."""
+    ends = alert.ends_at.isoformat() if alert.ends_at else None
+    return {
+        "generator_url": alert.generator_url,
+        "labels": alert.labels,
+        "starts_at": alert.starts_at.isoformat(),
+        "ends_at": ends,
+    }
 
 
 def _tls_context(config: EmailConfig) -> ssl.SSLContext:
@@ -141,13 +172,16 @@ class EmailChannel(Channel[EmailConfig]):
         super().__init__(config, context)
         self.renderer = Renderer(self.kind, config.template, self.context.logger, config.name)
         self._tls = _tls_context(config) if config.tls != "none" else None
+        wanted = config.graph is not None and config.graph.enabled
+        self.graphs = Graphs(config.graph, context.http) if config.graph and wanted else None
 
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Render and send one mail; Message-ID is the provider id."""
         now = self.context.clock()
         to = _recipients(notification, self.config)
         parts = await self.renderer.render_async(notification, now)
-        msg = build_message(notification, parts, self.config.sender, to, now)
+        graph = await self._graph(notification, now)
+        msg = build_message(notification, parts, self.config.sender, to, now, graph)
         cfg = self.config
         password = cfg.password_file.get_secret_value() if cfg.password_file else None
         try:
@@ -171,3 +205,16 @@ class EmailChannel(Channel[EmailConfig]):
                 "email_recipients_refused", channel=self.name, refused=refused
             )
         return DeliveryReceipt(provider_id=msg["Message-ID"])
+
+    async def _graph(self, notification: Notification, now: float) -> bytes | None:
+        """Return the first (firing) alert's graph as PNG; none when it cannot be drawn."""
+        if self.graphs is None or not notification.alerts or notification.kind == "digest":
+            return None
+        alert = min(notification.alerts, key=lambda a: a.status != "firing")
+        try:
+            curves = await self.graphs.curves(_alert_row(alert), now)
+        except GraphError as exc:
+            # The page goes out without its picture: one line says why.
+            self.context.logger.info("email_graph_skipped", channel=self.name, reason=str(exc))
+            return None
+        return await asyncio.to_thread(png, curves)

@@ -16,7 +16,7 @@ from twilio.rest import Client
 
 from maintwatch.configload import Duration, SecretFromFile
 from maintwatch.httpauth import basic_auth
-from receiver.channels._sms_text import fit
+from receiver.channels._sms_text import fit, plain
 from receiver.channels.base import (
     Channel,
     ChannelConfig,
@@ -25,7 +25,7 @@ from receiver.channels.base import (
     DeliveryReceipt,
     Notification,
 )
-from receiver.templates import Renderer
+from receiver.templates import Renderer, runbook_link
 
 TWILIO_API = "https://api.twilio.com"
 # Reconciling: messages read per page of Twilio's list, how far Twilio's clock may be behind
@@ -109,14 +109,25 @@ class TwilioHttp(AsyncHttpClient):  # type: ignore[misc]  # twilio ships no type
             return Response(response.status, await response.text(), response.headers)
 
 
+KEEP_TEXT = 80  # characters of the text a link may not cut into (severity, name, the value)
+
+
 def sms_body(notification: Notification, head: str, max_segments: int) -> str:
-    """Return the message: the rendered essentials, the reply hint, the ack link if it fits."""
-    hint = link = ""
+    """Return the essentials, the reply hint, then the ack and runbook links that fit."""
+    hint = ack = ""
     if notification.kind in _ACTIONABLE:
         if notification.reply_code:
             hint = f'Reply "{notification.reply_code} ack"'
-        link = notification.ack_url
-    return fit(head, hint, link, max_segments)
+        ack = notification.ack_url
+    runbook = runbook_link(notification)
+    head = plain(head)
+    # The value first, then the ack link (worth cutting the text's tail for), then the runbook.
+    attempts = ((f"{ack} {runbook}".strip(), len(head)), (ack, KEEP_TEXT), (runbook, KEEP_TEXT))
+    for link, keep in attempts:
+        text = fit(head, hint, link, max_segments, keep) if link else ""
+        if link and text.endswith(link):
+            return text
+    return fit(head, hint, "", max_segments)
 
 
 def classify(exc: Exception) -> DeliveryError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from receiver.actions import IncidentNotFound, InvalidTransition
-from receiver.appkeys import ACTIONS, CLOCK, LOG, STORE
+from receiver.appkeys import ACTIONS, CLOCK, LOG
 from receiver.links import Claim, LinkError, verify
 from receiver.store import StoreUnavailable
 from receiver.web.render import message, page
@@ -37,7 +37,7 @@ async def confirm_page(request: web.Request) -> web.StreamResponse:
     except LinkError as exc:
         return _refused(request, exc)
     try:
-        found = await request.app[STORE].incident(claim.incident_id)
+        found = await request.app[WEB].require_reads().detail(claim.incident_id, 1)
     except StoreUnavailable as exc:
         return message("Store unavailable", f"Try again in a moment: {exc}", 503)
     if found is None:

@@ -37,7 +37,6 @@ DIGEST_INCIDENTS = (
     "FROM incidents WHERE digest = %s AND opened_at < %s "
     "AND (opened_at >= %s OR state <> 'resolved') ORDER BY id"
 )
-EVENTS_OF = "SELECT at, kind, actor, detail FROM incident_events WHERE incident_id = %s ORDER BY id"
 ALERTS_OF = "SELECT * FROM incident_alerts WHERE incident_id = %s ORDER BY fingerprint"
 _JSON = ("routes", "channels", "common_labels", "group_labels", "common_annotations", "labels")
 _JSON_ALERT = ("labels", "annotations")
@@ -101,10 +100,6 @@ class Ledger:
             return False
         await self.execute(ADD_HELP, phone, now)
         return True
-
-    async def events(self, incident_id: int) -> list[Row]:
-        """Return an incident's timeline (for stores whose `incident()` leaves it out)."""
-        return await self.query(EVENTS_OF, incident_id)
 
     async def digest_incidents(self, since: float, until: float) -> list[Row]:
         """Return info incidents opened in [since, until) or still open, with their alerts."""

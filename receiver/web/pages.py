@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 
 from aiohttp import web
 
 from receiver.actions import IncidentNotFound, InvalidTransition
-from receiver.appkeys import ACTIONS, CLOCK, LOG, STORE
+from receiver.appkeys import ACTIONS, CLOCK, LOG
+from receiver.graphs import GRAPHS
 from receiver.numbers import parse_uint
 from receiver.store import StoreUnavailable
 from receiver.web.auth import (
@@ -20,11 +20,12 @@ from receiver.web.auth import (
     login_redirect,
     set_session,
 )
-from receiver.web.render import message, page
+from receiver.web.reads import LIST_OPEN, PAGE_ALERTS
+from receiver.web.render import message, page, page_off_loop
 from receiver.web.state import WEB
 from receiver.web.views import incident_view, split
 
-LIST_LIMIT = 200
+REFRESH = 60  # seconds between the pages' own reloads (meta refresh: no script)
 VERBS = ("ack", "unack", "resolve")
 
 
@@ -38,49 +39,76 @@ def _local_path(target: str) -> str:
 
 
 async def index(request: web.Request) -> web.StreamResponse:
-    """GET /: open and recently resolved incidents."""
+    """GET /: open incidents in triage order, then those resolved within `web.recent`."""
     who = current(request)
     if who is None:
         raise login_redirect(request)
-    store, now = request.app[STORE], request.app[CLOCK]()
-    try:
-        rows = await store.incidents(None, {}, LIST_LIMIT)
-        full = await asyncio.gather(*(store.incident(r["id"]) for r in rows))
-    except StoreUnavailable as exc:
-        return message("Store unavailable", f"The store cannot be reached: {exc}", 503)
-    open_, done = split([f for f in full if f is not None], now, request.app[WEB].web.recent)
-    return page(
-        "incidents.html",
-        user=who[0],
-        csrf=csrf_token(request.app[WEB], who[1]),
-        open=open_,
-        done=done,
-        now=now,
-    )
+    state, now = request.app[WEB], request.app[CLOCK]()
+    number = parse_uint(request.query.get("page", "1")) or 1
+    async with state.views:
+        try:
+            reads = state.require_reads()
+            open_rows, done_rows, total = await reads.listing(now - state.web.recent, number)
+        except StoreUnavailable as exc:
+            return message("Store unavailable", f"The store cannot be reached: {exc}", 503)
+        open_, done = split(open_rows, done_rows, now, state.names)
+        return await page_off_loop(
+            "incidents.html",
+            user=who[0],
+            csrf=csrf_token(state, who[1]),
+            open=open_,
+            done=done,
+            pages=pagination(total, number, LIST_OPEN),
+            now=now,
+            refresh=REFRESH,
+        )
 
 
 async def show(request: web.Request) -> web.StreamResponse:
-    """GET /incidents/{id}: one incident, its alerts and timeline."""
+    """GET /incidents/{id}?page=N: one incident, one page of its alerts, its timeline."""
     who = current(request)
     if who is None:
         raise login_redirect(request)
     raw = request.match_info["id"]
     incident = parse_uint(raw)
-    try:
-        found = await request.app[STORE].incident(incident) if incident is not None else None
-        if found is not None and "events" not in found:
-            found["events"] = await request.app[WEB].require_ledger().events(found["id"])
-    except StoreUnavailable as exc:
-        return message("Store unavailable", f"The store cannot be reached: {exc}", 503)
-    if found is None:
-        return message("Not found", f"There is no incident {raw}.", 404)
-    return page(
-        "incident.html",
-        user=who[0],
-        csrf=csrf_token(request.app[WEB], who[1]),
-        i=incident_view(found, request.app[CLOCK]()),
-        now=request.app[CLOCK](),
-    )
+    number = parse_uint(request.query.get("page", "1")) or 1
+    state, now = request.app[WEB], request.app[CLOCK]()
+    async with state.views:
+        try:
+            found = None
+            if incident is not None:
+                found = await state.require_reads().detail(incident, number)
+        except StoreUnavailable as exc:
+            return message("Store unavailable", f"The store cannot be reached: {exc}", 503)
+        if found is None:
+            return message("Not found", f"There is no incident {raw}.", 404)
+        view = incident_view(found, now, names=state.names)
+    # Outside the gate: waiting on Prometheus costs no CPU and must not hold other views up.
+    graphs = await request.app[GRAPHS].for_alerts(found["alerts"], now)
+    async with state.views:
+        return await page_off_loop(
+            "incident.html",
+            user=who[0],
+            csrf=csrf_token(state, who[1]),
+            i=view,
+            graphs=graphs,
+            pages=pagination(found["alert_count"], number, PAGE_ALERTS),
+            now=now,
+            refresh=REFRESH,
+        )
+
+
+def pagination(count: int, number: int, size: int) -> dict[str, int]:
+    """Return where one page sits among `count` items shown `size` at a time."""
+    last = max(1, -(-count // size))
+    first = (number - 1) * size
+    return {
+        "number": number,
+        "last": last,
+        "first": first + 1 if count else 0,
+        "until": min(count, first + size),
+        "count": count,
+    }
 
 
 async def act(request: web.Request) -> web.StreamResponse:
@@ -98,6 +126,7 @@ async def act(request: web.Request) -> web.StreamResponse:
     call = {"ack": actions.ack, "unack": actions.unack, "resolve": actions.resolve}[verb]
     try:
         await call(incident, who[0], "web")
+        request.app[WEB].require_reads().recent.forget()  # the page it goes back to shows it
     except IncidentNotFound as exc:
         return message("Not found", str(exc), 404)
     except InvalidTransition as exc:
@@ -109,11 +138,16 @@ async def act(request: web.Request) -> web.StreamResponse:
 
 async def login_form(request: web.Request) -> web.StreamResponse:
     """GET /login."""
+    target = _local_path(request.query.get("next", "/"))
+    return page("login.html", **_login_context(request), error="", next=target)
+
+
+def _login_context(request: web.Request) -> dict[str, bool]:
+    """Return which ways of logging in this receiver accepts (the page says how)."""
     state = request.app[WEB]
-    enabled = bool(state.web.users) or (state.web.api_token_login and bool(state.api_token))
-    return page(
-        "login.html", error="", enabled=enabled, next=_local_path(request.query.get("next", "/"))
-    )
+    token_login = state.web.api_token_login and bool(state.api_token)
+    users = bool(state.web.users)
+    return {"enabled": users or token_login, "users": users, "token_login": token_login}
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -126,7 +160,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     wait = state.throttle.wait(client, now)
     if wait > 0:  # refused before the password is even compared
         error = "Too many failed logins; try again later."
-        answer = page("login.html", 429, error=error, enabled=True, next=target)
+        answer = page("login.html", 429, **_login_context(request), error=error, next=target)
         answer.headers["Retry-After"] = str(math.ceil(wait))
         return answer
     user = check_login(state, name, str(form.get("password", "")))
@@ -135,7 +169,8 @@ async def login(request: web.Request) -> web.StreamResponse:
             request.app[LOG].warning(
                 "login_throttled", client=client, seconds=state.throttle.window
             )
-        return page("login.html", 401, error="Wrong name or password.", enabled=True, next=target)
+        context = _login_context(request)
+        return page("login.html", 401, **context, error="Wrong name or password.", next=target)
     response = web.HTTPSeeOther(target)
     set_session(request, response, user)
     raise response

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field
 
 from maintwatch.configload import Duration, SecretFromFile, StrictModel
+from receiver.graphs.settings import GraphsConfig
 from receiver.schedules import TimeZoneName, parse_clock
 from receiver.web.throttle import LoginThrottleConfig
 
@@ -40,6 +41,7 @@ class WebConfig(StrictModel):
     session_ttl: Duration = Field(default=12 * 3600.0, gt=0)
     recent: Duration = Field(default=7 * 86400.0, gt=0)  # how far back resolved ones are listed
     secure_cookies: bool = True  # only a plain-http test setup turns this off
+    graphs: GraphsConfig = Field(default_factory=GraphsConfig)
 
 
 class TwilioInbound(StrictModel):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from receiver.config import ReceiverBase
 from receiver.links import MATTERMOST_PATH, LinkMaker, derive, link_maker, mattermost_context
 from receiver.web.ledger import Ledger
+from receiver.web.reads import PageReads
 from receiver.web.settings import LinksConfig, WebConfig
 from receiver.web.throttle import LoginThrottle
 
@@ -44,6 +46,17 @@ class WebState:
     chat_callback_url: str = ""  # where Mattermost buttons post (links secret + external URL)
     ledger: Ledger | None = None
     throttle: LoginThrottle | None = None
+    external_url: str = ""  # the receiver's own public URL (runbook links resolve against it)
+    reads: PageReads | None = None
+    names: Mapping[str, str] = field(default_factory=dict)  # person id → name, for "paged"
+    # Page views read and render one at a time: the rest wait, intake keeps the CPU it needs.
+    views: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+
+    def require_reads(self) -> PageReads:
+        """Return the page reads (set with the ledger once the store is open)."""
+        if self.reads is None:
+            raise RuntimeError("the store is not open yet")
+        return self.reads
 
     def link_fields(
         self, clock: Callable[[], float]
@@ -52,6 +65,8 @@ class WebState:
 
         def fields(incident_id: int, person: str | None) -> Mapping[str, str]:
             out = {"reply_code": str(incident_id)} if self.reply_codes else {}
+            if self.external_url:
+                out["receiver_url"] = self.external_url
             now = clock()
             if self.maker is not None:
                 out["ack_url"], out["resolve_url"] = self.maker.urls(incident_id, person, now)
@@ -86,6 +101,8 @@ def web_state(config: ReceiverBase) -> WebState:
         maker=link_maker(secret, config.external_url, links.expire),
         reply_codes=config.inbound.twilio is not None,
         throttle=LoginThrottle(config.web.login_throttle),
+        external_url=config.external_url,
+        names={p.id: p.name for p in config.people},
         chat_callback_url=(
             config.external_url.rstrip("/") + MATTERMOST_PATH
             if secret and config.external_url

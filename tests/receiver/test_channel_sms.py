@@ -100,7 +100,7 @@ async def test_sends_form_fields_twilio_expects(
         "To": "+14155550100",
         "From": "+15005550006",
         "Body": 'CRITICAL BackupTooOld x2: Backup db0 is 30h old Reply "12 ack" '
-        "https://pager.example/ack/tok12",
+        "https://pager.example/ack/tok12 https://runbooks.example/BackupTooOld",
     }
     assert receipt.provider_id == "SM" + "f" * 32
     assert SmsChannel.at_most_once is True
@@ -121,7 +121,10 @@ async def test_messaging_service_and_configured_numbers(
     sent = [form(r) for r in server.requests]
     assert [f["To"] for f in sent] == ["+14155550199", "+447700900123"]
     assert all(f["MessagingServiceSid"] == SERVICE and "From" not in f for f in sent)
-    assert sent[0]["Body"] == "RESOLVED BackupTooOld: Backup db0 is 30h old"  # no ack hint
+    # No ack hint nor ack link; the runbook stays.
+    assert sent[0]["Body"] == (
+        "RESOLVED BackupTooOld: Backup db0 is 30h old https://runbooks.example/BackupTooOld"
+    )
     assert receipt.provider_id.count(",") == 1
 
 
@@ -131,7 +134,8 @@ async def test_unicode_and_html_reach_twilio_unescaped(
     n = make_notification(common_annotations={"summary": HOSTILE}, reply_code="", ack_url="")
     async with recording_server(created) as server:
         await SmsChannel(config(server.url, token_file), make_context(http)).send(n)
-    assert form(server.requests[0])["Body"] == f"CRITICAL BackupTooOld: {HOSTILE}"
+    body = form(server.requests[0])["Body"]
+    assert body == f"CRITICAL BackupTooOld: {HOSTILE} https://runbooks.example/BackupTooOld"
 
 
 @pytest.mark.parametrize(

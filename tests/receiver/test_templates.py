@@ -61,9 +61,11 @@ def test_email_html_escapes_labels_and_annotations() -> None:
 
 def test_sms_and_plain_text_are_not_escaped() -> None:
     n = hostile_notification(1)
+    n = replace(n, common_annotations={**n.common_annotations, "description": f"Value {HOSTILE}"})
     sms = Renderer("sms", None, RecordingLogger()).render(n, NOW)["text"]
     console = Renderer("console", None, RecordingLogger()).render(n, NOW)["text"]
-    assert sms == f"CRITICAL BackupTooOld: Summary {HOSTILE}"
+    # The value (description) is what an SMS carries; the generic summary is left out.
+    assert sms == f"CRITICAL BackupTooOld: Value {HOSTILE}"
     assert f"team={HOSTILE}" in console
 
 

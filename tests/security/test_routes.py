@@ -71,6 +71,15 @@ ROUTES: dict[tuple[str, str], Guard] = {
     **{(m, "/-/healthy"): public(f"liveness probe; {READ_ONLY}") for m in ("GET", "HEAD")},
     **{(m, "/-/ready"): public(f"readiness probe; {READ_ONLY}") for m in ("GET", "HEAD")},
     **{(m, "/api/openapi.yaml"): public(f"API description; {READ_ONLY}") for m in ("GET", "HEAD")},
+    **{
+        (m, "/docs/runbooks/"): public(f"the project's runbooks; {READ_ONLY}")
+        for m in ("GET", "HEAD")
+    },
+    # PARAMS names no runbook: everyone gets the same 404.
+    **{
+        (m, "/docs/runbooks/{name}.md"): public(f"one runbook; {READ_ONLY}", 404)
+        for m in ("GET", "HEAD")
+    },
     **{(m, "/api/v1/incidents"): API for m in ("GET", "HEAD")},
     **{(m, "/api/v1/incidents/{id}"): API for m in ("GET", "HEAD")},
     **{("POST", f"/api/v1/incidents/{{id}}/{verb}"): API for verb in ("ack", "unack", "resolve")},
