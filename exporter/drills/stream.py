@@ -86,11 +86,14 @@ def guarded(stream: Iterable[bytes], forbidden: Sequence[bytes], why: str) -> It
     keep = max(len(f) for f in forbidden) + 1
     tail = b"\n"
     for chunk in stream:
-        window = tail + chunk
+        # Search the chunk itself, and only a small seam across the previous chunk's end: no
+        # copy of the whole chunk while the exporter's other threads wait for the GIL.
+        seam = tail + chunk[:keep]
         for statement in forbidden:
-            if window.find(b"\n" + statement) >= 0:
+            needle = b"\n" + statement
+            if chunk.find(needle) >= 0 or seam.find(needle) >= 0:
                 raise Forbidden(f"{why}: the dump holds {statement.decode().strip()!r}")
-        tail = window[-keep:]
+        tail = (tail + chunk)[-keep:] if len(chunk) < keep else chunk[-keep:]
         yield chunk
 
 

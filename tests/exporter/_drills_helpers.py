@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import shutil
 import subprocess
 import threading
 import time
@@ -202,8 +201,3 @@ def truncate_at(path: Path, marker: bytes) -> None:
     data = path.read_bytes()
     at = data.index(marker) + len(marker) // 2
     path.write_bytes(data[:at])
-
-
-def tool(name: str) -> str:
-    """Return a tool's path (fail in CI when missing)."""
-    return require_tool(name) if shutil.which(name) is None else name

@@ -134,3 +134,35 @@ def test_scheduled_drill_and_a_restart_mid_drill_leave_no_scratch(
     finally:
         for pid in processes_naming(my_scratch):  # the orphaned client of the killed exporter
             os.kill(pid, signal.SIGKILL)
+
+
+def test_cli_reports_a_file_that_failed_its_integrity_check_without_restoring_it(
+    tmp_path: Path, my_source: str, my_scratch: str
+) -> None:
+    config = write_config(tmp_path, my_source, my_scratch)
+    dump = mariadb_dump(my_source, tmp_path / "backups" / "shop_20260101.sql.gz", compress=True)
+    dump.write_bytes(dump.read_bytes()[:-40])
+    done = drill_cli(config)
+    assert done.returncode == 1
+    assert "reason: newest file shop_20260101.sql.gz failed its integrity check (gzip" in (
+        done.stdout
+    )
+    assert "reported, not restored" in done.stdout
+    assert "creating scratch" not in done.stdout
+    assert my_scratch not in my_databases()
+
+
+def test_cli_refuses_a_scratch_named_by_a_watched_database(
+    tmp_path: Path, my_source: str, my_scratch: str
+) -> None:
+    config = write_config(tmp_path, my_source, my_scratch)
+    dsn = f"mysql://root@127.0.0.1/{my_scratch}"
+    watched = f'databases:\n  - {{name: shop, driver: mysql, dsn: "{dsn}"}}\n'
+    config.write_text(config.read_text() + watched)
+    mariadb_dump(my_source, tmp_path / "backups" / "shop_20260101.sql.gz", compress=True)
+    done = drill_cli(config)
+    assert done.returncode == 1
+    assert f"reason: refused: scratch database {my_scratch} is named as a live database" in (
+        done.stdout
+    )
+    assert my_scratch not in my_databases()
