@@ -63,7 +63,7 @@ async def _serve(
         store = store_yaml(kind, tmp_path, dsn)
         text = ack_config(tmp_path, store, f"http://127.0.0.1:{port}")
         if web_extra:
-            text = text.replace("secure_cookies: false}", f"secure_cookies: false, {web_extra}}}")
+            text = text.replace("secure_cookies: false", f"secure_cookies: false, {web_extra}", 1)
         async with serve(text, port=port) as running:
             yield running
 
