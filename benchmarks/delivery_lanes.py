@@ -76,6 +76,7 @@ def config(work: Path, twilio: str, chat: str, hook: str) -> Path:
     path = work / "receiver.yml"
     path.write_text(
         f"store: {{type: sqlite, path: {work / 'r.db'}}}\n"
+        "webhook: {auth: none}\n"
         "channels:\n"
         f"  - {{name: sms, type: sms, account_sid: {SID}, auth_token_file: {token},"
         f" from: '+15005550006', to: ['+14155550199'], api_base_url: '{twilio}'}}\n"

@@ -17,7 +17,8 @@ BIN = Path(sys.executable).parent
 
 
 def receiver_problems(path: Path, text: str) -> list[str]:
-    path.write_text(text)
+    """Return the problems of a receiver config that takes webhooks without credentials."""
+    path.write_text("webhook: {auth: none}\n" + text)
     with pytest.raises(ConfigError) as caught:
         load_receiver(path)
     return [p.removeprefix(f"{path}: ") for p in caught.value.problems]
@@ -110,7 +111,7 @@ def test_relative_secret_files_are_read_beside_the_config(tmp_path: Path) -> Non
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "api_token").write_text("from-beside-the-config\n")
     config = tmp_path / "r.yml"
-    config.write_text("api: {token_file: secrets/api_token}\n")
+    config.write_text("webhook: {auth: none}\napi: {token_file: secrets/api_token}\n")
     token = load_receiver(config).api.bearer_token()
     assert token is not None
     assert token.get_secret_value() == "from-beside-the-config"

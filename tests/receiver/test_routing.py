@@ -122,6 +122,7 @@ def test_cli_check_config(
 
 
 ARCHIVE = """
+webhook: {auth: none}
 channels:
   - {name: archive, type: file, path: /dev/null}
   - {name: pager, type: script}

@@ -110,6 +110,7 @@ def config(tmp_path: Path, twilio: FakeTwilio, store: str, name: str) -> Path:
     path = tmp_path / f"{name}.yml"
     path.write_text(
         f"store: {store}\n"
+        "webhook: {auth: none}\n"
         "channels:\n"
         f"  - {sms_channel_yaml('sms', twilio.url, token)}\n"
         f"  - {{name: mail, type: file, path: '{tmp_path / 'fallback.jsonl'}'}}\n"
