@@ -24,6 +24,19 @@ class Inspection:
     size: int | None = None
 
 
+class ScratchDatabase:
+    """What the database engines share: the scratch endpoint and its database's name."""
+
+    def __init__(self, config: RestoreConfig) -> None:
+        self.config = config
+        self.scratch = config.scratch_endpoint()
+        self.db = self.scratch.database
+
+    def describe(self) -> str:
+        """Return the scratch database."""
+        return self.scratch.describe()
+
+
 class Engine(Protocol):
     """Create, fill, inspect and drop one scratch target; never touch anything else."""
 

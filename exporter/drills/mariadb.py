@@ -9,8 +9,8 @@ from typing import Any
 import pymysql
 
 from exporter.drills.checks import live_checks, table_checks
-from exporter.drills.config import Endpoint, RestoreConfig
-from exporter.drills.engine import MARKER, Inspection
+from exporter.drills.config import Endpoint
+from exporter.drills.engine import MARKER, Inspection, ScratchDatabase
 from exporter.drills.model import Refused
 from exporter.drills.stream import PipeOutcome, guarded, pipe_into
 
@@ -52,17 +52,8 @@ def connect(endpoint: Endpoint, database: str | None = None) -> Any:
     )
 
 
-class MariadbEngine:
+class MariadbEngine(ScratchDatabase):
     """Scratch database on a MariaDB/MySQL server, marked by a table of the drill's own."""
-
-    def __init__(self, config: RestoreConfig) -> None:
-        self.config = config
-        self.scratch = config.scratch_endpoint()
-        self.db = self.scratch.database
-
-    def describe(self) -> str:
-        """Return the scratch database."""
-        return self.scratch.describe()
 
     def _state(self, cur: Any) -> str:
         """Return `absent`, `ours` (marker table present) or `foreign`."""

@@ -10,8 +10,8 @@ import psycopg
 from psycopg import sql
 
 from exporter.drills.checks import live_checks, table_checks
-from exporter.drills.config import Endpoint, RestoreConfig
-from exporter.drills.engine import MARKER, Inspection
+from exporter.drills.config import Endpoint
+from exporter.drills.engine import MARKER, Inspection, ScratchDatabase
 from exporter.drills.model import Refused
 from exporter.drills.stream import PipeOutcome, guarded, peek, pipe_into
 
@@ -54,17 +54,8 @@ def connect(endpoint: Endpoint, database: str) -> Any:
     )
 
 
-class PostgresEngine:
+class PostgresEngine(ScratchDatabase):
     """Scratch database on a PostgreSQL server, marked by its database comment."""
-
-    def __init__(self, config: RestoreConfig) -> None:
-        self.config = config
-        self.scratch = config.scratch_endpoint()
-        self.db = self.scratch.database
-
-    def describe(self) -> str:
-        """Return the scratch database."""
-        return self.scratch.describe()
 
     def _state(self, conn: Any) -> str:
         row = conn.execute(
