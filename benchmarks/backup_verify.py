@@ -101,6 +101,28 @@ def timed(fn: Callable[[Path], None], path: Path) -> float:
     return time.perf_counter() - started
 
 
+def race(
+    contenders: dict[str, Callable[[Path], None]], path: Path, runs: int, base: str, kind: str
+) -> None:
+    """Time every contender on `path`, print medians, MB/s of the file and speed vs `base`."""
+    size = path.stat().st_size
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(runs):  # interleaved so machine load affects all alike
+        for name, fn in contenders.items():
+            times[name].append(timed(fn, path))
+    base_s = statistics.median(times[base])
+    print(f"{'tool':<24}{'median s':>10}{f'MB/s ({kind})':>12}{f'vs {base}':>13}   runs")
+    for name, spent in times.items():
+        med = statistics.median(spent)
+        spread = " ".join(f"{r:.2f}" for r in spent)
+        print(f"{name:<24}{med:>10.2f}{size / 1e6 / med:>12.0f}{base_s / med:>12.2f}x   {spread}")
+    tracemalloc.start()
+    contenders["maintwatch verify_file"](path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"verify_file peak Python allocations: {peak / 1e6:.1f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mb", type=int, default=520)
@@ -115,21 +137,7 @@ def main() -> None:
         size = path.stat().st_size
         print(f"file: {size / 1e6:.0f} MB gzip, {raw / 1e6:.0f} MB uncompressed")
         contenders = {"maintwatch verify_file": ours, "gzip -t": gzip_t, "python gzip": stdlib}
-        times: dict[str, list[float]] = {name: [] for name in contenders}
-        for _ in range(args.runs):  # interleaved so machine load affects all alike
-            for name, fn in contenders.items():
-                times[name].append(timed(fn, path))
-        base = statistics.median(times["gzip -t"])
-        print(f"{'tool':<24}{'median s':>10}{'MB/s (gz)':>11}{'vs gzip -t':>12}   runs")
-        for name, runs in times.items():
-            med = statistics.median(runs)
-            spread = " ".join(f"{r:.2f}" for r in runs)
-            print(f"{name:<24}{med:>10.2f}{size / 1e6 / med:>11.0f}{base / med:>11.2f}x   {spread}")
-        tracemalloc.start()
-        ours(path)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        print(f"verify_file peak Python allocations: {peak / 1e6:.1f} MB")
+        race(contenders, path, args.runs, "gzip -t", "gz")
         print(f"verify_file process max RSS (fresh child): {child_rss_mb(path):.0f} MB")
     finally:
         shutil.rmtree(workdir)

@@ -13,17 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import tempfile
 import threading
-import time
-import tracemalloc
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
-from backup_verify import HEADER, TRAILER, rows_block
+from backup_verify import HEADER, TRAILER, race, rows_block
 
 from exporter.backups_verify import verify_file
 
@@ -64,12 +60,6 @@ def testzip(path: Path) -> None:
             raise SystemExit("zipfile.testzip found a bad member")
 
 
-def timed(fn: Callable[[Path], None], path: Path) -> float:
-    started = time.perf_counter()
-    fn(path)
-    return time.perf_counter() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mb", type=int, default=300)
@@ -90,21 +80,7 @@ def main() -> None:
             "unzip -t": unzip_t,
             "python testzip": testzip,
         }
-        times: dict[str, list[float]] = {name: [] for name in contenders}
-        for _ in range(args.runs):  # interleaved so machine load affects all alike
-            for name, fn in contenders.items():
-                times[name].append(timed(fn, path))
-        base = statistics.median(times["unzip -t"])
-        print(f"{'tool':<24}{'median s':>10}{'MB/s (zip)':>12}{'vs unzip -t':>13}   runs")
-        for name, runs in times.items():
-            med = statistics.median(runs)
-            spread = " ".join(f"{r:.2f}" for r in runs)
-            print(f"{name:<24}{med:>10.2f}{size / 1e6 / med:>12.0f}{base / med:>12.2f}x   {spread}")
-        tracemalloc.start()
-        ours(path)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        print(f"verify_file peak Python allocations: {peak / 1e6:.1f} MB")
+        race(contenders, path, args.runs, "unzip -t", "zip")
     finally:
         shutil.rmtree(workdir)
         print(f"deleted {workdir}")
