@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from exporter.collectors.base import Context
-from exporter.collectors.redis_queues import RedisQueueConfig, RedisQueuesCollector
+from exporter.collectors.redis_queues import PEEK_SCRIPT, RedisQueueConfig, RedisQueuesCollector
 from exporter.queue_layouts import LAYOUTS, LENGTH_COMMANDS
 
 URL = "redis://127.0.0.1:6379/0"
@@ -59,7 +59,8 @@ async def naive(client: aioredis.Redis, prefix: str, queues: list[str]) -> None:
             (LENGTH_COMMANDS[ref.type], ref.key) for ref in plan.keys
         ]
         if plan.peek is not None:
-            commands.append(("LINDEX", plan.peek.key, plan.peek.index))
+            cap = 1_048_576  # max_payload_bytes' default, as the collector sends it
+            commands.append(("EVAL", PEEK_SCRIPT, 1, plan.peek.key, plan.peek.index, cap))
         for command in commands:
             # redis-py leaves execute_command unannotated.
             await client.execute_command(*command)  # type: ignore[no-untyped-call]

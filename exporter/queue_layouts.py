@@ -26,6 +26,7 @@ names follow what each framework writes:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -50,6 +51,18 @@ CELERY_PRIORITY_STEPS = (3, 6, 9)
 # Above this an epoch value cannot be seconds (year 5138): it is milliseconds.
 _MILLIS_THRESHOLD = 1e11
 
+# A number as JSON writes it, and a field's value in a payload cut short: a JSON number ended
+# by `,` or `}`, or a string holding one (Horizon's `pushedAt`); a number running into the cut
+# has no terminator and is not taken. At most 40 characters of number: no backtracking blow-up.
+_NUMBER = rb"-?\d{1,20}(?:\.\d{1,20})?(?:[eE][+-]?\d{1,3})?"
+_CUT_FIELD = {
+    name: re.compile(
+        rb'"' + name.encode() + rb'"[ \t\r\n]{0,16}:[ \t\r\n]{0,16}'
+        rb'(?:"(' + _NUMBER + rb')"|(' + _NUMBER + rb")(?=[ \t\r\n]{0,16}[,}]))"
+    )
+    for name in ("pushedAt", "createdAt", "enqueued_at")
+}
+
 
 @dataclass(frozen=True)
 class KeyRef:
@@ -73,13 +86,14 @@ class Lookup:
 class Peek:
     """Read one list element (the oldest pending job) and parse its enqueue time.
 
-    With `lookup`, the element is a job id, and the time is in the hash it names (one more
-    round trip); `parse` is then unused.
+    `parse(payload, truncated)`: `truncated` says the element was cut at the read cap
+    (`max_payload_bytes`), so the payload is not whole JSON. With `lookup`, the element is a
+    job id, and the time is in the hash it names (one more round trip); `parse` is then unused.
     """
 
     key: str
     index: int
-    parse: Callable[[bytes], float | None]
+    parse: Callable[[bytes, bool], float | None]
     lookup: Lookup | None = None
 
 
@@ -114,11 +128,23 @@ def _epoch(value: object) -> float | None:
     return seconds / 1000.0 if seconds > _MILLIS_THRESHOLD else seconds
 
 
-def _json_field(payload: bytes, *fields: str) -> float | None:
+def _cut_field(payload: bytes, fields: Sequence[str]) -> float | None:
+    """Return the first field of `fields` found in a cut JSON payload (first occurrence)."""
+    for name in fields:
+        match = _CUT_FIELD[name].search(payload)
+        if match is not None:
+            found = _epoch((match.group(1) or match.group(2)).decode())
+            if found is not None:
+                return found
+    return None
+
+
+def _json_field(payload: bytes, fields: Sequence[str], truncated: bool) -> float | None:
     try:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
-        return None
+        # A payload cut at the read cap is not whole JSON: look for the field's text instead.
+        return _cut_field(payload, fields) if truncated else None
     if not isinstance(data, dict):
         return None
     for name in fields:
@@ -128,14 +154,14 @@ def _json_field(payload: bytes, *fields: str) -> float | None:
     return None
 
 
-def laravel_enqueued_at(payload: bytes) -> float | None:
+def laravel_enqueued_at(payload: bytes, truncated: bool = False) -> float | None:
     """Return a Laravel job's push time: Horizon's `pushedAt`, else `createdAt`."""
-    return _json_field(payload, "pushedAt", "createdAt")
+    return _json_field(payload, ("pushedAt", "createdAt"), truncated)
 
 
-def sidekiq_enqueued_at(payload: bytes) -> float | None:
+def sidekiq_enqueued_at(payload: bytes, truncated: bool = False) -> float | None:
     """Return a Sidekiq job's `enqueued_at` (seconds, or milliseconds since Sidekiq 8)."""
-    return _json_field(payload, "enqueued_at")
+    return _json_field(payload, ("enqueued_at",), truncated)
 
 
 def bullmq_waiting_since(fields: Sequence[bytes | None]) -> float | None:
@@ -151,7 +177,7 @@ def bullmq_waiting_since(fields: Sequence[bytes | None]) -> float | None:
     return created + max(delay_ms, 0.0) / 1000.0
 
 
-def _no_payload(_: bytes) -> float | None:
+def _no_payload(_: bytes, __: bool) -> float | None:
     return None
 
 
@@ -344,14 +370,19 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
-def read_plan(plan: QueuePlan, lengths: Sequence[int], peeked: bytes | None) -> QueueReading:
-    """Sum key lengths by state; parse the peeked payload when jobs are pending."""
+def read_plan(
+    plan: QueuePlan, lengths: Sequence[int], peeked: bytes | None, truncated: bool = False
+) -> QueueReading:
+    """Sum key lengths by state; parse the peeked payload when jobs are pending.
+
+    `truncated`: the payload was cut at the read cap (see `Peek`).
+    """
     jobs: dict[State, int] = {}
     for ref, length in zip(plan.keys, lengths, strict=True):
         jobs[ref.state] = jobs.get(ref.state, 0) + int(length)
     oldest = None
     if plan.peek is not None and peeked is not None and jobs.get("pending", 0) > 0:
-        oldest = plan.peek.parse(peeked)
+        oldest = plan.peek.parse(peeked, truncated)
     return QueueReading(plan.queue, jobs, oldest)
 
 

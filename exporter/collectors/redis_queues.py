@@ -4,6 +4,10 @@ Queues are listed in config or discovered with SCAN (bounded COUNT, capped count
 length and the oldest pending payload of every queue are read in ONE pipelined round trip
 (plus one more for layouts whose lists hold job ids, BullMQ: the oldest jobs' hashes).
 A key holding the wrong type skips its queue with one warning instead of failing the refresh.
+
+The oldest payload is read through a small Lua script (`EVAL`, in the same pipeline) that
+returns at most `max_payload_bytes` of the element: a hostile or huge job (a 500 MB list
+element) never crosses the wire whole, and the parsers find the enqueue time in the cut text.
 """
 
 from __future__ import annotations
@@ -43,6 +47,14 @@ JOBS = "maintwatch_queue_jobs"
 OLDEST = "maintwatch_queue_oldest_job_timestamp_seconds"
 _SCHEMES = ("redis", "rediss", "unix")
 
+# LINDEX on the server, cut to ARGV[2] bytes before the reply: the exporter never reads more.
+# A missing element is nil (false in Lua); an error (WRONGTYPE) is returned as the error reply.
+PEEK_SCRIPT = """\
+local v = redis.pcall('LINDEX', KEYS[1], ARGV[1])
+if type(v) ~= 'string' then return v end
+return string.sub(v, 1, tonumber(ARGV[2]))
+"""
+
 
 class KeyConfig(StrictModel):
     """One explicit key of the `keys` flavor."""
@@ -66,6 +78,7 @@ class RedisQueueConfig(InstanceConfig):
     keys: list[KeyConfig] = Field(default_factory=list, validate_default=True)
     max_queues: int = Field(default=200, ge=1, le=100_000)
     scan_count: int = Field(default=1000, ge=10, le=100_000)
+    max_payload_bytes: int = Field(default=1_048_576, ge=1024, le=536_870_912)
 
     @field_validator("url")
     @classmethod
@@ -135,6 +148,7 @@ class RedisQueuesCollector(Collector[RedisQueueConfig]):
         self._client: aioredis.Redis | None = None
         self._types: dict[str, KeyType] = {}  # `keys` flavor: TYPE answers, asked once
         self._skipped: dict[str, str] = {}  # queue → reason, so each problem is logged once
+        self._unpeeked: dict[str, str] = {}  # queue → why its oldest payload was not read
         self._dropped = 0
 
     @property
@@ -246,33 +260,44 @@ class RedisQueuesCollector(Collector[RedisQueueConfig]):
         return [QueuePlan(queue, tuple(refs)) for queue, refs in by_queue.items()]
 
     async def _read(self, client: aioredis.Redis, plans: list[QueuePlan]) -> list[QueueReading]:
+        cap = self.config.max_payload_bytes
         async with client.pipeline(transaction=False) as pipe:
             for plan in plans:
                 for ref in plan.keys:
                     pipe.execute_command(LENGTH_COMMANDS[ref.type], ref.key)
                 if plan.peek is not None:
-                    pipe.lindex(plan.peek.key, plan.peek.index)
+                    # EVAL, not EVALSHA: no NOSCRIPT retry round trip; the server caches it.
+                    pipe.execute_command(
+                        "EVAL", PEEK_SCRIPT, 1, plan.peek.key, plan.peek.index, cap
+                    )
             results: list[Any] = await pipe.execute(raise_on_error=False)
         readings: list[QueueReading] = []
         lookups: list[tuple[int, Lookup, bytes]] = []
         failures: dict[str, str] = {}
+        unpeeked: dict[str, str] = {}
         position = 0
         for plan in plans:
             count = len(plan.keys) + (1 if plan.peek is not None else 0)
             answers = results[position : position + count]
             position += count
-            errors = [a for a in answers if isinstance(a, ResponseError)]
+            lengths = answers[: len(plan.keys)]
+            errors = [a for a in lengths if isinstance(a, ResponseError)]
             if errors:
                 failures[plan.queue] = str(errors[0])
                 self._forget_types(plan)
                 continue
             peeked = answers[-1] if plan.peek is not None else None
+            if isinstance(peeked, ResponseError):
+                # Counts stand; only the oldest time is lost (e.g. an ACL without EVAL).
+                unpeeked[plan.queue] = str(peeked)
             peeked = peeked if isinstance(peeked, bytes) else None
-            reading = read_plan(plan, answers[: len(plan.keys)], peeked)
+            truncated = peeked is not None and len(peeked) >= cap
+            reading = read_plan(plan, lengths, peeked, truncated)
             if plan.peek is not None and plan.peek.lookup is not None and peeked is not None:
                 lookups.append((len(readings), plan.peek.lookup, peeked))
             readings.append(reading)
         self._note_failures(failures)
+        self._note_unpeeked(unpeeked)
         if failures and not readings:
             queue, reason = next(iter(failures.items()))
             raise CollectError(f"no queue could be read; queue {queue!r}: {reason}")
@@ -307,6 +332,13 @@ class RedisQueuesCollector(Collector[RedisQueueConfig]):
             if self._skipped.get(queue) != reason:
                 self.log.warning("queue_skipped", queue=queue, reason=reason)
         self._skipped = failures
+
+    def _note_unpeeked(self, unpeeked: dict[str, str]) -> None:
+        """Log once per new reason a queue whose oldest payload could not be read."""
+        for queue, reason in unpeeked.items():
+            if self._unpeeked.get(queue) != reason:
+                self.log.warning("oldest_job_unreadable", queue=queue, reason=reason)
+        self._unpeeked = unpeeked
 
     def _families(self, readings: list[QueueReading]) -> list[Metric]:
         ms = self.metric_set()

@@ -88,6 +88,32 @@ def test_enqueued_at_handles_garbage_and_milliseconds() -> None:
     assert sidekiq_enqueued_at(b'{"enqueued_at": 1700000000250}') == 1700000000.25
 
 
+@pytest.mark.parametrize(
+    ("cut", "expected"),
+    [
+        (b'{"uuid":"u","createdAt":1700000000,"data":{"command":"O:8:', 1700000000.0),
+        (b'{"pushedAt":"1700000001.5","createdAt":1700000000,"data":"xx', 1700000001.5),
+        (b'{"createdAt" : 1700000000 }', 1700000000.0),
+        # The number runs into the cut: it may be missing digits, so it is not taken.
+        (b'{"data":"x","createdAt":17000', None),
+        (b'{"pushedAt":"17000', None),
+        (b'{"data":"' + b"x" * 4096, None),
+        (b'{"createdAt":"soon","data":"x', None),
+    ],
+)
+def test_laravel_enqueued_at_in_a_cut_payload(cut: bytes, expected: float | None) -> None:
+    assert laravel_enqueued_at(cut, True) == expected
+
+
+def test_only_a_cut_payload_is_searched_as_text() -> None:
+    # Whole but invalid JSON keeps its old answer: no time.
+    assert laravel_enqueued_at(b'{"createdAt":1700000000,') is None
+    assert laravel_enqueued_at(b'{"createdAt":1700000000,', True) == 1700000000.0
+    # A whole payload is parsed as JSON even when flagged (one exactly at the cap).
+    assert laravel_enqueued_at(b'{"data":{"createdAt":1},"createdAt":2}', True) == 2.0
+    assert sidekiq_enqueued_at(b'{"enqueued_at":1700000000250,"args":["', True) == 1700000000.25
+
+
 def test_read_plan_sums_by_state_and_ignores_payload_of_empty_queue() -> None:
     plan = LAYOUTS["bullmq"].plan("bull:", "q")
     reading = read_plan(plan, [2, 1, 3, 4, 5, 6], None)

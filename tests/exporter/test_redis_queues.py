@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import tracemalloc
 from collections.abc import Callable
 
 import pytest
@@ -278,6 +279,55 @@ async def test_explicit_keys_of_each_type(
     promtool_check(promtool, samples.text())
 
 
+async def test_a_huge_oldest_payload_is_read_only_up_to_the_cap(
+    rdb: redis.Redis, unique: str, make_collector: Make
+) -> None:
+    prefix = f"{unique}_database_"
+    created = int(time.time()) - 600
+    huge = 64 * 1024 * 1024
+    # The oldest job of `huge` is 64 MiB; its time comes before the cut, `late`'s after it.
+    head = f'{{"uuid":"u","createdAt":{created},"data":{{"command":"'
+    rdb.rpush(f"{prefix}queues:huge", head + "x" * huge + '"}}')
+    rdb.rpush(f"{prefix}queues:huge", h.laravel_payload(created + 60))
+    rdb.rpush(f"{prefix}queues:late", '{"data":"' + "y" * (2 * 1024 * 1024) + '","createdAt":5}')
+    h.laravel_push(rdb, prefix, "plain", h.laravel_payload(created + 120))
+    collector = make_collector(
+        f"  - {{name: app, url: '{URL}', prefix: {prefix}, queues: [huge, late, plain]}}\n"
+    )
+    await refresh(collector)  # connect first: the measured refresh holds no connection setup
+    tracemalloc.start()
+    try:
+        samples = await refresh(collector)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # 1 MiB read (max_payload_bytes) instead of 64 MiB; room for the reply buffers and parsing.
+    assert peak < 8 * 1024 * 1024, peak
+    oldest = "maintwatch_queue_oldest_job_timestamp_seconds"
+    assert jobs(samples, "huge", "pending") == 2
+    assert samples.get(oldest, queue="huge") == created
+    assert jobs(samples, "late", "pending") == 1
+    assert samples.get(oldest, queue="late") is None
+    assert jobs(samples, "plain", "pending") == 1
+    assert samples.get(oldest, queue="plain") == created + 120
+
+
+async def test_a_smaller_cap_still_finds_a_leading_time(
+    rdb: redis.Redis, unique: str, make_collector: Make
+) -> None:
+    prefix = f"{unique}_"
+    created = int(time.time()) - 30
+    job = h.sidekiq_job("default", created)
+    job["args"] = ["z" * 10_000]
+    h.sidekiq_push(rdb, prefix, "default", {"enqueued_at": job.pop("enqueued_at"), **job})
+    collector = make_collector(
+        f"  - {{name: s, url: '{URL}', flavor: sidekiq, prefix: '{prefix}', queues: [default],"
+        " max_payload_bytes: 1024}\n"
+    )
+    samples = await refresh(collector)
+    assert samples.get("maintwatch_queue_oldest_job_timestamp_seconds", queue="default") == created
+
+
 async def test_wrong_type_skips_that_queue_and_logs_once(
     rdb: redis.Redis, unique: str, make_collector: Make
 ) -> None:
@@ -328,6 +378,7 @@ async def test_only_wrong_types_fail_the_refresh(
         ("  - {name: a, queues: [a, a]}\n", "redis[0].queues: duplicate queue name"),
         ("  - {name: a, flavor: sidekiq2}\n", "redis[0].flavor: expected one of:"),
         ("  - {name: a, max_queues: 0}\n", "redis[0].max_queues: must be at least"),
+        ("  - {name: a, max_payload_bytes: 10}\n", "redis[0].max_payload_bytes: must be at least"),
         ("  - {name: a, ca_file: /etc/hostname}\n", "redis[0].ca_file: only used with a rediss"),
         ("  - {name: a, password_file: /nonexistent/pw}\n", "redis[0].password_file: cannot read"),
         (
