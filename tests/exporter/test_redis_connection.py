@@ -103,3 +103,27 @@ async def test_redis_down_then_back(private_redis: h.PrivateRedis, make_collecto
         }
     finally:
         await rt.close()
+
+
+async def test_a_user_without_eval_keeps_counts_and_loses_only_the_oldest_time(
+    private_redis: h.PrivateRedis, make_collector: Make
+) -> None:
+    _seed(private_redis)
+    admin = private_redis.client()
+    try:
+        admin.acl_setuser(
+            "noeval", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-eval"]
+        )
+    finally:
+        admin.close()
+    url = f"redis://noeval:pw@127.0.0.1:{private_redis.port}/0"
+    collector = make_collector(f"  - {{name: acl, url: '{url}', prefix: '', queues: [default]}}\n")
+    with structlog.testing.capture_logs() as logs:
+        samples = await refresh(collector)
+        await refresh(collector)
+    assert samples.get("maintwatch_queue_jobs", queue="default", state="pending") == 1
+    oldest = samples.get("maintwatch_queue_oldest_job_timestamp_seconds", queue="default")
+    assert oldest is None
+    unreadable = [e for e in logs if e["event"] == "oldest_job_unreadable"]
+    assert len(unreadable) == 1
+    assert "no permissions to run the 'eval' command" in unreadable[0]["reason"]
