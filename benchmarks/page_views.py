@@ -68,7 +68,7 @@ def _serve(port: int, directory: str) -> None:
 store: {{type: sqlite, path: {directory}/bench.db}}
 webhook: {{auth: bearer, token: {TOKEN}}}
 api: {{token: {API}}}
-web: {{secure_cookies: false, graphs: {{enabled: false}}}}
+web: {{secure_cookies: false, api_token_login: true, graphs: {{enabled: false}}}}
 """
     app = make_app(load_config_text(text), structlog.get_logger("bench"))
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
