@@ -83,8 +83,8 @@ def test_traffic_run_appends_until_stopped(tmp_path: Path) -> None:
 
 def test_demo_thresholds_shorten_only_the_demo_alerts() -> None:
     source = yaml.safe_load((REPO / "rules" / "thresholds.yaml").read_text())
-    demo = stack.demo_thresholds(source, "file:///runbooks")
-    assert demo["runbook_base_url"] == "file:///runbooks"
+    demo = stack.demo_thresholds(source)
+    assert demo["runbook_base_url"] == "docs/runbooks"  # resolved and served by the receiver
     assert demo["alerts"]["BackupTooOld"]["for"] == stack.DEMO_FOR
     assert demo["alerts"]["AppErrorRateHigh"]["params"]["window"] == "1m"
     # Held past Prometheus' first Alertmanager discovery, so the first one is not dropped.

@@ -63,22 +63,25 @@ def _shorten(settings: dict[str, Any], params: dict[str, str]) -> dict[str, Any]
     return out
 
 
-def demo_thresholds(source: dict[str, Any], runbooks: str) -> dict[str, Any]:
-    """Return the thresholds document with the demo alerts' `for` set to DEMO_FOR (pure)."""
+def demo_thresholds(source: dict[str, Any]) -> dict[str, Any]:
+    """Return the thresholds document with the demo alerts' `for` set to DEMO_FOR (pure).
+
+    The relative `runbook_base_url` stays: the receiver resolves it against its external URL
+    and serves the runbooks itself, so every message carries a link a phone can open.
+    """
     alerts = {
         name: _shorten(s, DEMO_PARAMS.get(name, {})) if name in DEMO_ALERTS else s
         for name, s in source["alerts"].items()
     }
     for name, hold in WATCHDOG_FOR.items():
         alerts[name] = {**alerts[name], "for": hold}
-    return {**source, "runbook_base_url": runbooks, "alerts": alerts}
+    return {**source, "alerts": alerts}
 
 
 def render_rules(thresholds_out: Path, rules_out: Path) -> Path:
     """Write the demo thresholds and render the rule files with the project's generator."""
     source = yaml.safe_load((REPO / "rules" / "thresholds.yaml").read_text(encoding="utf-8"))
-    runbooks = (REPO / "docs" / "runbooks").as_uri()
-    write_yaml(thresholds_out, demo_thresholds(source, runbooks))
+    write_yaml(thresholds_out, demo_thresholds(source))
     command = [sys.executable, "-m", "rules", "generate"]
     command += ["--thresholds", str(thresholds_out), "--out", str(rules_out)]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)

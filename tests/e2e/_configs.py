@@ -60,7 +60,7 @@ def _retimed(settings: Mapping[str, Any], duration: str) -> dict[str, Any]:
 def render_rules(root: Path) -> Path:
     """Write the e2e thresholds and render the rule files with `python -m rules generate`."""
     source = yaml.safe_load((REPO / "rules" / "thresholds.yaml").read_text(encoding="utf-8"))
-    doc = demo_thresholds(source, (REPO / "docs" / "runbooks").as_uri())
+    doc = demo_thresholds(source)
     doc["alerts"] = {
         name: _retimed(s, E2E_FOR) if name in E2E_ALERTS else s for name, s in doc["alerts"].items()
     }
