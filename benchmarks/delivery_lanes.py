@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from common import VENV_BIN, free_port, median
+from receiver_soak import wait_ready
 
 SID = "AC" + "0" * 31 + "1"
 
@@ -124,20 +125,6 @@ async def post(http: aiohttp.ClientSession, url: str, data: dict[str, Any]) -> N
         assert response.status == 200, await response.text()
 
 
-async def ready(http: aiohttp.ClientSession, url: str) -> None:
-    """Wait until the receiver answers /-/ready."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            async with http.get(f"{url}/-/ready") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} not ready")
-
-
 async def page(http: aiohttp.ClientSession, url: str, ends: Endpoints, name: str) -> float:
     """Open one critical incident; return seconds from accepted to SMS received."""
     await post(http, url, body(name, "critical"))
@@ -184,7 +171,7 @@ async def run(rounds: int, warnings: int) -> dict[str, Any]:
         try:
             async with aiohttp.ClientSession() as http:
                 for url in urls.values():
-                    await ready(http, url)
+                    await wait_ready(url)
                 for index in range(rounds):
                     for name, url in urls.items():
                         for w in range(warnings):

@@ -253,7 +253,7 @@ async def wait_ready(url: str) -> None:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.1)
-    raise RuntimeError("receiver did not become ready")
+    raise RuntimeError(f"{url} did not become ready")
 
 
 async def drained(db: Path, timeout: float = 120) -> float:
