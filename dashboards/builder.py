@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rules.model import Thresholds
+
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 COLORS = {"ok": "green", "warning": "orange", "critical": "red"}
+# Grafana keeps this range at least four scrape intervals wide at any zoom, so no rate() comes
+# out empty for lack of samples.
+RATE_INTERVAL = "[$__rate_interval]"
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,16 @@ class Panel:
     thresholds: Sequence[tuple[float, str]] = ()  # (from value, colour name), ascending
     runbooks: Sequence[str] = ()
     options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Board:
+    """One dashboard: written to `dashboards/<stem>.json` with uid `maintwatch-<stem>`."""
+
+    stem: str
+    title: str
+    description: str
+    panels: Callable[[Thresholds], list[Panel]]
 
 
 def _thresholds(steps: Sequence[tuple[float, str]]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dashboards.content import build_all
+from dashboards.boards import build_all
 from maintwatch.configload import ConfigError
 from rules.generate import DEFAULT_THRESHOLDS
 from rules.model import load_thresholds
