@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.collectors.apps import AppsCollector
-from exporter.collectors.backups import BackupsCollector
+from exporter.collectors.apps.collector import AppsCollector
+from exporter.collectors.backups.collector import BackupsCollector
 from exporter.collectors.base import CollectError, Collector, Context
 from exporter.collectors.databases import DatabaseCollector
 from exporter.collectors.http import HttpCollector
-from exporter.collectors.redis_queues import RedisQueuesCollector
+from exporter.collectors.redis_queues.collector import RedisQueuesCollector
 from exporter.collectors.slowlog import SlowlogCollector
 from exporter.collectors.supervisor import SupervisorCollector
-from exporter.collectors.tls import TlsCollector
+from exporter.collectors.tls.collector import TlsCollector
 
 # Each collector module is listed once here; its class's `kind` is its config section.
 _CLASSES: tuple[type[Collector[Any]], ...] = (

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from prometheus_client.core import Metric
 from pydantic import Field, field_validator
 
-from exporter.collectors.apps import SKIPPED, SKIPPED_HELP
+from exporter.collectors.apps.collector import SKIPPED, SKIPPED_HELP
 from exporter.collectors.base import CLOSE_WAIT, CollectError, Collector, Context, SkipLog
 from exporter.config import InstanceConfig
 from exporter.logparse import SlowLogParser

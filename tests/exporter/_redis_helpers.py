@@ -23,7 +23,7 @@ import redis
 import trustme
 
 from exporter.collectors.base import Context
-from exporter.collectors.redis_queues import RedisQueueConfig, RedisQueuesCollector
+from exporter.collectors.redis_queues.collector import RedisQueueConfig, RedisQueuesCollector
 from exporter.config import load_config_text
 from tests.conftest import free_port, require_tool
 

@@ -25,8 +25,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from exporter.collectors.base import CollectError, Collector, Context
-from exporter.config import InstanceConfig
-from exporter.queue_layouts import (
+from exporter.collectors.redis_queues.layouts import (
     LAYOUTS,
     LENGTH_COMMANDS,
     STATES,
@@ -40,6 +39,7 @@ from exporter.queue_layouts import (
     read_plan,
     select_queues,
 )
+from exporter.config import InstanceConfig
 from maintwatch.configload import ExistingFile, SecretFromFile, StrictModel
 
 FlavorName = Literal["laravel", "bullmq", "rq", "sidekiq", "celery", "keys"]

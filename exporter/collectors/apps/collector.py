@@ -15,7 +15,7 @@ from pathlib import Path
 from prometheus_client.core import Metric
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from exporter.accesslog import CLASSES, AccessFormat, StatusParser
+from exporter.collectors.apps.accesslog import CLASSES, AccessFormat, StatusParser
 from exporter.collectors.base import CLOSE_WAIT, CollectError, Collector, Context, SkipLog
 from exporter.config import InstanceConfig
 from exporter.logparse import LABEL_VALUES, LevelParser, LogFormat

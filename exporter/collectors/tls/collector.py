@@ -21,10 +21,7 @@ from prometheus_client.core import Metric
 from pydantic import AfterValidator, model_validator
 
 from exporter.collectors.base import Collector, Context
-from exporter.config import InstanceConfig
-from exporter.metrics import MetricSet
-from exporter.paths import check_glob
-from exporter.tls_certs import (
+from exporter.collectors.tls.certs import (
     CertError,
     chain_not_after,
     load_trust_store,
@@ -32,7 +29,10 @@ from exporter.tls_certs import (
     summarize,
     verify_chain,
 )
-from exporter.tls_probe import Endpoint, ProbeError, StartTLS, probe
+from exporter.collectors.tls.probe import Endpoint, ProbeError, StartTLS, probe
+from exporter.config import InstanceConfig
+from exporter.metrics import MetricSet
+from exporter.paths import check_glob
 from maintwatch.configload import ExistingFile
 
 MAX_FILES = 1000  # a glob over a whole filesystem is a mistake, not a certificate set

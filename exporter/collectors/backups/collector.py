@@ -1,7 +1,7 @@
 """Backup sets: file count and sizes, newest/oldest backup time, integrity, volume space.
 
 A set is a directory plus a glob. Each refresh lists the directory once (in a thread); the
-integrity check of the newest settled file runs in the background (see `backups_worker`) and
+integrity check of the newest settled file runs in the background (see `worker`) and
 its cached result is exported until a newer file has been checked.
 """
 
@@ -13,10 +13,10 @@ from functools import partial
 
 from prometheus_client.core import Metric
 
-from exporter.backups_config import BackupSetConfig
-from exporter.backups_scan import ScanError, SetSummary, compile_glob, scan, volume
-from exporter.backups_verify import verify_file
-from exporter.backups_worker import Verifier, VerifyResult
+from exporter.collectors.backups.config import BackupSetConfig
+from exporter.collectors.backups.scan import ScanError, SetSummary, compile_glob, scan, volume
+from exporter.collectors.backups.verify import verify_file
+from exporter.collectors.backups.worker import Verifier, VerifyResult
 from exporter.collectors.base import CollectError, Collector, Context, SkipLog
 from exporter.drills.metrics import static_families as drill_static
 from exporter.drills.schedule import Scheduler
