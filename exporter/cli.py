@@ -11,8 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter.collectors import REGISTRY, Collector, Context
-from exporter.config import ExporterBase, effective_timing, load_config
+from exporter.collectors.base import Collector, Context
+from exporter.collectors.registry import REGISTRY, load_config
+from exporter.config import ExporterBase, effective_timing
 from exporter.drills import cli as drill_cli
 from exporter.drills.cli import live_databases
 from exporter.runtime import Runtime

@@ -17,7 +17,8 @@ from typing import Any
 from exporter.collectors.backups.config import BackupSetConfig
 from exporter.collectors.backups.scan import ScanError, compile_glob, scan
 from exporter.collectors.backups.verify import verify_file
-from exporter.config import ExporterBase, load_config
+from exporter.collectors.registry import load_config
+from exporter.config import ExporterBase
 from exporter.drills.model import DrillResult
 from exporter.drills.runner import Drill, Target
 from exporter.drills.state import Busy, DrillStore

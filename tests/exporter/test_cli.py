@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from exporter import cli
-from exporter.config import load_config_text
+from exporter.collectors.registry import load_config_text
 from tests.conftest import free_port
 
 EXPORTER = [sys.executable, "-m", "exporter"]
