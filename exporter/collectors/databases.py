@@ -28,6 +28,7 @@ from exporter.sql import (
 )
 from maintwatch.configload import Duration, SecretFromFile, StrictModel
 
+DB_CONNECTIONS = gauge("maintwatch_db_connections", "Client connections by state.", "state")
 DB_MAX_CONNECTIONS = gauge(
     "maintwatch_db_max_connections", "Server connection limit (max_connections)."
 )
@@ -39,12 +40,6 @@ DB_SLOW_STATEMENTS = gauge(
     "maintwatch_db_slow_statements",
     "Statements whose mean execution time exceeds the configured threshold.",
 )
-FAILED_JOBS_TOTAL = counter(
-    "maintwatch_failed_jobs_total",
-    "Failed jobs recorded since the exporter started (rows past the id watermark).",
-    "queue",
-)
-DB_CONNECTIONS = gauge("maintwatch_db_connections", "Client connections by state.", "state")
 DB_STATEMENT_CALLS_TOTAL = counter(
     "maintwatch_db_statement_calls_total", "Calls of the top statements by total time.", "queryid"
 )
@@ -67,6 +62,11 @@ FAILED_JOBS_ROWS = gauge(
     "Rows in the failed jobs table.",
     "queue",
     optional=("job_class",),
+)
+FAILED_JOBS_TOTAL = counter(
+    "maintwatch_failed_jobs_total",
+    "Failed jobs recorded since the exporter started (rows past the id watermark).",
+    "queue",
 )
 FAILED_JOBS_LAST_TIMESTAMP_SECONDS = gauge(
     "maintwatch_failed_jobs_last_timestamp_seconds", "Time of the newest failed job.", "queue"

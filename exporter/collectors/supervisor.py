@@ -27,18 +27,6 @@ from exporter.workers import pool, run_in
 from maintwatch.configload import SecretFromFile
 from maintwatch.httpauth import basic_auth
 
-SUPERVISOR_PROCESS_EXIT_CODE = gauge(
-    "maintwatch_supervisor_process_exit_code",
-    "Exit status of the process's last exit (0 if it never exited).",
-    "group",
-    "process",
-)
-SUPERVISOR_PROCESS_RESTARTS_TOTAL = counter(
-    "maintwatch_supervisor_process_restarts_total",
-    "Restarts observed between refreshes (start time or pid changed).",
-    "group",
-    "process",
-)
 SUPERVISOR_PROCESS_STATE = gauge(
     "maintwatch_supervisor_process_state",
     "Supervisor process state: one series per state, 1 for the current one.",
@@ -49,6 +37,18 @@ SUPERVISOR_PROCESS_STATE = gauge(
 SUPERVISOR_PROCESS_START_TIMESTAMP_SECONDS = gauge(
     "maintwatch_supervisor_process_start_timestamp_seconds",
     "Unix time the process was last started.",
+    "group",
+    "process",
+)
+SUPERVISOR_PROCESS_EXIT_CODE = gauge(
+    "maintwatch_supervisor_process_exit_code",
+    "Exit status of the process's last exit (0 if it never exited).",
+    "group",
+    "process",
+)
+SUPERVISOR_PROCESS_RESTARTS_TOTAL = counter(
+    "maintwatch_supervisor_process_restarts_total",
+    "Restarts observed between refreshes (start time or pid changed).",
     "group",
     "process",
 )

@@ -29,14 +29,6 @@ APP_MAINTENANCE_MODE = gauge(
     "maintwatch_app_maintenance_mode",
     "1 while the application is down for maintenance (its flag file exists).",
 )
-DIRECTORY_SIZE_BYTES = gauge(
-    "maintwatch_directory_size_bytes",
-    "Apparent size of the regular files under a watched directory.",
-    "directory",
-)
-DIRECTORY_FILES = gauge(
-    "maintwatch_directory_files", "Regular files under a watched directory.", "directory"
-)
 APP_MAINTENANCE_SINCE_TIMESTAMP_SECONDS = gauge(
     "maintwatch_app_maintenance_since_timestamp_seconds",
     "Unix time the application went down for maintenance.",
@@ -50,6 +42,14 @@ HTTP_RESPONSES_TOTAL = counter(
     "maintwatch_http_responses_total",
     "HTTP responses in access logs since the exporter started, by status class.",
     "code",
+)
+DIRECTORY_SIZE_BYTES = gauge(
+    "maintwatch_directory_size_bytes",
+    "Apparent size of the regular files under a watched directory.",
+    "directory",
+)
+DIRECTORY_FILES = gauge(
+    "maintwatch_directory_files", "Regular files under a watched directory.", "directory"
 )
 
 _NAME = r"^[A-Za-z0-9_.:-]+$"

@@ -24,23 +24,15 @@ from exporter.drills.schedule import Scheduler
 from exporter.drills.target import drill_target
 from exporter.metrics import MetricSet, gauge
 
-BACKUP_FILES = gauge("maintwatch_backup_files", "Files in the backup set.")
-BACKUP_SIZE_BYTES = gauge("maintwatch_backup_size_bytes", "Total bytes of the backup set.")
-BACKUP_SKIPPED_FILES = gauge(
-    "maintwatch_backup_skipped_files",
-    "Entries matching the set's glob that could not be read (a symlink loop, no access).",
-)
-BACKUP_VOLUME_FREE_BYTES = gauge(
-    "maintwatch_backup_volume_free_bytes",
-    "Bytes available to unprivileged users on the filesystem holding the backup set.",
-)
-BACKUP_VOLUME_SIZE_BYTES = gauge(
-    "maintwatch_backup_volume_size_bytes", "Size of the filesystem holding the backup set."
-)
 BACKUP_MAX_AGE_SECONDS = gauge(
     "maintwatch_backup_max_age_seconds",
     "Configured expected cadence of the backup set: the newest backup may be this old.",
 )
+BACKUP_RETENTION_SECONDS = gauge(
+    "maintwatch_backup_retention_seconds", "Configured retention of the backup set."
+)
+BACKUP_FILES = gauge("maintwatch_backup_files", "Files in the backup set.")
+BACKUP_SIZE_BYTES = gauge("maintwatch_backup_size_bytes", "Total bytes of the backup set.")
 BACKUP_LAST_TIMESTAMP_SECONDS = gauge(
     "maintwatch_backup_last_timestamp_seconds",
     "Time of the newest backup (from its file name when it holds one, the time of day"
@@ -61,8 +53,16 @@ BACKUP_LAST_VERIFY_TIMESTAMP_SECONDS = gauge(
     "maintwatch_backup_last_verify_timestamp_seconds",
     "When the integrity check reported by last_verify_success ran.",
 )
-BACKUP_RETENTION_SECONDS = gauge(
-    "maintwatch_backup_retention_seconds", "Configured retention of the backup set."
+BACKUP_SKIPPED_FILES = gauge(
+    "maintwatch_backup_skipped_files",
+    "Entries matching the set's glob that could not be read (a symlink loop, no access).",
+)
+BACKUP_VOLUME_FREE_BYTES = gauge(
+    "maintwatch_backup_volume_free_bytes",
+    "Bytes available to unprivileged users on the filesystem holding the backup set.",
+)
+BACKUP_VOLUME_SIZE_BYTES = gauge(
+    "maintwatch_backup_volume_size_bytes", "Size of the filesystem holding the backup set."
 )
 
 _Scan = tuple[SetSummary, tuple[int, int]]

@@ -38,6 +38,7 @@ from maintwatch.configload import ExistingFile
 TLS_PROBE_SUCCESS = gauge(
     "maintwatch_tls_probe_success", "1 if the TLS handshake or certificate file read succeeded."
 )
+TLS_FILES = gauge("maintwatch_tls_files", "Certificate files matched by the path.")
 TLS_CERT_NOT_AFTER_TIMESTAMP_SECONDS = gauge(
     "maintwatch_tls_cert_not_after_timestamp_seconds", "Expiry of the leaf certificate (Unix time)."
 )
@@ -61,7 +62,6 @@ TLS_CERT_INFO = gauge(
     "serial",
     "dns_names",
 )
-TLS_FILES = gauge("maintwatch_tls_files", "Certificate files matched by the path.")
 
 MAX_FILES = 1000  # a glob over a whole filesystem is a mistake, not a certificate set
 
