@@ -27,8 +27,8 @@ from pathlib import Path
 
 import structlog
 
-from exporter.backups_config import BackupSetConfig
-from exporter.collectors.backups import BackupsCollector
+from exporter.collectors.backups.collector import BackupsCollector
+from exporter.collectors.backups.config import BackupSetConfig
 from exporter.collectors.base import Context
 
 PATTERN = "tongacp_db_%Y%m%d%H%M%S.sql.gz"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from isal import isal_zlib
 
-from exporter.backups_verify import verify_file
+from exporter.collectors.backups.verify import verify_file
 
 HEADER = b"-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)\n--\n"
 TRAILER = b"\n-- Dump completed on 2025-05-01 12:00:00\n"
@@ -87,7 +87,7 @@ def stdlib(path: Path) -> None:
 def child_rss_mb(path: Path) -> float:
     """Return the max RSS of a fresh interpreter that imports maintwatch and checks `path`."""
     code = (
-        "import sys, threading; from exporter.backups_verify import verify_file; "
+        "import sys, threading; from exporter.collectors.backups.verify import verify_file; "
         "assert verify_file(sys.argv[1], threading.Event()).ok"
     )
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)

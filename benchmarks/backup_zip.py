@@ -21,7 +21,7 @@ from pathlib import Path
 
 from backup_verify import HEADER, TRAILER, race, rows_block
 
-from exporter.backups_verify import verify_file
+from exporter.collectors.backups.verify import verify_file
 
 
 def make_archive(path: Path, target_mb: int, files: int) -> int:

@@ -24,8 +24,12 @@ import redis.asyncio as aioredis
 import structlog
 
 from exporter.collectors.base import Context
-from exporter.collectors.redis_queues import PEEK_SCRIPT, RedisQueueConfig, RedisQueuesCollector
-from exporter.queue_layouts import LAYOUTS, LENGTH_COMMANDS
+from exporter.collectors.redis_queues.collector import (
+    PEEK_SCRIPT,
+    RedisQueueConfig,
+    RedisQueuesCollector,
+)
+from exporter.collectors.redis_queues.layouts import LAYOUTS, LENGTH_COMMANDS
 
 URL = "redis://127.0.0.1:6379/0"
 

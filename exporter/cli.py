@@ -11,8 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter.collectors import REGISTRY, Collector, Context
-from exporter.config import ExporterBase, effective_timing, load_config
+from exporter.collectors.base import Collector, Context
+from exporter.collectors.registry import REGISTRY, load_config
+from exporter.config import ExporterBase, effective_timing
 from exporter.drills import cli as drill_cli
 from exporter.drills.cli import live_databases
 from exporter.runtime import Runtime
@@ -60,24 +61,27 @@ async def serve(args: argparse.Namespace, config: ExporterBase) -> None:
     # a dead resolver must not keep the process alive after SIGTERM.
     asyncio.get_running_loop().set_default_executor(DaemonDefaultExecutor(DEFAULT_THREADS))
     runtime = Runtime(log)
-    await runtime.apply(build_collectors(config, _context(config, log)))
-    host, port = split_listen_address(args.listen_address)
     runner = web.AppRunner(make_app(runtime), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    log.info(
-        "exporter_started",
-        version=__version__,
-        listen=f"{host}:{port}",
-        config=args.config_file,
-        instances=len(runtime.states()),
-    )
-
-    await run_until_stopped(lambda: _reload(args.config_file, runtime, log))
-    log.info("exporter_stopping")
-    await runner.cleanup()
-    await runtime.close()
-    log.info("exporter_stopped")
+    # Workers and the listening socket are released even when starting or serving fails
+    # (a port in use, a bug in a reload), so the process never exits with threads running.
+    try:
+        await runtime.apply(build_collectors(config, _context(config, log)))
+        host, port = split_listen_address(args.listen_address)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        log.info(
+            "exporter_started",
+            version=__version__,
+            listen=f"{host}:{port}",
+            config=args.config_file,
+            instances=len(runtime.states()),
+        )
+        await run_until_stopped(lambda: _reload(args.config_file, runtime, log))
+        log.info("exporter_stopping")
+    finally:
+        await runner.cleanup()
+        await runtime.close()
+        log.info("exporter_stopped")
 
 
 async def _reload(path: str, runtime: Runtime, log: Any) -> None:

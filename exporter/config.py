@@ -1,7 +1,13 @@
-"""Exporter configuration: one section per collector type, each a list of named instances."""
+"""Exporter configuration: one section per collector type, each a list of named instances.
+
+The sections come from the collector registry (`exporter.collectors.registry`), which passes
+its instance models to `build_model`: this module knows no collector, so collectors can import
+it without loading each other.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,33 +47,32 @@ class ExporterBase(StrictModel):
         return out
 
 
-def unique_names() -> Unique:
-    """Every collector section: instance names are distinct within it (they label series)."""
-    from exporter.collectors import REGISTRY
-
-    return dict.fromkeys(REGISTRY, ("name", "name"))
-
-
-def config_model() -> type[ExporterBase]:
-    """Build the top-level model from the collector registry (a section per collector type)."""
-    from exporter.collectors import REGISTRY
-
+def build_model(sections: Mapping[str, type[InstanceConfig]]) -> type[ExporterBase]:
+    """Build the top-level model: a list section per collector type, of its instance model."""
     fields: dict[str, Any] = {
-        kind: (list[cls.config_type], Field(default_factory=list))  # type: ignore[name-defined]
-        for kind, cls in REGISTRY.items()
+        kind: (list[model], Field(default_factory=list))  # type: ignore[valid-type]
+        for kind, model in sections.items()
     }
     model: type[ExporterBase] = create_model("ExporterConfig", __base__=ExporterBase, **fields)
     return model
 
 
-def load_config(path: str | Path) -> ExporterBase:
-    """Load and validate the exporter config file; raise ConfigError listing every problem."""
-    return load_file(config_model(), path, unique=unique_names())
+def load_config(model: type[ExporterBase], path: str | Path) -> ExporterBase:
+    """Load and validate a config file; raise ConfigError listing every problem."""
+    return load_file(model, path, unique=_unique_names(model))
 
 
-def load_config_text(text: str, source: str = "<config>") -> ExporterBase:
+def load_config_text(
+    model: type[ExporterBase], text: str, source: str = "<config>"
+) -> ExporterBase:
     """Validate config text (tests, --check-config on stdin)."""
-    return load_model(config_model(), text, source, unique=unique_names())
+    return load_model(model, text, source, unique=_unique_names(model))
+
+
+def _unique_names(model: type[ExporterBase]) -> Unique:
+    # Instance names are distinct within a section: they label the section's series.
+    sections = set(model.model_fields) - set(ExporterBase.model_fields)
+    return dict.fromkeys(sections, ("name", "name"))
 
 
 def effective_timing(config: ExporterBase, instance: InstanceConfig) -> tuple[float, float]:
@@ -77,4 +82,4 @@ def effective_timing(config: ExporterBase, instance: InstanceConfig) -> tuple[fl
     return interval, min(timeout, interval)
 
 
-__all__ = ["BaseModel", "ExporterBase", "InstanceConfig", "config_model", "load_config"]
+__all__ = ["BaseModel", "ExporterBase", "InstanceConfig", "build_model", "load_config"]

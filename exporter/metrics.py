@@ -1,8 +1,17 @@
-"""Build metric families for one refresh, and merge families from many collector instances."""
+"""Metric descriptors, and the metric families one refresh builds from them.
+
+Each metric is declared once, as a module-level `MetricDef` beside the collector that emits
+it: name, HELP, type and label names live there and nowhere else. The rules catalogue and the
+metrics reference are derived from the declarations, and a sample whose labels differ from its
+declaration is refused where it is added, so a typo fails the first test that reaches it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from typing import Literal
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -13,49 +22,111 @@ from prometheus_client.core import (
 from prometheus_client.samples import Sample
 
 Labels = Mapping[str, str]
+Kind = Literal["gauge", "counter", "histogram"]
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """One exposed metric: its name, HELP text, type, and the labels each sample carries.
+
+    `labels` are the sample's own labels; the instance label (`backup`, `target`…) comes from
+    the collector and is not repeated here. `optional` labels may be absent (a finer split
+    that a config option turns on).
+    """
+
+    name: str
+    help: str
+    type: Kind
+    labels: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    _required: frozenset[str] = field(init=False, repr=False, compare=False)
+    _allowed: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if (self.type == "counter") != self.name.endswith("_total"):
+            raise ValueError(f"{self.name}: counters, and only counters, end in _total")
+        object.__setattr__(self, "_required", frozenset(self.labels))
+        object.__setattr__(self, "_allowed", frozenset(self.labels + self.optional))
+
+    def check(self, labels: AbstractSet[str]) -> None:
+        """Raise ValueError unless `labels` are exactly the declared ones."""
+        if not self._required <= labels <= self._allowed:
+            raise ValueError(
+                f"{self.name}: labels {sorted(labels)}, declared {sorted(self._allowed)}"
+                + (f" of which {sorted(self.optional)} optional" if self.optional else "")
+            )
+
+
+def gauge(name: str, help: str, *labels: str, optional: tuple[str, ...] = ()) -> MetricDef:
+    """Declare a gauge."""
+    return MetricDef(name, help, "gauge", labels, optional)
+
+
+def counter(name: str, help: str, *labels: str) -> MetricDef:
+    """Declare a counter (its name ends in `_total`)."""
+    return MetricDef(name, help, "counter", labels)
+
+
+def histogram(name: str, help: str, *labels: str) -> MetricDef:
+    """Declare a histogram (`_bucket`, `_count` and `_sum` series)."""
+    return MetricDef(name, help, "histogram", labels)
+
+
+_FAMILIES: dict[str, type[Metric]] = {
+    "gauge": GaugeMetricFamily,
+    "counter": CounterMetricFamily,
+    "histogram": HistogramMetricFamily,
+}
 
 
 class MetricSet:
     """Accumulate samples by family name; every sample carries the instance's base labels.
 
     A refresh creates one, adds values and returns `families()`; the runtime merges the
-    families of all instances so each metric name appears once in the exposition.
+    families of all instances so each metric name appears once in the exposition. With
+    `declared`, a metric the collector did not declare is refused too.
     """
 
-    def __init__(self, base_labels: Labels | None = None) -> None:
+    def __init__(
+        self, base_labels: Labels | None = None, declared: Iterable[MetricDef] | None = None
+    ) -> None:
         self._base = dict(base_labels or {})
+        self._declared = None if declared is None else frozenset(declared)
         self._families: dict[str, Metric] = {}
 
-    def _family(self, cls: type[Metric], name: str, documentation: str) -> Metric:
-        family = self._families.get(name)
+    def _family(self, metric: MetricDef, labels: Labels) -> Metric:
+        metric.check(labels.keys())
+        family = self._families.get(metric.name)
         if family is None:
-            family = cls(name, documentation, labels=())  # type: ignore[call-arg]
-            self._families[name] = family
+            if self._declared is not None and metric not in self._declared:
+                raise ValueError(f"{metric.name} is not among the collector's declared metrics")
+            cls = _FAMILIES[metric.type]
+            family = cls(metric.name, metric.help, labels=())  # type: ignore[call-arg]
+            self._families[metric.name] = family
         return family
 
-    def gauge(self, name: str, documentation: str, value: float, /, **labels: str) -> None:
-        """Add a gauge sample."""
-        family = self._family(GaugeMetricFamily, name, documentation)
-        family.samples.append(Sample(name, {**self._base, **labels}, float(value), None, None))
+    def add(self, metric: MetricDef, value: float, /, **labels: str) -> None:
+        """Add a gauge or counter sample."""
+        if metric.type == "histogram":
+            raise ValueError(f"{metric.name} is a histogram: use add_histogram")
+        family = self._family(metric, labels)
+        family.samples.append(
+            Sample(metric.name, {**self._base, **labels}, float(value), None, None)
+        )
 
-    def counter(self, name: str, documentation: str, value: float, /, **labels: str) -> None:
-        """Add a counter sample; `name` must end in `_total`."""
-        if not name.endswith("_total"):
-            raise ValueError(f"counter {name} must end in _total")
-        family = self._family(CounterMetricFamily, name, documentation)
-        family.samples.append(Sample(name, {**self._base, **labels}, float(value), None, None))
-
-    def histogram(
+    def add_histogram(
         self,
-        name: str,
-        documentation: str,
+        metric: MetricDef,
         buckets: Sequence[tuple[float, float]],
         sum_value: float,
         /,
         **labels: str,
     ) -> None:
         """Add a histogram series from cumulative `(upper_bound, count)` pairs ending at +Inf."""
-        family = self._family(HistogramMetricFamily, name, documentation)
+        if metric.type != "histogram":
+            raise ValueError(f"{metric.name} is a {metric.type}, not a histogram")
+        family = self._family(metric, labels)
+        name = metric.name
         full = {**self._base, **labels}
         for bound, count in buckets:
             le = "+Inf" if bound == float("inf") else _format_bound(bound)

@@ -18,8 +18,46 @@ from prometheus_client.core import Metric
 
 from exporter.collectors.base import CollectError, Collector
 from exporter.exposition import Rendered, encode, render
-from exporter.metrics import MetricSet, merge_families
+from exporter.metrics import MetricSet, counter, gauge, merge_families
 from maintwatch import __version__
+
+BUILD_INFO = gauge(
+    "maintwatch_build_info",
+    "Build information of the maintwatch exporter.",
+    "version",
+    "python_version",
+)
+COLLECTOR_UP = gauge(
+    "maintwatch_collector_up",
+    "1 if the collector instance's last refresh succeeded.",
+    "collector",
+    "name",
+)
+COLLECTOR_DURATION_SECONDS = gauge(
+    "maintwatch_collector_duration_seconds",
+    "Time the collector instance's last refresh took.",
+    "collector",
+    "name",
+)
+COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS = gauge(
+    "maintwatch_collector_last_success_timestamp_seconds",
+    "Unix time of the collector instance's last successful refresh (0 if never).",
+    "collector",
+    "name",
+)
+COLLECTOR_ERRORS_TOTAL = counter(
+    "maintwatch_collector_errors_total",
+    "Failed refreshes of the collector instance.",
+    "collector",
+    "name",
+)
+SELF_METRICS = (
+    BUILD_INFO,
+    COLLECTOR_UP,
+    COLLECTOR_DURATION_SECONDS,
+    COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    COLLECTOR_ERRORS_TOTAL,
+)
 
 STOP_ATTEMPTS = 10  # cancels, a second apart, before a refresh loop that ignores them is left
 CLOSE_TIMEOUT = 5.0  # seconds a collector's close() may take before it is left behind
@@ -216,38 +254,12 @@ class Runtime:
         return encode(groups, openmetrics)
 
     def _self_metrics(self) -> list[Metric]:
-        out = MetricSet()
-        out.gauge(
-            "maintwatch_build_info",
-            "Build information of the maintwatch exporter.",
-            1,
-            version=__version__,
-            python_version=platform.python_version(),
-        )
+        out = MetricSet(declared=SELF_METRICS)
+        out.add(BUILD_INFO, 1, version=__version__, python_version=platform.python_version())
         for state in self.states():
             labels = {"collector": state.key[0], "name": state.key[1]}
-            out.gauge(
-                "maintwatch_collector_up",
-                "1 if the collector instance's last refresh succeeded.",
-                1 if state.up else 0,
-                **labels,
-            )
-            out.gauge(
-                "maintwatch_collector_duration_seconds",
-                "Time the collector instance's last refresh took.",
-                state.duration,
-                **labels,
-            )
-            out.gauge(
-                "maintwatch_collector_last_success_timestamp_seconds",
-                "Unix time of the collector instance's last successful refresh (0 if never).",
-                state.last_success,
-                **labels,
-            )
-            out.counter(
-                "maintwatch_collector_errors_total",
-                "Failed refreshes of the collector instance.",
-                state.errors,
-                **labels,
-            )
+            out.add(COLLECTOR_UP, 1 if state.up else 0, **labels)
+            out.add(COLLECTOR_DURATION_SECONDS, state.duration, **labels)
+            out.add(COLLECTOR_LAST_SUCCESS_TIMESTAMP_SECONDS, state.last_success, **labels)
+            out.add(COLLECTOR_ERRORS_TOTAL, state.errors, **labels)
         return out.families()

@@ -236,7 +236,7 @@ def render(program: str, model: type[BaseModel]) -> str:
 def model_for(program: str) -> type[BaseModel]:
     """Return the top-level config model of `exporter` or `receiver`."""
     if program == "exporter":
-        from exporter.config import config_model as exporter_model
+        from exporter.collectors.registry import config_model as exporter_model
 
         return exporter_model()
     from receiver.config import config_model as receiver_model

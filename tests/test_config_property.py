@@ -16,8 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.collectors import REGISTRY
-from exporter.config import load_config_text
+from exporter.collectors.registry import REGISTRY, load_config_text
 from maintwatch.configload import ConfigError
 
 SOURCE = "hostile.yml"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import load_config as load_exporter
+from exporter.collectors.registry import load_config as load_exporter
 from maintwatch.configload import ConfigError
 from receiver.config import load_config as load_receiver
 

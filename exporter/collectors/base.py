@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -11,7 +11,7 @@ import structlog
 from prometheus_client.core import Metric
 
 from exporter.config import InstanceConfig
-from exporter.metrics import MetricSet
+from exporter.metrics import MetricDef, MetricSet
 from exporter.paths import Skipped
 from exporter.workers import OneAtATime
 
@@ -52,6 +52,13 @@ class Collector(abc.ABC, Generic[C]):
     config_type: ClassVar[type[InstanceConfig]]
     """The pydantic model of one instance in the config section."""
 
+    metrics: ClassVar[tuple[MetricDef, ...]]
+    """Every metric `refresh` and `static` emit: the catalogue and the metrics reference are
+    built from these, and `metric_set()` refuses any other."""
+
+    other_instance_label: ClassVar[Mapping[MetricDef, str]] = {}
+    """Declared metrics whose series name the instance by another label (the reference says so)."""
+
     def __init__(self, config: C, context: Context) -> None:
         self.config = config
         self.context = context
@@ -73,7 +80,7 @@ class Collector(abc.ABC, Generic[C]):
 
     def metric_set(self) -> MetricSet:
         """Return a MetricSet whose samples carry this instance's name label."""
-        return MetricSet({self.label: self.config.name})
+        return MetricSet({self.label: self.config.name}, self.metrics)
 
     def describe(self) -> str:
         """Return one line for people on what the instance reads and how; default none."""

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 from prometheus_client.core import Metric
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from exporter.collectors.base import CollectError, Collector, Context
+from exporter.collectors.shared_metrics import (
+    DB_SLOW_QUERIES_TOTAL,
+    QUEUE_JOBS,
+    QUEUE_OLDEST_JOB_TIMESTAMP_SECONDS,
+)
 from exporter.config import InstanceConfig
-from exporter.metrics import MetricSet
+from exporter.metrics import MetricDef, MetricSet, counter, gauge
 from exporter.sql import (
     SqlError,
     Target,
@@ -22,6 +27,50 @@ from exporter.sql import (
     readers,
 )
 from maintwatch.configload import Duration, SecretFromFile, StrictModel
+
+DB_CONNECTIONS = gauge("maintwatch_db_connections", "Client connections by state.", "state")
+DB_MAX_CONNECTIONS = gauge(
+    "maintwatch_db_max_connections", "Server connection limit (max_connections)."
+)
+DB_RESERVED_CONNECTIONS = gauge(
+    "maintwatch_db_reserved_connections",
+    "Connections of max_connections reserved for superusers (0 on MySQL/MariaDB).",
+)
+DB_SLOW_STATEMENTS = gauge(
+    "maintwatch_db_slow_statements",
+    "Statements whose mean execution time exceeds the configured threshold.",
+)
+DB_STATEMENT_CALLS_TOTAL = counter(
+    "maintwatch_db_statement_calls_total", "Calls of the top statements by total time.", "queryid"
+)
+DB_STATEMENT_SECONDS_TOTAL = counter(
+    "maintwatch_db_statement_seconds_total",
+    "Execution time of the top statements by total time.",
+    "queryid",
+)
+DB_STATEMENT_INFO = gauge(
+    "maintwatch_db_statement_info",
+    "Normalized, truncated text of a top statement.",
+    "queryid",
+    "query",
+)
+# DESIGN §2 names this gauge `maintwatch_failed_jobs`, but next to the counter
+# `maintwatch_failed_jobs_total` that is one OpenMetrics family name used twice (gauge and
+# counter), which makes the whole scrape unparsable; see docs/exporter/databases.md.
+FAILED_JOBS_ROWS = gauge(
+    "maintwatch_failed_jobs_rows",
+    "Rows in the failed jobs table.",
+    "queue",
+    optional=("job_class",),
+)
+FAILED_JOBS_TOTAL = counter(
+    "maintwatch_failed_jobs_total",
+    "Failed jobs recorded since the exporter started (rows past the id watermark).",
+    "queue",
+)
+FAILED_JOBS_LAST_TIMESTAMP_SECONDS = gauge(
+    "maintwatch_failed_jobs_last_timestamp_seconds", "Time of the newest failed job.", "queue"
+)
 
 
 def _toggle(value: Any) -> Any:
@@ -107,12 +156,6 @@ class DatabaseConfig(InstanceConfig):
         )
 
 
-# DESIGN §2 names this gauge `maintwatch_failed_jobs`, but next to the counter
-# `maintwatch_failed_jobs_total` that is one OpenMetrics family name used twice (gauge and
-# counter), which makes the whole scrape unparsable; see docs/exporter/databases.md.
-FAILED_JOBS_ROWS = "maintwatch_failed_jobs_rows"
-
-
 def _on(block: Feature | None) -> bool:
     return block is not None and block.enabled
 
@@ -123,6 +166,26 @@ class DatabaseCollector(Collector[DatabaseConfig]):
     kind: ClassVar[str] = "databases"
     label: ClassVar[str] = "database"
     config_type: ClassVar[type[InstanceConfig]] = DatabaseConfig
+    metrics = (
+        DB_CONNECTIONS,
+        DB_MAX_CONNECTIONS,
+        DB_RESERVED_CONNECTIONS,
+        DB_SLOW_QUERIES_TOTAL,
+        DB_SLOW_STATEMENTS,
+        DB_STATEMENT_CALLS_TOTAL,
+        DB_STATEMENT_SECONDS_TOTAL,
+        DB_STATEMENT_INFO,
+        FAILED_JOBS_ROWS,
+        FAILED_JOBS_TOTAL,
+        FAILED_JOBS_LAST_TIMESTAMP_SECONDS,
+        QUEUE_JOBS,
+        QUEUE_OLDEST_JOB_TIMESTAMP_SECONDS,
+    )
+    # A queue table's series name the Laravel connection, as the Redis queues' series do.
+    other_instance_label: ClassVar[Mapping[MetricDef, str]] = {
+        QUEUE_JOBS: "connection",
+        QUEUE_OLDEST_JOB_TIMESTAMP_SECONDS: "connection",
+    }
 
     def __init__(
         self, config: DatabaseConfig, context: Context, clock: Callable[[], float] = time.time
@@ -164,19 +227,9 @@ class DatabaseCollector(Collector[DatabaseConfig]):
     async def _connections(self, ms: MetricSet) -> None:
         conns = await readers.read_connections(self.driver)
         for state, count in sorted(conns.states.items()):
-            ms.gauge(
-                "maintwatch_db_connections", "Client connections by state.", count, state=state
-            )
-        ms.gauge(
-            "maintwatch_db_max_connections",
-            "Server connection limit (max_connections).",
-            conns.max_connections,
-        )
-        ms.gauge(
-            "maintwatch_db_reserved_connections",
-            "Connections of max_connections reserved for superusers (0 on MySQL/MariaDB).",
-            conns.reserved,
-        )
+            ms.add(DB_CONNECTIONS, count, state=state)
+        ms.add(DB_MAX_CONNECTIONS, conns.max_connections)
+        ms.add(DB_RESERVED_CONNECTIONS, conns.reserved)
 
     async def _failed_jobs(self, ms: MetricSet) -> None:
         block = self.config.failed_jobs
@@ -198,64 +251,29 @@ class DatabaseCollector(Collector[DatabaseConfig]):
         jobs = await readers.read_queue(
             self.driver, block.table, self._clock(), tuple(block.queues)
         )
-        qs = MetricSet({"connection": block.connection or self.config.name})
+        qs = MetricSet({"connection": block.connection or self.config.name}, self.metrics)
         for q in jobs:
             for state, count in (
                 ("pending", q.pending),
                 ("delayed", q.delayed),
                 ("reserved", q.reserved),
             ):
-                qs.gauge(
-                    "maintwatch_queue_jobs",
-                    "Jobs in the queue by state.",
-                    count,
-                    queue=q.queue,
-                    state=state,
-                )
+                qs.add(QUEUE_JOBS, count, queue=q.queue, state=state)
             if q.oldest_pending is not None:
-                qs.gauge(
-                    "maintwatch_queue_oldest_job_timestamp_seconds",
-                    "Enqueue time of the oldest pending job.",
-                    q.oldest_pending,
-                    queue=q.queue,
-                )
+                qs.add(QUEUE_OLDEST_JOB_TIMESTAMP_SECONDS, q.oldest_pending, queue=q.queue)
         self._extra = qs.families()
 
     async def _statements_metrics(self, ms: MetricSet) -> None:
         stats = await self._statements.read(self.driver)
         if stats.slow_queries_total is not None:
-            ms.counter(
-                "maintwatch_db_slow_queries_total",
-                "Queries the server counted as slow (MySQL/MariaDB Slow_queries).",
-                stats.slow_queries_total,
-            )
+            ms.add(DB_SLOW_QUERIES_TOTAL, stats.slow_queries_total)
         if stats.slow is None:
             return
-        ms.gauge(
-            "maintwatch_db_slow_statements",
-            "Statements whose mean execution time exceeds the configured threshold.",
-            stats.slow,
-        )
+        ms.add(DB_SLOW_STATEMENTS, stats.slow)
         for s in stats.top:
-            ms.counter(
-                "maintwatch_db_statement_calls_total",
-                "Calls of the top statements by total time.",
-                s.calls,
-                queryid=s.queryid,
-            )
-            ms.counter(
-                "maintwatch_db_statement_seconds_total",
-                "Execution time of the top statements by total time.",
-                s.seconds,
-                queryid=s.queryid,
-            )
-            ms.gauge(
-                "maintwatch_db_statement_info",
-                "Normalized, truncated text of a top statement.",
-                1,
-                queryid=s.queryid,
-                query=stats.texts.get(s.queryid, ""),
-            )
+            ms.add(DB_STATEMENT_CALLS_TOTAL, s.calls, queryid=s.queryid)
+            ms.add(DB_STATEMENT_SECONDS_TOTAL, s.seconds, queryid=s.queryid)
+            ms.add(DB_STATEMENT_INFO, 1, queryid=s.queryid, query=stats.texts.get(s.queryid, ""))
 
     async def close(self) -> None:
         """Close the database connection."""
@@ -270,28 +288,12 @@ def _failed_job_metrics(
 ) -> None:
     if by_job is None:
         for q in rows:
-            ms.gauge(FAILED_JOBS_ROWS, "Rows in the failed jobs table.", q.rows, queue=q.queue)
+            ms.add(FAILED_JOBS_ROWS, q.rows, queue=q.queue)
     else:
         for (queue, job), count in sorted(by_job.items()):
-            ms.gauge(
-                FAILED_JOBS_ROWS,
-                "Rows in the failed jobs table.",
-                count,
-                queue=queue,
-                job_class=job,
-            )
+            ms.add(FAILED_JOBS_ROWS, count, queue=queue, job_class=job)
     for queue, total in sorted(totals.items()):
-        ms.counter(
-            "maintwatch_failed_jobs_total",
-            "Failed jobs recorded since the exporter started (rows past the id watermark).",
-            total,
-            queue=queue,
-        )
+        ms.add(FAILED_JOBS_TOTAL, total, queue=queue)
     for q in rows:
         if q.last_failed is not None:
-            ms.gauge(
-                "maintwatch_failed_jobs_last_timestamp_seconds",
-                "Time of the newest failed job.",
-                q.last_failed,
-                queue=q.queue,
-            )
+            ms.add(FAILED_JOBS_LAST_TIMESTAMP_SECONDS, q.last_failed, queue=q.queue)

@@ -29,8 +29,20 @@ from yarl import URL
 
 from exporter.collectors.base import Collector, Context
 from exporter.config import InstanceConfig
-from exporter.metrics import MetricSet
+from exporter.metrics import MetricSet, gauge
 from maintwatch.configload import ExistingFile, SecretFromFile
+
+HTTP_PROBE_SUCCESS = gauge(
+    "maintwatch_http_probe_success",
+    "1 if the health endpoint answered with an allowed status and body.",
+)
+HTTP_PROBE_DURATION_SECONDS = gauge(
+    "maintwatch_http_probe_duration_seconds",
+    "Time the last probe took, from connecting to the end of the body read.",
+)
+HTTP_PROBE_STATUS_CODE = gauge(
+    "maintwatch_http_probe_status_code", "HTTP status of the last answer (0 when none arrived)."
+)
 
 MAX_BODY_BYTES = 1024 * 1024  # health answers are small; match on the first MiB only
 JsonScalar = bool | int | float | str
@@ -140,6 +152,11 @@ class HttpCollector(Collector[HttpConfig]):
     kind = "http"
     label = "target"
     config_type = HttpConfig
+    metrics = (
+        HTTP_PROBE_SUCCESS,
+        HTTP_PROBE_DURATION_SECONDS,
+        HTTP_PROBE_STATUS_CODE,
+    )
 
     def __init__(self, config: HttpConfig, context: Context) -> None:
         super().__init__(config, context)
@@ -268,19 +285,7 @@ def _ssl_reason(exc: aiohttp.ClientSSLError) -> str:
 
 def build_families(ms: MetricSet, outcome: Outcome) -> list[Metric]:
     """Turn an Outcome into the `maintwatch_http_*` families."""
-    ms.gauge(
-        "maintwatch_http_probe_success",
-        "1 if the health endpoint answered with an allowed status and body.",
-        1 if outcome.error is None else 0,
-    )
-    ms.gauge(
-        "maintwatch_http_probe_duration_seconds",
-        "Time the last probe took, from connecting to the end of the body read.",
-        outcome.duration,
-    )
-    ms.gauge(
-        "maintwatch_http_probe_status_code",
-        "HTTP status of the last answer (0 when none arrived).",
-        outcome.status,
-    )
+    ms.add(HTTP_PROBE_SUCCESS, 1 if outcome.error is None else 0)
+    ms.add(HTTP_PROBE_DURATION_SECONDS, outcome.duration)
+    ms.add(HTTP_PROBE_STATUS_CODE, outcome.status)
     return ms.families()

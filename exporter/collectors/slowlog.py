@@ -12,12 +12,17 @@ from collections.abc import Sequence
 from prometheus_client.core import Metric
 from pydantic import Field, field_validator
 
-from exporter.collectors.apps import SKIPPED, SKIPPED_HELP
 from exporter.collectors.base import CLOSE_WAIT, CollectError, Collector, Context, SkipLog
+from exporter.collectors.shared_metrics import DB_SLOW_QUERIES_TOTAL, LOG_SKIPPED_FILES
 from exporter.config import InstanceConfig
 from exporter.logparse import SlowLogParser
 from exporter.logtail import LogTail, TailError
+from exporter.metrics import histogram
 from exporter.paths import check_glob
+
+DB_SLOW_QUERY_DURATION_SECONDS = histogram(
+    "maintwatch_db_slow_query_duration_seconds", "Query_time of the entries in the slow query log."
+)
 
 DEFAULT_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 """Suited to long_query_time = 1 s (entries below it appear when the threshold is lowered)."""
@@ -82,6 +87,11 @@ class SlowlogCollector(Collector[SlowlogConfig]):
     kind = "slowlog"
     label = "database"
     config_type = SlowlogConfig
+    metrics = (
+        LOG_SKIPPED_FILES,
+        DB_SLOW_QUERIES_TOTAL,
+        DB_SLOW_QUERY_DURATION_SECONDS,
+    )
 
     def __init__(self, config: SlowlogConfig, context: Context) -> None:
         super().__init__(config, context)
@@ -111,15 +121,10 @@ class SlowlogCollector(Collector[SlowlogConfig]):
             raise CollectError(f"cannot read {exc.filename}: {exc.strerror}") from exc
         self._skip_log.report(self._tail.skipped)
         ms = self.metric_set()
-        ms.gauge(SKIPPED, SKIPPED_HELP, self._tail.skipped.count)
-        ms.counter(
-            "maintwatch_db_slow_queries_total",
-            "Slow query log entries read since the exporter started.",
-            self._histogram.count,
-        )
-        ms.histogram(
-            "maintwatch_db_slow_query_duration_seconds",
-            "Query_time of the entries in the slow query log.",
+        ms.add(LOG_SKIPPED_FILES, self._tail.skipped.count)
+        ms.add(DB_SLOW_QUERIES_TOTAL, self._histogram.count)
+        ms.add_histogram(
+            DB_SLOW_QUERY_DURATION_SECONDS,
             self._histogram.cumulative(),
             self._histogram.sum,
         )

@@ -22,10 +22,42 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from exporter.collectors.base import CollectError, Collector, Context
 from exporter.config import InstanceConfig
-from exporter.metrics import MetricSet
+from exporter.metrics import MetricSet, counter, gauge
 from exporter.workers import pool, run_in
 from maintwatch.configload import SecretFromFile
 from maintwatch.httpauth import basic_auth
+
+SUPERVISOR_PROCESS_STATE = gauge(
+    "maintwatch_supervisor_process_state",
+    "Supervisor process state: one series per state, 1 for the current one.",
+    "state",
+    "group",
+    "process",
+)
+SUPERVISOR_PROCESS_START_TIMESTAMP_SECONDS = gauge(
+    "maintwatch_supervisor_process_start_timestamp_seconds",
+    "Unix time the process was last started.",
+    "group",
+    "process",
+)
+SUPERVISOR_PROCESS_EXIT_CODE = gauge(
+    "maintwatch_supervisor_process_exit_code",
+    "Exit status of the process's last exit (0 if it never exited).",
+    "group",
+    "process",
+)
+SUPERVISOR_PROCESS_RESTARTS_TOTAL = counter(
+    "maintwatch_supervisor_process_restarts_total",
+    "Restarts observed between refreshes (start time or pid changed).",
+    "group",
+    "process",
+)
+SUPERVISOR_PROCESSES = gauge(
+    "maintwatch_supervisor_processes",
+    "Processes of the group in each Supervisor state.",
+    "group",
+    "state",
+)
 
 # Supervisor's process states (supervisor.states.ProcessStates), in its own order.
 STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL", "UNKNOWN")
@@ -163,43 +195,16 @@ def build_families(
     for proc in processes:
         labels = {"group": proc.group, "process": proc.name}
         for state in STATES:
-            ms.gauge(
-                "maintwatch_supervisor_process_state",
-                "Supervisor process state: one series per state, 1 for the current one.",
-                1 if proc.state == state else 0,
-                state=state,
-                **labels,
-            )
+            ms.add(SUPERVISOR_PROCESS_STATE, 1 if proc.state == state else 0, state=state, **labels)
         if proc.start > 0:
-            ms.gauge(
-                "maintwatch_supervisor_process_start_timestamp_seconds",
-                "Unix time the process was last started.",
-                proc.start,
-                **labels,
-            )
-        ms.gauge(
-            "maintwatch_supervisor_process_exit_code",
-            "Exit status of the process's last exit (0 if it never exited).",
-            proc.exitstatus,
-            **labels,
-        )
-        ms.counter(
-            "maintwatch_supervisor_process_restarts_total",
-            "Restarts observed between refreshes (start time or pid changed).",
-            seen[proc.key].restarts,
-            **labels,
-        )
+            ms.add(SUPERVISOR_PROCESS_START_TIMESTAMP_SECONDS, proc.start, **labels)
+        ms.add(SUPERVISOR_PROCESS_EXIT_CODE, proc.exitstatus, **labels)
+        ms.add(SUPERVISOR_PROCESS_RESTARTS_TOTAL, seen[proc.key].restarts, **labels)
         counts = per_group.setdefault(proc.group, dict.fromkeys(STATES, 0))
         counts[proc.state] += 1
     for group, counts in per_group.items():
         for state, count in counts.items():
-            ms.gauge(
-                "maintwatch_supervisor_processes",
-                "Processes of the group in each Supervisor state.",
-                count,
-                group=group,
-                state=state,
-            )
+            ms.add(SUPERVISOR_PROCESSES, count, group=group, state=state)
     return ms.families()
 
 
@@ -209,6 +214,13 @@ class SupervisorCollector(Collector[SupervisorConfig]):
     kind = "supervisor"
     label = "supervisor"
     config_type = SupervisorConfig
+    metrics = (
+        SUPERVISOR_PROCESS_STATE,
+        SUPERVISOR_PROCESS_START_TIMESTAMP_SECONDS,
+        SUPERVISOR_PROCESS_EXIT_CODE,
+        SUPERVISOR_PROCESS_RESTARTS_TOTAL,
+        SUPERVISOR_PROCESSES,
+    )
 
     def __init__(self, config: SupervisorConfig, context: Context) -> None:
         super().__init__(config, context)

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from exporter.backups_config import BackupSetConfig
-from exporter.backups_scan import ScanError, compile_glob, scan
-from exporter.backups_verify import verify_file
-from exporter.config import ExporterBase, load_config
+from exporter.collectors.backups.config import BackupSetConfig
+from exporter.collectors.backups.scan import ScanError, compile_glob, scan
+from exporter.collectors.backups.verify import verify_file
+from exporter.collectors.registry import load_config
+from exporter.config import ExporterBase
 from exporter.drills.model import DrillResult
 from exporter.drills.runner import Drill, Target
 from exporter.drills.state import Busy, DrillStore

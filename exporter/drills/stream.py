@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from exporter.backups_streams import GZIP_MAGIC, ZSTD_MAGIC, Corrupt, gunzip, unzstd
+from exporter.collectors.backups.streams import GZIP_MAGIC, ZSTD_MAGIC, Corrupt, gunzip, unzstd
 
 CHUNK = 1 << 20
 STDERR_LINES = 20

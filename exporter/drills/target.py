@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.backups_scan import BackupFile
-from exporter.backups_worker import Verifier, VerifyResult
+from exporter.collectors.backups.scan import BackupFile
+from exporter.collectors.backups.worker import Verifier, VerifyResult
 from exporter.drills.runner import Target
 
 

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from exporter.backups_config import BackupSetConfig
-from exporter.collectors.backups import BackupsCollector
+from exporter.collectors.backups.collector import BackupsCollector
+from exporter.collectors.backups.config import BackupSetConfig
 from exporter.collectors.base import Context
 from tests.exporter.conftest import Samples, refresh
 

@@ -9,6 +9,10 @@ from prometheus_client.core import Metric
 
 from exporter.collectors.base import CollectError, Collector
 from exporter.config import InstanceConfig
+from exporter.metrics import gauge
+
+EXPECTED = gauge("maintwatch_fake_expected", "Configured expectation.")
+VALUE = gauge("maintwatch_fake_value", "Measured value.")
 
 
 class FakeConfig(InstanceConfig):
@@ -24,6 +28,7 @@ class FakeCollector(Collector[FakeConfig]):
     kind = "fake"
     label = "fake"
     config_type = FakeConfig
+    metrics = (EXPECTED, VALUE)
 
     def __init__(self, config: FakeConfig, context: object) -> None:
         super().__init__(config, context)  # type: ignore[arg-type]
@@ -33,7 +38,7 @@ class FakeCollector(Collector[FakeConfig]):
 
     def static(self) -> Sequence[Metric]:
         ms = self.metric_set()
-        ms.gauge("maintwatch_fake_expected", "Configured expectation.", self.config.expected)
+        ms.add(EXPECTED, self.config.expected)
         return ms.families()
 
     async def refresh(self) -> Sequence[Metric]:
@@ -45,7 +50,7 @@ class FakeCollector(Collector[FakeConfig]):
         if self.mode == "hang":
             await asyncio.sleep(3600)
         ms = self.metric_set()
-        ms.gauge("maintwatch_fake_value", "Measured value.", self.config.value)
+        ms.add(VALUE, self.config.value)
         return ms.families()
 
     async def close(self) -> None:

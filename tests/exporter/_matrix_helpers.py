@@ -23,9 +23,9 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli import build_collectors
-from exporter.collectors.backups import BackupsCollector, _Scan
+from exporter.collectors.backups.collector import BackupsCollector, _Scan
 from exporter.collectors.base import Collector, Context
-from exporter.config import load_config_text
+from exporter.collectors.registry import load_config_text
 from exporter.runtime import InstanceState, Runtime
 from exporter.server import make_app
 from tests.conftest import free_port

@@ -23,8 +23,8 @@ import redis
 import trustme
 
 from exporter.collectors.base import Context
-from exporter.collectors.redis_queues import RedisQueueConfig, RedisQueuesCollector
-from exporter.config import load_config_text
+from exporter.collectors.redis_queues.collector import RedisQueueConfig, RedisQueuesCollector
+from exporter.collectors.registry import load_config_text
 from tests.conftest import free_port, require_tool
 
 SHARED_URL = "redis://127.0.0.1:6379/0"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from prometheus_client.core import Metric
 
 from exporter.cli import main
-from exporter.collectors import REGISTRY
+from exporter.collectors.registry import REGISTRY
 from tests.exporter._fake_collector import FakeCollector
 
 

@@ -9,8 +9,13 @@ from typing import Any
 
 import pytest
 
-from exporter.accesslog import StatusParser, combined_status, json_status, status_class
-from exporter.collectors.apps import AppConfig, AppsCollector
+from exporter.collectors.apps.accesslog import (
+    StatusParser,
+    combined_status,
+    json_status,
+    status_class,
+)
+from exporter.collectors.apps.collector import AppConfig, AppsCollector
 from exporter.collectors.base import Context
 from tests.exporter._rule_eval import expect_record
 from tests.exporter.conftest import Samples, promtool_check, refresh

@@ -13,9 +13,9 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from exporter.collectors.apps import AppConfig, AppsCollector
+from exporter.collectors.apps.collector import AppConfig, AppsCollector
 from exporter.collectors.base import Context
-from exporter.config import load_config_text
+from exporter.collectors.registry import load_config_text
 from exporter.runtime import Runtime
 from maintwatch.configload import ConfigError
 from tests.exporter.conftest import promtool_check, refresh

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from exporter.collectors.backups import BackupsCollector
+from exporter.collectors.backups.collector import BackupsCollector
 from exporter.collectors.base import Context
 from tests.exporter._backups_helpers import (
     HOUR,

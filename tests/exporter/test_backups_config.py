@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.config import load_config_text
+from exporter.collectors.registry import load_config_text
 from maintwatch.configload import ConfigError
 
 

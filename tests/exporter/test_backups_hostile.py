@@ -11,10 +11,10 @@ import threading
 import zlib
 from pathlib import Path
 
-from exporter.backups_streams import ZSTD_MAGIC
-from exporter.backups_verify import verify_file
-from exporter.backups_worker import TURNS, ScheduledPace
-from exporter.collectors.backups import BackupsCollector
+from exporter.collectors.backups.collector import BackupsCollector
+from exporter.collectors.backups.streams import ZSTD_MAGIC
+from exporter.collectors.backups.verify import verify_file
+from exporter.collectors.backups.worker import TURNS, ScheduledPace
 from exporter.collectors.base import Context
 from tests.exporter._backups_helpers import make_collector, mysqldump_text, until, write, write_gzip
 from tests.exporter.conftest import refresh
@@ -34,7 +34,7 @@ def rle_frame(size: int, window_log: int = 20) -> bytes:
 def peak_rss_of_a_check(path: Path) -> tuple[str, float]:
     """Verify `path` in a fresh process; return its verdict and peak RSS in MiB (VmHWM)."""
     code = (
-        "import sys, threading; from exporter.backups_verify import verify_file; "
+        "import sys, threading; from exporter.collectors.backups.verify import verify_file; "
         "print(verify_file(sys.argv[1], threading.Event())); "
         "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
     )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from exporter.backups_names import (
+from exporter.collectors.backups.names import (
     NameClock,
     check_regex,
     resolve_timezone,

@@ -200,7 +200,7 @@ def test_unreadable_backup_file_fails_its_check(tmp_path: Path) -> None:
     path = write_gzip(tmp_path / "db.sql.gz", mysqldump_text(10))
     path.chmod(0)
     code = (
-        "import sys, threading; from exporter.backups_verify import verify_file; "
+        "import sys, threading; from exporter.collectors.backups.verify import verify_file; "
         "print(verify_file(sys.argv[1], threading.Event()))"
     )
     argv = _drop_dac([sys.executable, "-c", code, str(path)])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.backups_tar import TarError, TarStream, looks_like_tar
+from exporter.collectors.backups.tar import TarError, TarStream, looks_like_tar
 from tests.conftest import require_tool
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from exporter.backups_verify import Cancelled, Verdict, verify_file
+from exporter.collectors.backups.verify import Cancelled, Verdict, verify_file
 from tests.conftest import require_tool
 from tests.exporter._backups_helpers import flip_bit, mysqldump_text, sql_body, truncate, write
 

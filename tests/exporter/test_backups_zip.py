@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.backups_verify import Cancelled, Verdict, verify_file
+from exporter.collectors.backups.verify import Cancelled, Verdict, verify_file
 from exporter.collectors.base import Context
 from tests.conftest import require_tool
 from tests.exporter._backups_helpers import (

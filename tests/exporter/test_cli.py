@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from exporter import cli
+from exporter.collectors.registry import load_config_text
 from tests.conftest import free_port
 
 EXPORTER = [sys.executable, "-m", "exporter"]
@@ -98,3 +103,22 @@ def test_sighup_reload_and_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_serve_cleans_up_when_the_port_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[bool] = []
+
+    class Recording(cli.Runtime):
+        async def close(self) -> None:
+            closed.append(True)
+            await super().close()
+
+    monkeypatch.setattr(cli, "Runtime", Recording)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = cli.parse_args(["--web.listen-address", f"127.0.0.1:{port}"])
+        with pytest.raises(OSError, match="address"):
+            await cli.serve(args, load_config_text(""))
+    assert closed == [True]

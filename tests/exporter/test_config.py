@@ -6,15 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from exporter import collectors
-from exporter.config import effective_timing, load_config, load_config_text
+from exporter.collectors import registry
+from exporter.collectors.registry import load_config, load_config_text
+from exporter.config import effective_timing
 from maintwatch.configload import ConfigError
 from tests.exporter._fake_collector import FakeCollector
 
 
 @pytest.fixture(autouse=True)
 def fake_registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(collectors.REGISTRY, "fake", FakeCollector)
+    monkeypatch.setitem(registry.REGISTRY, "fake", FakeCollector)
 
 
 def problems(text: str) -> list[str]:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.collectors import REGISTRY
 from exporter.collectors.databases import DatabaseCollector, DatabaseConfig
-from exporter.config import load_config_text
+from exporter.collectors.registry import REGISTRY, load_config_text
 from exporter.sql import queries
 from exporter.sql.base import TAG
 from maintwatch.configload import ConfigError

@@ -12,7 +12,7 @@ from prometheus_client.core import Metric
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter.exposition import encode, render
-from exporter.metrics import MetricSet, merge_families
+from exporter.metrics import MetricSet, counter, gauge, histogram, merge_families
 
 
 class _Registry:
@@ -23,21 +23,24 @@ class _Registry:
         return self.families
 
 
+FILES = gauge("maintwatch_backup_files", "Files in the set.")
+SIZE = gauge("maintwatch_backup_size_bytes", 'Total "bytes"\\ of the set\nper set.')
+FREE = gauge("maintwatch_backup_volume_free_bytes", "Free.")
+MESSAGES = counter("maintwatch_log_messages_total", "Log entries.", "level")
+DURATIONS = histogram("maintwatch_db_slow_query_duration_seconds", "Durations.")
+ROUND_TRIP = gauge("maintwatch_x", "x.", "name", "i")
+
+
 def instances() -> list[list[Metric]]:
     a = MetricSet({"backup": "db"})
-    a.gauge("maintwatch_backup_files", "Files in the set.", 3)
-    a.gauge("maintwatch_backup_size_bytes", 'Total "bytes"\\ of the set\nper set.', 1.5e12)
-    a.counter("maintwatch_log_messages_total", "Log entries.", 7, level="error")
-    a.histogram(
-        "maintwatch_db_slow_query_duration_seconds",
-        "Durations.",
-        [(0.5, 1), (1.0, 4), (float("inf"), 9)],
-        12.25,
-    )
+    a.add(FILES, 3)
+    a.add(SIZE, 1.5e12)
+    a.add(MESSAGES, 7, level="error")
+    a.add_histogram(DURATIONS, [(0.5, 1), (1.0, 4), (float("inf"), 9)], 12.25)
     b = MetricSet({"backup": 'we"ird\\na\nme ✓'})
-    b.gauge("maintwatch_backup_files", "Files in the set.", float("nan"))
-    b.counter("maintwatch_log_messages_total", "Log entries.", float("inf"), level="warning")
-    b.gauge("maintwatch_backup_volume_free_bytes", "Free.", -0.0)
+    b.add(FILES, float("nan"))
+    b.add(MESSAGES, float("inf"), level="warning")
+    b.add(FREE, -0.0)
     return [a.families(), b.families()]
 
 
@@ -60,8 +63,32 @@ def test_any_label_value_and_number_round_trips_through_openmetrics_parser(
 ) -> None:
     ms = MetricSet()
     for i, (value, number) in enumerate(rows):
-        ms.gauge("maintwatch_x", "x.", number, name=value, i=str(i))
+        ms.add(ROUND_TRIP, number, name=value, i=str(i))
     text = encode([render(ms.families())], openmetrics=True).decode()
     (family,) = text_string_to_metric_families(text)
     parsed = {s.labels["i"]: (s.labels["name"], s.value) for s in family.samples}
     assert parsed == {str(i): (v, n) for i, (v, n) in enumerate(rows)}
+
+
+def test_a_sample_must_carry_exactly_the_declared_labels() -> None:
+    ms = MetricSet({"backup": "db"})
+    with pytest.raises(ValueError, match="declared"):
+        ms.add(MESSAGES, 1)
+    with pytest.raises(ValueError, match="declared"):
+        ms.add(MESSAGES, 1, level="error", colour="red")
+    with pytest.raises(ValueError, match="histogram"):
+        ms.add(DURATIONS, 1)
+
+
+def test_a_collector_set_refuses_a_metric_it_did_not_declare() -> None:
+    ms = MetricSet({"backup": "db"}, declared=[FILES])
+    ms.add(FILES, 1)
+    with pytest.raises(ValueError, match="not among"):
+        ms.add(SIZE, 1)
+
+
+def test_counters_and_only_counters_end_in_total() -> None:
+    with pytest.raises(ValueError, match="_total"):
+        counter("maintwatch_restarts", "x.")
+    with pytest.raises(ValueError, match="_total"):
+        gauge("maintwatch_restarts_total", "x.")

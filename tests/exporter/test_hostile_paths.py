@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from exporter.collectors.apps import AppsCollector
-from exporter.collectors.backups import BackupsCollector
+from exporter.collectors.apps.collector import AppsCollector
+from exporter.collectors.backups.collector import BackupsCollector
 from exporter.collectors.base import Context
-from exporter.config import load_config_text
+from exporter.collectors.registry import load_config_text
 from maintwatch.configload import ConfigError
 from tests.exporter.conftest import refresh
 

@@ -15,7 +15,7 @@ from yarl import URL
 
 from exporter.collectors.base import Context
 from exporter.collectors.http import HttpCollector, HttpConfig
-from exporter.config import load_config_text
+from exporter.collectors.registry import load_config_text
 from exporter.runtime import Runtime
 from maintwatch.configload import ConfigError
 from tests.conftest import free_port

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import structlog
 
-from exporter.collectors.redis_queues import RedisQueuesCollector
+from exporter.collectors.redis_queues.collector import RedisQueuesCollector
 from exporter.runtime import InstanceState, Runtime
 from tests.exporter import _redis_helpers as h
 from tests.exporter.conftest import refresh

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from exporter.queue_layouts import (
+from exporter.collectors.redis_queues.layouts import (
     LAYOUTS,
     QueueReading,
     laravel_enqueued_at,

@@ -11,7 +11,7 @@ import pytest
 import redis
 import structlog
 
-from exporter.collectors.redis_queues import RedisQueuesCollector
+from exporter.collectors.redis_queues.collector import RedisQueuesCollector
 from exporter.runtime import Runtime
 from maintwatch.configload import ConfigError
 from tests.exporter import _redis_helpers as h

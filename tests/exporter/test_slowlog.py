@@ -12,8 +12,8 @@ import structlog
 from structlog.testing import capture_logs
 
 from exporter.collectors.base import Context
+from exporter.collectors.registry import load_config_text
 from exporter.collectors.slowlog import SlowlogCollector, SlowlogConfig
-from exporter.config import load_config_text
 from exporter.logparse import SlowLogParser
 from exporter.runtime import Runtime
 from maintwatch.configload import ConfigError

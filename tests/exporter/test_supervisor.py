@@ -12,6 +12,7 @@ import pytest
 import structlog
 
 from exporter.collectors.base import Context
+from exporter.collectors.registry import load_config_text
 from exporter.collectors.supervisor import (
     STATES,
     Process,
@@ -21,7 +22,6 @@ from exporter.collectors.supervisor import (
     observe,
     parse_processes,
 )
-from exporter.config import load_config_text
 from exporter.runtime import InstanceState, Runtime
 from maintwatch.configload import ConfigError
 from tests.conftest import free_port

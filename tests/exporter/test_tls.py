@@ -12,8 +12,8 @@ from aiosmtpd.controller import Controller
 from structlog.testing import capture_logs
 
 from exporter.collectors.base import Context
-from exporter.collectors.tls import TlsCollector, TlsConfig
-from exporter.config import load_config_text
+from exporter.collectors.registry import load_config_text
+from exporter.collectors.tls.collector import TlsCollector, TlsConfig
 from exporter.runtime import Runtime
 from maintwatch.configload import ConfigError
 from tests.conftest import free_port

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from structlog.testing import capture_logs
 
 from exporter.collectors.base import Context
-from exporter.collectors.tls import TlsCollector, TlsConfig
+from exporter.collectors.tls.collector import TlsCollector, TlsConfig
 from tests.exporter._tls_helpers import DAY, NOW, Pki, issue
 from tests.exporter.conftest import Samples, promtool_check, refresh
 

@@ -15,17 +15,44 @@ from pathlib import Path
 from prometheus_client.core import Metric
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from exporter.accesslog import CLASSES, AccessFormat, StatusParser
+from exporter.collectors.apps.accesslog import CLASSES, AccessFormat, StatusParser
 from exporter.collectors.base import CLOSE_WAIT, CollectError, Collector, Context, SkipLog
+from exporter.collectors.shared_metrics import LOG_SKIPPED_FILES
 from exporter.config import InstanceConfig
 from exporter.logparse import LABEL_VALUES, LevelParser, LogFormat
 from exporter.logtail import LineSink, LogTail, TailError
+from exporter.metrics import counter, gauge
 from exporter.paths import NotRegularFile, Skipped, climbs_after_wildcard, open_regular
 from maintwatch.configload import StrictModel
 
+APP_MAINTENANCE_MODE = gauge(
+    "maintwatch_app_maintenance_mode",
+    "1 while the application is down for maintenance (its flag file exists).",
+)
+APP_MAINTENANCE_SINCE_TIMESTAMP_SECONDS = gauge(
+    "maintwatch_app_maintenance_since_timestamp_seconds",
+    "Unix time the application went down for maintenance.",
+)
+LOG_MESSAGES_TOTAL = counter(
+    "maintwatch_log_messages_total",
+    "Log entries seen since the exporter started, by normalised level.",
+    "level",
+)
+HTTP_RESPONSES_TOTAL = counter(
+    "maintwatch_http_responses_total",
+    "HTTP responses in access logs since the exporter started, by status class.",
+    "code",
+)
+DIRECTORY_SIZE_BYTES = gauge(
+    "maintwatch_directory_size_bytes",
+    "Apparent size of the regular files under a watched directory.",
+    "directory",
+)
+DIRECTORY_FILES = gauge(
+    "maintwatch_directory_files", "Regular files under a watched directory.", "directory"
+)
+
 _NAME = r"^[A-Za-z0-9_.:-]+$"
-SKIPPED = "maintwatch_log_skipped_files"
-SKIPPED_HELP = "Log files matching the configured paths that could not be read (a symlink loop)."
 _DOWN_FILE_MAX = 64 * 1024  # Laravel's down file is a few hundred bytes; never read a huge one
 
 
@@ -203,6 +230,15 @@ class AppsCollector(Collector[AppConfig]):
     kind = "apps"
     label = "app"
     config_type = AppConfig
+    metrics = (
+        APP_MAINTENANCE_MODE,
+        APP_MAINTENANCE_SINCE_TIMESTAMP_SECONDS,
+        LOG_SKIPPED_FILES,
+        LOG_MESSAGES_TOTAL,
+        HTTP_RESPONSES_TOTAL,
+        DIRECTORY_SIZE_BYTES,
+        DIRECTORY_FILES,
+    )
 
     def __init__(self, config: AppConfig, context: Context) -> None:
         super().__init__(config, context)
@@ -281,48 +317,20 @@ class AppsCollector(Collector[AppConfig]):
         ms = self.metric_set()
         if self.config.maintenance_file is not None:
             since = snapshot.down_since
-            ms.gauge(
-                "maintwatch_app_maintenance_mode",
-                "1 while the application is down for maintenance (its flag file exists).",
-                0 if since is None else 1,
-            )
+            ms.add(APP_MAINTENANCE_MODE, 0 if since is None else 1)
             if since is not None:
-                ms.gauge(
-                    "maintwatch_app_maintenance_since_timestamp_seconds",
-                    "Unix time the application went down for maintenance.",
-                    since,
-                )
+                ms.add(APP_MAINTENANCE_SINCE_TIMESTAMP_SECONDS, since)
         if self._tails:
-            ms.gauge(SKIPPED, SKIPPED_HELP, snapshot.skipped.count)
+            ms.add(LOG_SKIPPED_FILES, snapshot.skipped.count)
         if self.config.logs:
             for level, count in self._counts.items():
-                ms.counter(
-                    "maintwatch_log_messages_total",
-                    "Log entries seen since the exporter started, by normalised level.",
-                    count,
-                    level=level,
-                )
+                ms.add(LOG_MESSAGES_TOTAL, count, level=level)
         if self.config.access_logs:
             for code, count in self._responses.items():
-                ms.counter(
-                    "maintwatch_http_responses_total",
-                    "HTTP responses in access logs since the exporter started, by status class.",
-                    count,
-                    code=code,
-                )
+                ms.add(HTTP_RESPONSES_TOTAL, count, code=code)
         for name, size, files in snapshot.directories:
-            ms.gauge(
-                "maintwatch_directory_size_bytes",
-                "Apparent size of the regular files under a watched directory.",
-                size,
-                directory=name,
-            )
-            ms.gauge(
-                "maintwatch_directory_files",
-                "Regular files under a watched directory.",
-                files,
-                directory=name,
-            )
+            ms.add(DIRECTORY_SIZE_BYTES, size, directory=name)
+            ms.add(DIRECTORY_FILES, files, directory=name)
         return ms.families()
 
     async def close(self) -> None:

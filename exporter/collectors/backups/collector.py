@@ -1,7 +1,7 @@
 """Backup sets: file count and sizes, newest/oldest backup time, integrity, volume space.
 
 A set is a directory plus a glob. Each refresh lists the directory once (in a thread); the
-integrity check of the newest settled file runs in the background (see `backups_worker`) and
+integrity check of the newest settled file runs in the background (see `worker`) and
 its cached result is exported until a newer file has been checked.
 """
 
@@ -13,15 +13,57 @@ from functools import partial
 
 from prometheus_client.core import Metric
 
-from exporter.backups_config import BackupSetConfig
-from exporter.backups_scan import ScanError, SetSummary, compile_glob, scan, volume
-from exporter.backups_verify import verify_file
-from exporter.backups_worker import Verifier, VerifyResult
+from exporter.collectors.backups.config import BackupSetConfig
+from exporter.collectors.backups.scan import ScanError, SetSummary, compile_glob, scan, volume
+from exporter.collectors.backups.verify import verify_file
+from exporter.collectors.backups.worker import Verifier, VerifyResult
 from exporter.collectors.base import CollectError, Collector, Context, SkipLog
+from exporter.drills.metrics import DRILL_METRICS
 from exporter.drills.metrics import static_families as drill_static
 from exporter.drills.schedule import Scheduler
 from exporter.drills.target import drill_target
-from exporter.metrics import MetricSet
+from exporter.metrics import MetricSet, gauge
+
+BACKUP_MAX_AGE_SECONDS = gauge(
+    "maintwatch_backup_max_age_seconds",
+    "Configured expected cadence of the backup set: the newest backup may be this old.",
+)
+BACKUP_RETENTION_SECONDS = gauge(
+    "maintwatch_backup_retention_seconds", "Configured retention of the backup set."
+)
+BACKUP_FILES = gauge("maintwatch_backup_files", "Files in the backup set.")
+BACKUP_SIZE_BYTES = gauge("maintwatch_backup_size_bytes", "Total bytes of the backup set.")
+BACKUP_LAST_TIMESTAMP_SECONDS = gauge(
+    "maintwatch_backup_last_timestamp_seconds",
+    "Time of the newest backup (from its file name when it holds one, the time of day"
+    " from the mtime when the name has only a date; else its mtime).",
+)
+BACKUP_LAST_SIZE_BYTES = gauge("maintwatch_backup_last_size_bytes", "Size of the newest backup.")
+BACKUP_PREVIOUS_SIZE_BYTES = gauge(
+    "maintwatch_backup_previous_size_bytes", "Size of the backup before the newest one."
+)
+BACKUP_OLDEST_TIMESTAMP_SECONDS = gauge(
+    "maintwatch_backup_oldest_timestamp_seconds", "Time of the oldest backup kept."
+)
+BACKUP_LAST_VERIFY_SUCCESS = gauge(
+    "maintwatch_backup_last_verify_success",
+    "1 if the newest settled backup passed its integrity check, 0 if it failed.",
+)
+BACKUP_LAST_VERIFY_TIMESTAMP_SECONDS = gauge(
+    "maintwatch_backup_last_verify_timestamp_seconds",
+    "When the integrity check reported by last_verify_success ran.",
+)
+BACKUP_SKIPPED_FILES = gauge(
+    "maintwatch_backup_skipped_files",
+    "Entries matching the set's glob that could not be read (a symlink loop, no access).",
+)
+BACKUP_VOLUME_FREE_BYTES = gauge(
+    "maintwatch_backup_volume_free_bytes",
+    "Bytes available to unprivileged users on the filesystem holding the backup set.",
+)
+BACKUP_VOLUME_SIZE_BYTES = gauge(
+    "maintwatch_backup_volume_size_bytes", "Size of the filesystem holding the backup set."
+)
 
 _Scan = tuple[SetSummary, tuple[int, int]]
 
@@ -32,6 +74,22 @@ class BackupsCollector(Collector[BackupSetConfig]):
     kind = "backups"
     label = "backup"
     config_type = BackupSetConfig
+    metrics = (
+        BACKUP_MAX_AGE_SECONDS,
+        BACKUP_RETENTION_SECONDS,
+        BACKUP_FILES,
+        BACKUP_SIZE_BYTES,
+        BACKUP_LAST_TIMESTAMP_SECONDS,
+        BACKUP_LAST_SIZE_BYTES,
+        BACKUP_PREVIOUS_SIZE_BYTES,
+        BACKUP_OLDEST_TIMESTAMP_SECONDS,
+        BACKUP_LAST_VERIFY_SUCCESS,
+        BACKUP_LAST_VERIFY_TIMESTAMP_SECONDS,
+        BACKUP_SKIPPED_FILES,
+        BACKUP_VOLUME_FREE_BYTES,
+        BACKUP_VOLUME_SIZE_BYTES,
+        *DRILL_METRICS,
+    )
 
     def __init__(
         self, config: BackupSetConfig, context: Context, clock: Callable[[], float] = time.time
@@ -65,17 +123,9 @@ class BackupsCollector(Collector[BackupSetConfig]):
     def static(self) -> Sequence[Metric]:
         """Return the configured cadence and retention."""
         ms = self.metric_set()
-        ms.gauge(
-            "maintwatch_backup_max_age_seconds",
-            "Configured expected cadence of the backup set: the newest backup may be this old.",
-            self.config.max_age,
-        )
+        ms.add(BACKUP_MAX_AGE_SECONDS, self.config.max_age)
         if self.config.retention is not None:
-            ms.gauge(
-                "maintwatch_backup_retention_seconds",
-                "Configured retention of the backup set.",
-                self.config.retention,
-            )
+            ms.add(BACKUP_RETENTION_SECONDS, self.config.retention)
         if self.config.restore is not None:
             drill_static(ms, self.config.restore)
         return ms.families()
@@ -119,57 +169,20 @@ def families(
     ms: MetricSet, summary: SetSummary, space: tuple[int, int], result: VerifyResult | None
 ) -> list[Metric]:
     """Build the measured families of one set (pure: from the scan, volume and check result)."""
-    ms.gauge("maintwatch_backup_files", "Files in the backup set.", summary.files)
-    ms.gauge("maintwatch_backup_size_bytes", "Total bytes of the backup set.", summary.total_bytes)
+    ms.add(BACKUP_FILES, summary.files)
+    ms.add(BACKUP_SIZE_BYTES, summary.total_bytes)
     if summary.newest is not None:
-        ms.gauge(
-            "maintwatch_backup_last_timestamp_seconds",
-            "Time of the newest backup (from its file name when it holds one, the time of day"
-            " from the mtime when the name has only a date; else its mtime).",
-            summary.newest.when,
-        )
-        ms.gauge(
-            "maintwatch_backup_last_size_bytes",
-            "Size of the newest backup.",
-            summary.newest.size,
-        )
+        ms.add(BACKUP_LAST_TIMESTAMP_SECONDS, summary.newest.when)
+        ms.add(BACKUP_LAST_SIZE_BYTES, summary.newest.size)
     if summary.previous is not None:
-        ms.gauge(
-            "maintwatch_backup_previous_size_bytes",
-            "Size of the backup before the newest one.",
-            summary.previous.size,
-        )
+        ms.add(BACKUP_PREVIOUS_SIZE_BYTES, summary.previous.size)
     if summary.oldest is not None:
-        ms.gauge(
-            "maintwatch_backup_oldest_timestamp_seconds",
-            "Time of the oldest backup kept.",
-            summary.oldest.when,
-        )
+        ms.add(BACKUP_OLDEST_TIMESTAMP_SECONDS, summary.oldest.when)
     if result is not None:
-        ms.gauge(
-            "maintwatch_backup_last_verify_success",
-            "1 if the newest settled backup passed its integrity check, 0 if it failed.",
-            1 if result.ok else 0,
-        )
-        ms.gauge(
-            "maintwatch_backup_last_verify_timestamp_seconds",
-            "When the integrity check reported by last_verify_success ran.",
-            result.checked_at,
-        )
-    ms.gauge(
-        "maintwatch_backup_skipped_files",
-        "Entries matching the set's glob that could not be read (a symlink loop, no access).",
-        summary.skipped.count,
-    )
+        ms.add(BACKUP_LAST_VERIFY_SUCCESS, 1 if result.ok else 0)
+        ms.add(BACKUP_LAST_VERIFY_TIMESTAMP_SECONDS, result.checked_at)
+    ms.add(BACKUP_SKIPPED_FILES, summary.skipped.count)
     free, size = space
-    ms.gauge(
-        "maintwatch_backup_volume_free_bytes",
-        "Bytes available to unprivileged users on the filesystem holding the backup set.",
-        free,
-    )
-    ms.gauge(
-        "maintwatch_backup_volume_size_bytes",
-        "Size of the filesystem holding the backup set.",
-        size,
-    )
+    ms.add(BACKUP_VOLUME_FREE_BYTES, free)
+    ms.add(BACKUP_VOLUME_SIZE_BYTES, size)
     return ms.families()

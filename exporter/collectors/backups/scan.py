@@ -12,7 +12,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 
-from exporter.backups_names import NameClock
+from exporter.collectors.backups.names import NameClock
 from exporter.paths import Skipped
 
 

@@ -21,10 +21,7 @@ from prometheus_client.core import Metric
 from pydantic import AfterValidator, model_validator
 
 from exporter.collectors.base import Collector, Context
-from exporter.config import InstanceConfig
-from exporter.metrics import MetricSet
-from exporter.paths import check_glob
-from exporter.tls_certs import (
+from exporter.collectors.tls.certs import (
     CertError,
     chain_not_after,
     load_trust_store,
@@ -32,8 +29,39 @@ from exporter.tls_certs import (
     summarize,
     verify_chain,
 )
-from exporter.tls_probe import Endpoint, ProbeError, StartTLS, probe
+from exporter.collectors.tls.probe import Endpoint, ProbeError, StartTLS, probe
+from exporter.config import InstanceConfig
+from exporter.metrics import MetricSet, gauge
+from exporter.paths import check_glob
 from maintwatch.configload import ExistingFile
+
+TLS_PROBE_SUCCESS = gauge(
+    "maintwatch_tls_probe_success", "1 if the TLS handshake or certificate file read succeeded."
+)
+TLS_FILES = gauge("maintwatch_tls_files", "Certificate files matched by the path.")
+TLS_CERT_NOT_AFTER_TIMESTAMP_SECONDS = gauge(
+    "maintwatch_tls_cert_not_after_timestamp_seconds", "Expiry of the leaf certificate (Unix time)."
+)
+TLS_CERT_NOT_BEFORE_TIMESTAMP_SECONDS = gauge(
+    "maintwatch_tls_cert_not_before_timestamp_seconds",
+    "Start of validity of the leaf certificate (Unix time).",
+)
+TLS_CHAIN_NOT_AFTER_TIMESTAMP_SECONDS = gauge(
+    "maintwatch_tls_chain_not_after_timestamp_seconds",
+    "Earliest expiry of any certificate presented (leaf and intermediates, Unix time).",
+)
+TLS_CERT_VERIFIED = gauge(
+    "maintwatch_tls_cert_verified",
+    "1 if the chain verifies against the trust store and matches the host name.",
+)
+TLS_CERT_INFO = gauge(
+    "maintwatch_tls_cert_info",
+    "Identity of the leaf certificate (values truncated).",
+    "subject",
+    "issuer",
+    "serial",
+    "dns_names",
+)
 
 MAX_FILES = 1000  # a glob over a whole filesystem is a mistake, not a certificate set
 
@@ -83,6 +111,15 @@ class TlsCollector(Collector[TlsConfig]):
     kind = "tls"
     label = "target"
     config_type = TlsConfig
+    metrics = (
+        TLS_PROBE_SUCCESS,
+        TLS_FILES,
+        TLS_CERT_NOT_AFTER_TIMESTAMP_SECONDS,
+        TLS_CERT_NOT_BEFORE_TIMESTAMP_SECONDS,
+        TLS_CHAIN_NOT_AFTER_TIMESTAMP_SECONDS,
+        TLS_CERT_VERIFIED,
+        TLS_CERT_INFO,
+    )
 
     def __init__(self, config: TlsConfig, context: Context) -> None:
         super().__init__(config, context)
@@ -164,41 +201,20 @@ class TlsCollector(Collector[TlsConfig]):
 
 def build_families(ms: MetricSet, reading: Reading) -> list[Metric]:
     """Turn a Reading into the `maintwatch_tls_*` families."""
-    ms.gauge(
-        "maintwatch_tls_probe_success",
-        "1 if the TLS handshake or certificate file read succeeded.",
-        1 if reading.error is None else 0,
-    )
+    ms.add(TLS_PROBE_SUCCESS, 1 if reading.error is None else 0)
     if reading.files is not None:
-        ms.gauge("maintwatch_tls_files", "Certificate files matched by the path.", reading.files)
+        ms.add(TLS_FILES, reading.files)
     if not reading.chains:
         return ms.families()
     # For a glob the earliest-expiring leaf stands for the set (labels stay per target).
     chain = min(reading.chains, key=lambda c: c[0].not_valid_after_utc)
     leaf = summarize(chain[0])
-    ms.gauge(
-        "maintwatch_tls_cert_not_after_timestamp_seconds",
-        "Expiry of the leaf certificate (Unix time).",
-        leaf.not_after,
-    )
-    ms.gauge(
-        "maintwatch_tls_cert_not_before_timestamp_seconds",
-        "Start of validity of the leaf certificate (Unix time).",
-        leaf.not_before,
-    )
-    ms.gauge(
-        "maintwatch_tls_chain_not_after_timestamp_seconds",
-        "Earliest expiry of any certificate presented (leaf and intermediates, Unix time).",
-        min(chain_not_after(c) for c in reading.chains),
-    )
-    ms.gauge(
-        "maintwatch_tls_cert_verified",
-        "1 if the chain verifies against the trust store and matches the host name.",
-        1 if reading.verify_error is None else 0,
-    )
-    ms.gauge(
-        "maintwatch_tls_cert_info",
-        "Identity of the leaf certificate (values truncated).",
+    ms.add(TLS_CERT_NOT_AFTER_TIMESTAMP_SECONDS, leaf.not_after)
+    ms.add(TLS_CERT_NOT_BEFORE_TIMESTAMP_SECONDS, leaf.not_before)
+    ms.add(TLS_CHAIN_NOT_AFTER_TIMESTAMP_SECONDS, min(chain_not_after(c) for c in reading.chains))
+    ms.add(TLS_CERT_VERIFIED, 1 if reading.verify_error is None else 0)
+    ms.add(
+        TLS_CERT_INFO,
         1,
         subject=leaf.subject,
         issuer=leaf.issuer,

@@ -25,8 +25,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from exporter.collectors.base import CollectError, Collector, Context
-from exporter.config import InstanceConfig
-from exporter.queue_layouts import (
+from exporter.collectors.redis_queues.layouts import (
     LAYOUTS,
     LENGTH_COMMANDS,
     STATES,
@@ -40,11 +39,11 @@ from exporter.queue_layouts import (
     read_plan,
     select_queues,
 )
+from exporter.collectors.shared_metrics import QUEUE_JOBS, QUEUE_OLDEST_JOB_TIMESTAMP_SECONDS
+from exporter.config import InstanceConfig
 from maintwatch.configload import ExistingFile, SecretFromFile, StrictModel
 
 FlavorName = Literal["laravel", "bullmq", "rq", "sidekiq", "celery", "keys"]
-JOBS = "maintwatch_queue_jobs"
-OLDEST = "maintwatch_queue_oldest_job_timestamp_seconds"
 _SCHEMES = ("redis", "rediss", "unix")
 
 # LINDEX on the server, cut to ARGV[2] bytes before the reply: the exporter never reads more.
@@ -142,6 +141,10 @@ class RedisQueuesCollector(Collector[RedisQueueConfig]):
     kind = "redis"
     label = "connection"
     config_type = RedisQueueConfig
+    metrics = (
+        QUEUE_JOBS,
+        QUEUE_OLDEST_JOB_TIMESTAMP_SECONDS,
+    )
 
     def __init__(self, config: RedisQueueConfig, context: Context) -> None:
         super().__init__(config, context)
@@ -345,20 +348,9 @@ class RedisQueuesCollector(Collector[RedisQueueConfig]):
         for reading in readings:
             for state in STATES:
                 if state in reading.jobs:
-                    ms.gauge(
-                        JOBS,
-                        "Jobs in the queue by state (pending, delayed, reserved, failed).",
-                        reading.jobs[state],
-                        queue=reading.queue,
-                        state=state,
-                    )
+                    ms.add(QUEUE_JOBS, reading.jobs[state], queue=reading.queue, state=state)
             if reading.oldest is not None:
-                ms.gauge(
-                    OLDEST,
-                    "Enqueue time of the oldest pending job, where its payload tells.",
-                    reading.oldest,
-                    queue=reading.queue,
-                )
+                ms.add(QUEUE_OLDEST_JOB_TIMESTAMP_SECONDS, reading.oldest, queue=reading.queue)
         return ms.families()
 
     async def close(self) -> None:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from exporter.backups_names import (
+from exporter.collectors.backups.names import (
     NameClock,
     check_regex,
     resolve_timezone,

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.backups_scan import BackupFile
-from exporter.backups_verify import Cancelled, OverBudget, Pace, Verdict
+from exporter.collectors.backups.scan import BackupFile
+from exporter.collectors.backups.verify import Cancelled, OverBudget, Pace, Verdict
 from exporter.workers import WorkerPool, pool
 
 CheckFn = Callable[[str, Pace], Verdict | None]

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-from exporter.backups_streams import (
+from exporter.collectors.backups.streams import (
     GZIP_MAGIC,
     HEAD,
     TAIL,
@@ -28,8 +28,8 @@ from exporter.backups_streams import (
     sql_dialect,
     unzstd,
 )
-from exporter.backups_tar import TarError, TarStream, looks_like_tar
-from exporter.backups_zip import EMPTY_ZIP_MAGIC, ZIP_MAGIC, check_zip
+from exporter.collectors.backups.tar import TarError, TarStream, looks_like_tar
+from exporter.collectors.backups.zip import EMPTY_ZIP_MAGIC, ZIP_MAGIC, check_zip
 from exporter.paths import open_regular
 
 CHUNK = 1 << 20

@@ -1,0 +1,1 @@
+"""Applications: the collector (maintenance mode, logs, directories) and its access-log parser."""

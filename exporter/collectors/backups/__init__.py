@@ -1,0 +1,1 @@
+"""Backup sets: the collector, its config, and the listing and integrity checks it runs."""

@@ -1,0 +1,1 @@
+"""TLS certificates: the collector, the endpoint probe, and reading and verifying certificates."""
