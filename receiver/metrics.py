@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -42,6 +42,24 @@ class _StoreGauges(Collector):
             f"{PREFIX}_outbox_oldest_pending_age_seconds",
             "Age of the oldest undelivered outbox message (0 when none).",
             value=0.0 if oldest is None else max(0.0, self._clock() - oldest),
+        )
+
+
+class WorkerMetrics:
+    """Passes of every worker by outcome and each worker's last good pass, defined once."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.runs = Counter(
+            f"{PREFIX}_worker_runs",
+            "Background worker passes by worker and outcome (ok, unavailable, error).",
+            ["worker", "outcome"],
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            f"{PREFIX}_worker_last_success_timestamp_seconds",
+            "When each background worker last finished a pass without errors.",
+            ["worker"],
+            registry=registry,
         )
 
 
@@ -119,5 +137,6 @@ class ReceiverMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.workers = WorkerMetrics(self.registry)
         self.store_gauges = _StoreGauges(clock)
         self.registry.register(self.store_gauges)

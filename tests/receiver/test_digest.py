@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from receiver.appkeys import STORE
-from receiver.digest import DIGEST, Window, build, due_window, notification
+from receiver.appkeys import DIGEST, STORE
+from receiver.digest import Window, build, due_window, notification
 from receiver.templates import Renderer
 from receiver.web.settings import DigestConfig
 from tests.receiver._ack_helpers import ack_config, serve

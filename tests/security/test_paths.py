@@ -16,9 +16,9 @@ from aiohttp import web
 from yarl import URL
 
 from maintwatch.configload import ConfigError
+from receiver.app import make_app
 from receiver.appkeys import WORKER
 from receiver.config import load_config_text
-from receiver.server import make_app
 from receiver.templates import Renderer
 from tests.receiver._ack_helpers import recording_logger
 from tests.receiver._channel_helpers import NOW, RecordingLogger, make_notification
