@@ -63,6 +63,40 @@ class WorkerMetrics:
         )
 
 
+WEBHOOK_OUTCOMES = (
+    "processed",
+    "unchanged",
+    "watchdog",
+    "bad_request",
+    "unauthorized",
+    "too_large",
+    "overloaded",
+    "unavailable",
+    "aborted",
+    "error",
+)
+ALERT_STATUSES = ("firing", "resolved")
+INCIDENT_ACTIONS = ("open", "update", "refresh", "resolve", "marks", "none")
+
+
+class Children:
+    """A counter's children, bound once per label value.
+
+    `.labels()` takes a lock and builds a key on every call; the webhook path pays for a dict
+    lookup instead.
+    """
+
+    def __init__(self, metric: Counter, values: tuple[str, ...]) -> None:
+        self._metric = metric
+        self._bound = {value: metric.labels(value) for value in values}
+
+    def __getitem__(self, value: str) -> Counter:
+        child = self._bound.get(value)
+        if child is None:  # a value the list above does not know yet: bound on first use
+            child = self._bound[value] = self._metric.labels(value)
+        return child
+
+
 class ReceiverMetrics:
     """The receiver's metrics."""
 
@@ -138,5 +172,8 @@ class ReceiverMetrics:
             registry=self.registry,
         )
         self.workers = WorkerMetrics(self.registry)
+        self.webhook_outcomes = Children(self.webhooks, WEBHOOK_OUTCOMES)
+        self.alert_statuses = Children(self.alerts, ALERT_STATUSES)
+        self.incident_actions = Children(self.incident_changes, INCIDENT_ACTIONS)
         self.store_gauges = _StoreGauges(clock)
         self.registry.register(self.store_gauges)

@@ -67,7 +67,7 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
         try:
             outcome, response = await _intake(request)
         finally:
-            metrics.webhooks.labels(outcome).inc()
+            metrics.webhook_outcomes[outcome].inc()
     return response
 
 
@@ -116,11 +116,17 @@ async def _persist(app: web.Application, payload: Payload) -> tuple[str, web.Res
     except StoreUnavailable as exc:
         log.error("webhook_store_unavailable", error=str(exc), group_key=payload.groupKey)
         return "unavailable", web.Response(status=503, text="store unavailable, retry\n")
-    for alert in payload.alerts:
-        metrics.alerts.labels(alert.status).inc()
-    metrics.truncated.inc(payload.truncatedAlerts)
-    metrics.incident_changes.labels(result.action).inc()
-    log.info(
+    firing = sum(1 for alert in payload.alerts if alert.status == "firing")
+    if firing:
+        metrics.alert_statuses["firing"].inc(firing)
+    if len(payload.alerts) > firing:
+        metrics.alert_statuses["resolved"].inc(len(payload.alerts) - firing)
+    if payload.truncatedAlerts:
+        metrics.truncated.inc(payload.truncatedAlerts)
+    metrics.incident_actions[result.action].inc()
+    # Every webhook at debug (Alertmanager repeats a group every group_interval: at info this
+    # line was most of the event loop's time under load); state changes stay at info.
+    log.debug(
         "webhook_received",
         receiver=payload.receiver,
         group_key=payload.groupKey,
