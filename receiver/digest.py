@@ -159,11 +159,10 @@ class DigestTask(PeriodicWorker):
     ) -> None:
         super().__init__(config.poll_interval, logger, clock)
         self.config, self.ledger, self.channels = config, ledger, channels
-        self.clock, self.log = clock, logger
 
     async def run_once(self) -> int:
         """Send every route's digest not yet sent today; return how many were sent."""
-        now = self.clock()
+        now = self._clock()
         window = due_window(now, self.config)
         if window is None:
             return 0
@@ -190,8 +189,8 @@ class DigestTask(PeriodicWorker):
                     raise LookupError(f"channel {name!r} is not configured")
                 await channel.send(message)
             except Exception as exc:  # one channel failing must not stop the others
-                self.log.error("digest_failed", route=digest.route, channel=name, error=str(exc))
+                self._log.error("digest_failed", route=digest.route, channel=name, error=str(exc))
                 continue
-            self.log.info(
+            self._log.info(
                 "digest_sent", route=digest.route, channel=name, day=window.day.isoformat()
             )
