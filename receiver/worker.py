@@ -135,9 +135,9 @@ class PeriodicWorker:
     async def _sleep(self) -> None:
         delay = self.interval
         if self._failures:
-            delay = min(
-                self.interval * 2.0 ** (self._failures - 1), max(self.interval, BACKOFF_MAX)
-            )
+            # The exponent is capped: a days-long outage must not overflow the float.
+            backoff = self.interval * 2.0 ** min(self._failures - 1, 16)
+            delay = min(backoff, max(self.interval, BACKOFF_MAX))
         else:
             due = await self._next_due()
             if due is not None:
@@ -153,3 +153,6 @@ class PeriodicWorker:
             return await self.next_due()
         except self.outages:
             return None  # the next pass finds the outage and backs off
+        except Exception:  # a hint is only a hint: sleep the interval, keep the loop alive
+            self._crash()
+            return None

@@ -35,6 +35,8 @@ class Scripted(PeriodicWorker):
             await asyncio.sleep(0.2)
 
     async def next_due(self) -> float | None:
+        if self.due == -1:
+            raise RuntimeError("a bug in the hint")
         return self.due
 
 
@@ -91,3 +93,23 @@ async def test_stop_lets_a_pass_finish_within_the_grace_and_cancels_after_it() -
     await asyncio.sleep(0.05)
     await late.stop(task, grace=0.01)
     assert task.cancelled()
+
+
+async def test_a_failing_next_due_hint_is_logged_and_the_loop_goes_on() -> None:
+    worker = Scripted([])
+    worker.due = -1
+    with capture_logs() as logs:
+        await _run_until(worker, 3, WorkerMetrics(CollectorRegistry()))
+    assert [e["event"] for e in logs] == ["scripted_loop_failed"]
+
+
+async def test_a_long_outage_backs_off_to_the_cap_without_overflowing() -> None:
+    worker = Scripted(["down"] * 3000, interval=0.001)
+    task = asyncio.create_task(worker.run())
+    worker._failures = 5000  # days of failed passes
+    async with asyncio.timeout(5):
+        while worker.passes < 3:
+            worker.wake()
+            await asyncio.sleep(0.005)
+    assert not task.done()
+    await worker.stop(task)
