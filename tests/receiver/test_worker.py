@@ -1,17 +1,23 @@
-"""The periodic-worker base: outages logged once, failures survived, wake, next-due, stop."""
+"""The periodic-worker base: outages logged once, failures survived, wake, next-due, stop;
+and the app running every configured worker."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
+import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
+from receiver.appkeys import METRICS
 from receiver.metrics import WorkerMetrics
 from receiver.store import StoreUnavailable
 from receiver.worker import PeriodicWorker
+from tests.conftest import free_port
+from tests.receiver._helpers import BASE_CONFIG, register_script, running, wait_for
 
 
 class Scripted(PeriodicWorker):
@@ -113,3 +119,29 @@ async def test_a_long_outage_backs_off_to_the_cap_without_overflowing() -> None:
             await asyncio.sleep(0.005)
     assert not task.done()
     await worker.stop(task)
+
+
+async def test_the_app_runs_every_configured_worker_and_stops_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_script(monkeypatch)
+    text = (
+        BASE_CONFIG
+        + f"store: {{type: sqlite, path: {tmp_path / 'r.db'}}}\n"
+        + "watchdog: {expect_every: 5m, notify: [channel:chat]}\n"
+        + f"alertmanager: {{url: 'http://127.0.0.1:{free_port()}', interval: 1h}}\n"
+    )
+    names = {"outbox", "escalation", "watchdog", "silencer", "retention", "digest"}
+    async with running(text, run_worker=True) as rx:
+        assert names <= {task.get_name() for task in asyncio.all_tasks()}
+        registry = rx.app[METRICS].registry
+
+        def passes(worker: str) -> float:
+            labels = {"worker": worker, "outcome": "ok"}
+            return registry.get_sample_value("maintwatch_receiver_worker_runs_total", labels) or 0
+
+        await wait_for(lambda: all(passes(n) for n in names - {"silencer"}), what="first passes")
+        failed = {"worker": "silencer", "outcome": "unavailable"}  # nothing listens there
+        sample = registry.get_sample_value("maintwatch_receiver_worker_runs_total", failed)
+        assert sample == 1
+    assert not names & {task.get_name() for task in asyncio.all_tasks()}
