@@ -25,9 +25,9 @@ from typing import Any
 import psycopg
 from common import median, percentile, rss_mb
 
+from receiver.app import intake_rules
 from receiver.config import PostgresStore, SqliteStore, load_config_text
 from receiver.escalator import EscalationWorker, EscalatorMetrics
-from receiver.server import intake_rules
 from receiver.store import IntakeRules, Store, make_store
 from receiver.webhook import parse_payload
 

@@ -60,8 +60,8 @@ end
 
 def _serve(port: int, directory: str) -> None:
     from maintwatch import logs
+    from receiver.app import make_app
     from receiver.config import load_config_text
-    from receiver.server import make_app
 
     logs.configure("warning")
     text = f"""

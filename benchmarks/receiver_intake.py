@@ -80,8 +80,8 @@ def _serve_bare(port: int) -> None:
 
 def _serve_receiver(port: int, directory: str) -> None:
     from maintwatch import logs
+    from receiver.app import make_app
     from receiver.config import load_config_text
-    from receiver.server import make_app
 
     logs.configure("warning")
     config = load_config_text(

@@ -30,9 +30,9 @@ import psycopg
 import structlog
 from prometheus_client import CollectorRegistry
 
+from receiver.app import intake_rules
 from receiver.config import PostgresStore, RetentionConfig, SqliteStore, load_config_text
 from receiver.retention import Retention, RetentionMetrics
-from receiver.server import intake_rules
 from receiver.store import Finish, IntakeRules, Store, Wanted, make_store
 from receiver.webhook import parse_payload
 

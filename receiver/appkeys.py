@@ -10,9 +10,13 @@ from aiohttp import web
 from receiver.actions import IncidentActions
 from receiver.channels import Channel
 from receiver.config import ReceiverBase
+from receiver.connections import ConnectionGuard
+from receiver.digest import DigestTask
 from receiver.escalator import EscalationWorker
 from receiver.metrics import ReceiverMetrics
 from receiver.outbox import OutboxWorker
+from receiver.retention import Retention
+from receiver.silencer import Silencer
 from receiver.store import IntakeRules, Store
 from receiver.watchdog import WatchdogMonitor
 
@@ -28,4 +32,8 @@ RUN_WORKER = web.AppKey("run_worker", bool)
 PENDING = web.AppKey("pending", list[int])  # one-element counter of in-flight intakes
 ACTIONS = web.AppKey("actions", IncidentActions)  # ack / unack / resolve, for every entry point
 ESCALATOR = web.AppKey("escalator", EscalationWorker)
-WATCHDOG: web.AppKey[WatchdogMonitor | None] = web.AppKey("watchdog")
+WATCHDOG: web.AppKey[WatchdogMonitor | None] = web.AppKey("watchdog")  # None: no watchdog
+RETENTION = web.AppKey("retention", Retention)
+DIGEST = web.AppKey("digest", DigestTask)
+SILENCER: web.AppKey[Silencer | None] = web.AppKey("silencer")  # None: no alertmanager.url
+GUARD = web.AppKey("connection_guard", ConnectionGuard)

@@ -20,12 +20,13 @@ from maintwatch.cli import (
     split_listen_address,
 )
 from maintwatch.configload import ConfigError
+from receiver.app import make_app
+from receiver.appkeys import GUARD
 from receiver.config import ReceiverBase, load_config
 from receiver.connections import GuardedSite, exception_handler
 from receiver.matchers import parse_labels
 from receiver.people import Directory, who_is_on_call
 from receiver.routing import compile_routes, explain, gaps
-from receiver.server import GUARD, make_app
 
 DEFAULT_CONFIG = "maintwatch-receiver.yml"
 

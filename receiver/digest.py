@@ -8,21 +8,16 @@ restarts and replicas (at most once: a crash mid-send loses that route's digest 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
-
-from receiver.appkeys import CHANNELS, CLOCK, CONFIG, LOG, RUN_WORKER
 from receiver.channels import AlertView, Channel, Notification
-from receiver.store import StoreUnavailable
 from receiver.web.ledger import Ledger
 from receiver.web.settings import DigestConfig
-from receiver.web.state import WEB
+from receiver.worker import PeriodicWorker
 
 DEFAULT_ROUTE = "default"
 
@@ -149,8 +144,10 @@ def notification(digest: Digest, window: Window) -> Notification:
     )
 
 
-class DigestTask:
+class DigestTask(PeriodicWorker):
     """Send due digests; `run_once` is what the loop calls, tests call it with a moved clock."""
+
+    name = "digest"
 
     def __init__(
         self,
@@ -160,12 +157,12 @@ class DigestTask:
         clock: Callable[[], float],
         logger: Any,
     ) -> None:
+        super().__init__(config.poll_interval, logger, clock)
         self.config, self.ledger, self.channels = config, ledger, channels
-        self.clock, self.log = clock, logger
 
     async def run_once(self) -> int:
         """Send every route's digest not yet sent today; return how many were sent."""
-        now = self.clock()
+        now = self._clock()
         window = due_window(now, self.config)
         if window is None:
             return 0
@@ -192,37 +189,8 @@ class DigestTask:
                     raise LookupError(f"channel {name!r} is not configured")
                 await channel.send(message)
             except Exception as exc:  # one channel failing must not stop the others
-                self.log.error("digest_failed", route=digest.route, channel=name, error=str(exc))
+                self._log.error("digest_failed", route=digest.route, channel=name, error=str(exc))
                 continue
-            self.log.info(
+            self._log.info(
                 "digest_sent", route=digest.route, channel=name, day=window.day.isoformat()
             )
-
-    async def run(self) -> None:
-        """Check for due digests every `poll_interval` until cancelled."""
-        while True:
-            try:
-                await self.run_once()
-            except StoreUnavailable as exc:
-                self.log.warning("digest_store_unavailable", error=str(exc))
-            except Exception:
-                self.log.exception("digest_loop_failed")
-            await asyncio.sleep(self.config.poll_interval)
-
-
-DIGEST = web.AppKey("digest", DigestTask)
-
-
-async def digest_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Own the digest task: created with the app, cancelled and awaited on shutdown."""
-    config = app[CONFIG].digest
-    channels: dict[str, Channel[Any]] = app[CHANNELS]
-    task_obj = DigestTask(config, app[WEB].require_ledger(), channels, app[CLOCK], app[LOG])
-    app[DIGEST] = task_obj
-    if not (config.enabled and app[RUN_WORKER]):  # tests call run_once with a fake clock
-        yield
-        return
-    task = asyncio.create_task(task_obj.run(), name="digest")
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)

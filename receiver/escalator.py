@@ -9,7 +9,6 @@ the earliest timer, at most `poll_interval` (timers set by another replica are s
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,8 +16,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from receiver.escalation_settings import EscalatorConfig
-from receiver.store import IntakeRules, Store, StoreUnavailable
+from receiver.store import IntakeRules, Store
 from receiver.store.base import Fired
+from receiver.worker import PeriodicWorker
 
 PREFIX = "maintwatch_receiver"
 _LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
@@ -52,8 +52,10 @@ class EscalatorMetrics:
         )
 
 
-class EscalationWorker:
+class EscalationWorker(PeriodicWorker):
     """Run due escalation timers; one task per receiver process."""
+
+    name = "escalation"
 
     def __init__(
         self,
@@ -65,14 +67,10 @@ class EscalationWorker:
         clock: Callable[[], float] = time.time,
         delivered: Callable[[], None] = lambda: None,
     ) -> None:
+        super().__init__(config.poll_interval, logger, clock)
         self.store, self.rules, self.config, self.metrics = store, rules, config, metrics
-        self._log, self._clock, self._delivered = logger, clock, delivered
-        self._wake = asyncio.Event()
+        self._delivered = delivered
         self._last_audit = float("-inf")
-
-    def wake(self) -> None:
-        """Look for due timers now (an intake or action set a new one)."""
-        self._wake.set()
 
     async def run_once(self) -> list[Fired]:
         """Handle one batch of due timers; return what was handled."""
@@ -109,33 +107,14 @@ class EscalationWorker:
             )
         return count
 
-    async def run(self) -> None:
-        """Run timers until cancelled; a failing tick is logged and retried on the next one."""
-        while True:
-            busy = False
-            try:
-                busy = len(await self.run_once()) >= self.config.batch_size
-                if self._clock() - self._last_audit >= self.config.audit_interval:
-                    self._last_audit = self._clock()
-                    await self.audit()
-            except StoreUnavailable as exc:
-                self._log.warning("escalation_store_unavailable", error=str(exc))
-            except Exception:  # the task boundary: log with context and keep escalating
-                self._log.exception("escalation_loop_failed")
-            if not busy:
-                await self._idle()
+    async def tick(self) -> bool:
+        """Handle due timers, audit when due; a full batch means more are waiting."""
+        busy = len(await self.run_once()) >= self.config.batch_size
+        if self._clock() - self._last_audit >= self.config.audit_interval:
+            self._last_audit = self._clock()
+            await self.audit()
+        return busy
 
-    async def _idle(self) -> None:
-        delay = self.config.poll_interval
-        try:
-            upcoming = await self.store.next_timer()
-        except StoreUnavailable:
-            upcoming = None
-        if upcoming is not None:
-            delay = min(delay, max(0.0, upcoming - self._clock()))
-        try:
-            async with asyncio.timeout(delay):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
-        self._wake.clear()
+    async def next_due(self) -> float | None:
+        """The earliest timer: sleep until then, at most `poll_interval`."""
+        return await self.store.next_timer()

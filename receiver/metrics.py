@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -43,6 +43,58 @@ class _StoreGauges(Collector):
             "Age of the oldest undelivered outbox message (0 when none).",
             value=0.0 if oldest is None else max(0.0, self._clock() - oldest),
         )
+
+
+class WorkerMetrics:
+    """Passes of every worker by outcome and each worker's last good pass, defined once."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.runs = Counter(
+            f"{PREFIX}_worker_runs",
+            "Background worker passes by worker and outcome (ok, unavailable, error).",
+            ["worker", "outcome"],
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            f"{PREFIX}_worker_last_success_timestamp_seconds",
+            "When each background worker last finished a pass without errors.",
+            ["worker"],
+            registry=registry,
+        )
+
+
+WEBHOOK_OUTCOMES = (
+    "processed",
+    "unchanged",
+    "watchdog",
+    "bad_request",
+    "unauthorized",
+    "too_large",
+    "overloaded",
+    "unavailable",
+    "aborted",
+    "error",
+)
+ALERT_STATUSES = ("firing", "resolved")
+INCIDENT_ACTIONS = ("open", "update", "refresh", "resolve", "marks", "none")
+
+
+class Children:
+    """A counter's children, bound once per label value.
+
+    `.labels()` takes a lock and builds a key on every call; the webhook path pays for a dict
+    lookup instead.
+    """
+
+    def __init__(self, metric: Counter, values: tuple[str, ...]) -> None:
+        self._metric = metric
+        self._bound = {value: metric.labels(value) for value in values}
+
+    def __getitem__(self, value: str) -> Counter:
+        child = self._bound.get(value)
+        if child is None:  # a value the list above does not know yet: bound on first use
+            child = self._bound[value] = self._metric.labels(value)
+        return child
 
 
 class ReceiverMetrics:
@@ -119,5 +171,9 @@ class ReceiverMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.workers = WorkerMetrics(self.registry)
+        self.webhook_outcomes = Children(self.webhooks, WEBHOOK_OUTCOMES)
+        self.alert_statuses = Children(self.alerts, ALERT_STATUSES)
+        self.incident_actions = Children(self.incident_changes, INCIDENT_ACTIONS)
         self.store_gauges = _StoreGauges(clock)
         self.registry.register(self.store_gauges)

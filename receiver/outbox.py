@@ -37,6 +37,7 @@ from receiver.store.base import (
     StoreUnavailable,
     Wanted,
 )
+from receiver.worker import PeriodicWorker
 
 
 def backoff(attempt: int, initial: float, maximum: float, jitter: float) -> float:
@@ -112,8 +113,10 @@ def _given_up(
     return Finish(outcome, now, f"{why}; falling back to {fallback.channel}", fallback=fallback)
 
 
-class OutboxWorker:
+class OutboxWorker(PeriodicWorker):
     """Claim due outbox rows and deliver them; one task per receiver process."""
+
+    name = "outbox"
 
     def __init__(
         self,
@@ -129,10 +132,11 @@ class OutboxWorker:
         jitter: Callable[[], float] = random.random,
         links: LinkFields | None = None,
     ) -> None:
+        super().__init__(delivery.poll_interval, logger, clock)
         self.store, self.channels, self.people = store, channels, people
         self._links = links  # signed ack/resolve links and SMS reply codes, when configured
         self.delivery, self.rate, self.metrics = delivery, rate, metrics
-        self._log, self._clock, self._jitter = logger, clock, jitter
+        self._jitter = jitter
         fallback = delivery.fallback_channel
         self.retry = RetryRules(
             delivery.max_attempts,
@@ -143,54 +147,26 @@ class OutboxWorker:
             if fallback is None
             else Fallback(fallback, fallback in rules.at_most_once, rules.rate_key(fallback, None)),
         )
-        self._wake = asyncio.Event()
-        self._stopping = False
         self._lanes: dict[str, int] = {}  # channel -> messages in flight
         self._people: dict[tuple[str, str], int] = {}  # (channel, recipient) -> in flight
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def wake(self) -> None:
-        """Ask the worker to look for due rows now (after an intake committed)."""
-        self._wake.set()
+    async def tick(self) -> bool:
+        """Claim a round and start each row in its lane; a freed slot wakes the next round."""
+        for row in await self._claim():
+            self._spawn(row)
+        return False
 
-    async def run(self) -> None:
-        """Deliver until stopped or cancelled; each claimed row runs in its lane's slot."""
-        try:
-            while not self._stopping:
-                self._wake.clear()
-                try:
-                    for row in await self._claim():
-                        self._spawn(row)
-                except StoreUnavailable as exc:
-                    self._log.warning("outbox_store_unavailable", error=str(exc))
-                except Exception:
-                    self._log.exception("outbox_loop_failed")
-                if not self._stopping:
-                    await self._idle()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        finally:
-            left = list(self._tasks)
-            for task in left:
-                task.cancel()
-            await asyncio.gather(*left, return_exceptions=True)
+    async def drain(self) -> None:
+        """Let in-flight sends finish: a send cancelled mid-way waits out its lease."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def stop(self, task: asyncio.Task[None], grace: float) -> None:
-        """Let in-flight sends finish (up to `grace` seconds), then cancel the task."""
-        self._stopping = True
-        self._wake.set()
-        try:
-            async with asyncio.timeout(grace):
-                await asyncio.shield(task)
-        except TimeoutError:
+    async def abandon(self) -> None:
+        """Cancel the sends still running past the stop grace."""
+        left = list(self._tasks)
+        for task in left:
             task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    async def _idle(self) -> None:
-        try:
-            async with asyncio.timeout(self.delivery.poll_interval):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+        await asyncio.gather(*left, return_exceptions=True)
 
     async def run_once(self) -> int:
         """Claim one round of due rows, deliver them and wait; return how many were claimed."""

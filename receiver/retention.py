@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import Counter, Gauge
 
-from receiver.appkeys import CLOCK, CONFIG, LOG, METRICS, RUN_WORKER, STORE
 from receiver.config import RetentionConfig
 from receiver.metrics import PREFIX
-from receiver.store import Store, StoreUnavailable
+from receiver.store import Store
 from receiver.store.base import PruneTarget
+from receiver.worker import PeriodicWorker
 
 MAX_BATCHES = 1000  # per target and run: a backlog larger than this waits for the next run
 
@@ -62,8 +61,11 @@ class RetentionMetrics:
         )
 
 
-class Retention:
-    """Prune expired rows; `run_once` for tests, `run` as the background task."""
+class Retention(PeriodicWorker):
+    """Prune expired rows every `interval`; `run_once` for tests, `run` as the background task."""
+
+    name = "retention"
+    crash_event = "retention_failed"
 
     def __init__(
         self,
@@ -73,8 +75,8 @@ class Retention:
         logger: Any,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(config.interval, logger, clock)
         self.store, self.config, self.metrics = store, config, metrics
-        self._log, self._clock = logger, clock
 
     async def run_once(self) -> dict[str, int]:
         """Prune every target until no expired rows are left; return rows deleted per target."""
@@ -99,31 +101,3 @@ class Retention:
                 break
             await asyncio.sleep(0)  # let waiting intakes and deliveries in between batches
         return total
-
-    async def run(self) -> None:
-        """Prune every `interval` until cancelled; a failed run is logged and retried later."""
-        while True:
-            try:
-                await self.run_once()
-            except StoreUnavailable as exc:
-                self._log.warning("retention_store_unavailable", error=str(exc))
-            except Exception:  # the task boundary: log with the traceback, try next interval
-                self._log.exception("retention_failed")
-            await asyncio.sleep(self.config.interval)
-
-
-RETENTION = web.AppKey("retention", Retention)
-
-
-async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Own the retention task: started with the app (when enabled), cancelled and awaited."""
-    config = app[CONFIG].retention
-    metrics = RetentionMetrics(app[METRICS].registry)
-    app[RETENTION] = Retention(app[STORE], config, metrics, app[LOG], app[CLOCK])
-    if not (config.enabled and app[RUN_WORKER]):  # tests call run_once with a fake clock
-        yield
-        return
-    task = asyncio.create_task(app[RETENTION].run(), name="retention")
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)

@@ -1,4 +1,4 @@
-"""HTTP server: the Alertmanager webhook, health, readiness, metrics; resources in cleanup_ctx."""
+"""HTTP handlers: the Alertmanager webhook, health, readiness, metrics (assembled in `app`)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,13 @@ import asyncio
 import base64
 import binascii
 import hmac
-import time
-from collections.abc import AsyncIterator, Callable
 from importlib import resources
-from typing import Any
 
-import aiohttp
 from aiohttp import web
 from prometheus_client import exposition
 
 from receiver import api
 from receiver.appkeys import (
-    CHANNELS,
     CLOCK,
     CONFIG,
     ESCALATOR,
@@ -25,52 +20,18 @@ from receiver.appkeys import (
     METRICS,
     PENDING,
     RULES,
-    RUN_WORKER,
+    SILENCER,
     STORE,
+    WATCHDOG,
     WORKER,
 )
-from receiver.channels import REGISTRY, ChannelContext, Recipient
 from receiver.config import ReceiverBase, WebhookConfig
-from receiver.connections import ConnectionGuard, track
-from receiver.escalation_app import escalation_ctx, watchdog_filter
-from receiver.metrics import ReceiverMetrics
-from receiver.outbox import OutboxWorker
-from receiver.people import Directory
-from receiver.retention import retention_ctx
-from receiver.routing import compile_routes
-from receiver.silencer import SILENCER, silencer_ctx
-from receiver.store import IntakeRules, StoreUnavailable, make_store
-from receiver.store.escalation_plan import EscalationRules
+from receiver.store import StoreUnavailable
+from receiver.watchdog import split
 from receiver.web import routes as web_routes
-from receiver.web.state import WEB
 from receiver.webhook import Payload, PayloadError, parse_payload
 
 READY_TIMEOUT = 2.0
-GUARD = web.AppKey("connection_guard", ConnectionGuard)
-
-
-def intake_rules(config: ReceiverBase) -> IntakeRules:
-    """Build the pure intake rules from the config."""
-    at_most_once = frozenset(
-        c.name for c in config.channel_configs if REGISTRY[c.type].at_most_once
-    )
-    return IntakeRules(
-        routes=compile_routes(config.routes, config.default_route),
-        severity_label=config.severity.label,
-        default_severity=config.severity.default,
-        external_url=config.external_url,
-        at_most_once=at_most_once,
-        escalation=EscalationRules(
-            {p.name: p for p in config.policies}, Directory(config.people, config.schedules)
-        ),
-    )
-
-
-def people(config: ReceiverBase) -> dict[str, Recipient]:
-    """Return configured people as channel Recipients by id."""
-    return {
-        p.id: Recipient(p.id, p.name, p.email, p.phone, p.chat, p.timezone) for p in config.people
-    }
 
 
 def _authorized(request: web.Request, config: WebhookConfig) -> bool:
@@ -106,7 +67,7 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
         try:
             outcome, response = await _intake(request)
         finally:
-            metrics.webhooks.labels(outcome).inc()
+            metrics.webhook_outcomes[outcome].inc()
     return response
 
 
@@ -155,11 +116,17 @@ async def _persist(app: web.Application, payload: Payload) -> tuple[str, web.Res
     except StoreUnavailable as exc:
         log.error("webhook_store_unavailable", error=str(exc), group_key=payload.groupKey)
         return "unavailable", web.Response(status=503, text="store unavailable, retry\n")
-    for alert in payload.alerts:
-        metrics.alerts.labels(alert.status).inc()
-    metrics.truncated.inc(payload.truncatedAlerts)
-    metrics.incident_changes.labels(result.action).inc()
-    log.info(
+    firing = sum(1 for alert in payload.alerts if alert.status == "firing")
+    if firing:
+        metrics.alert_statuses["firing"].inc(firing)
+    if len(payload.alerts) > firing:
+        metrics.alert_statuses["resolved"].inc(len(payload.alerts) - firing)
+    if payload.truncatedAlerts:
+        metrics.truncated.inc(payload.truncatedAlerts)
+    metrics.incident_actions[result.action].inc()
+    # Every webhook at debug (Alertmanager repeats a group every group_interval: at info this
+    # line was most of the event loop's time under load); state changes stay at info.
+    log.debug(
         "webhook_received",
         receiver=payload.receiver,
         group_key=payload.groupKey,
@@ -185,6 +152,17 @@ async def _persist(app: web.Application, payload: Payload) -> tuple[str, web.Res
     return outcome, web.json_response(
         {"status": "ok", "action": result.action, "incident_id": result.incident_id}
     )
+
+
+async def watchdog_filter(app: web.Application, payload: Payload) -> Payload | None:
+    """Record the watchdog's heartbeat; return the rest of the payload (None: nothing left)."""
+    watchdog = app[WATCHDOG]
+    if watchdog is None:
+        return payload
+    rest, beat = split(payload, watchdog.config.alertname)
+    if beat:
+        await watchdog.beat()
+    return rest
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -216,81 +194,8 @@ async def openapi_spec(_: web.Request) -> web.Response:
     return web.Response(text=text, content_type="application/yaml")
 
 
-async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG].store
-    store = make_store(config)
-    try:
-        await store.open()
-    except StoreUnavailable as exc:
-        if config.type != "postgres":
-            raise
-        # A database server comes back by itself: serve 503 (Alertmanager retries) and
-        # reconnect on use, instead of exiting into a supervisor's FATAL state.
-        app[LOG].error("store_unavailable_at_start", error=str(exc))
-    app[STORE] = store
-    yield
-    await store.close()
-
-
-async def _channels_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with aiohttp.ClientSession() as http:
-        context = ChannelContext(http=http, logger=app[LOG], clock=app[CLOCK])
-        channels = {c.name: REGISTRY[c.type](c, context) for c in app[CONFIG].channel_configs}
-        app[CHANNELS] = channels
-        try:
-            yield
-        finally:
-            await asyncio.gather(*(c.close() for c in channels.values()))
-
-
-async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    worker = OutboxWorker(
-        app[STORE],
-        app[CHANNELS],
-        people(config),
-        config.delivery,
-        config.sms_rate_limit,
-        app[RULES],
-        app[METRICS],
-        app[LOG],
-        clock=app[CLOCK],
-        links=app[WEB].link_fields(app[CLOCK]),
-    )
-    app[WORKER] = worker
-    if not app[RUN_WORKER]:  # tests drive the worker by hand with a fake clock
-        yield
-        return
-    task = asyncio.create_task(worker.run(), name="outbox-worker")
-    yield
-    # A send cancelled mid-way is taken up again after its lease (an SMS checked with Twilio
-    # first): let in-flight sends finish instead.
-    await worker.stop(task, config.delivery.send_timeout)
-
-
-def make_app(
-    config: ReceiverBase,
-    logger: Any,
-    clock: Callable[[], float] = time.time,
-    run_worker: bool = True,
-) -> web.Application:
-    """Build the receiver app; store, HTTP session, channels and worker live in cleanup_ctx."""
-    guard = ConnectionGuard(config.server, logger)
-    app = web.Application(client_max_size=config.webhook.max_body_bytes, middlewares=[track(guard)])
-    app[GUARD] = guard
-    app[CONFIG] = config
-    app[CLOCK] = clock
-    app[LOG] = logger
-    app[METRICS] = ReceiverMetrics(clock)
-    app[RULES] = intake_rules(config)
-    app[PENDING] = [0]
-    app[RUN_WORKER] = run_worker
-    app.cleanup_ctx.append(_store_ctx)
-    app.cleanup_ctx.append(_channels_ctx)
-    app.cleanup_ctx.append(_worker_ctx)
-    app.cleanup_ctx.append(escalation_ctx)
-    app.cleanup_ctx.append(retention_ctx)
-    app.cleanup_ctx.append(silencer_ctx)
+def add_routes(app: web.Application, config: ReceiverBase) -> None:
+    """Register every HTTP route of the receiver."""
     app.router.add_post("/webhooks/alertmanager", alertmanager_webhook)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/-/healthy", healthy)
@@ -298,4 +203,3 @@ def make_app(
     app.router.add_get("/api/openapi.yaml", openapi_spec)
     api.add_routes(app, config)
     web_routes.add_routes(app, config)
-    return app

@@ -9,19 +9,15 @@ always recomputed from both sides.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import aiohttp
-from aiohttp import web
 from prometheus_client import Counter, Gauge
 
 from receiver.actions import ActionError, IncidentActions
 from receiver.alertmanager_api import AlertmanagerAPI, AlertmanagerError
-from receiver.appkeys import ACTIONS, CLOCK, CONFIG, LOG, METRICS, RULES, RUN_WORKER, STORE
 from receiver.metrics import PREFIX
 from receiver.silences import (
     AlertmanagerConfig,
@@ -34,6 +30,7 @@ from receiver.silences import (
     wanted,
 )
 from receiver.store import IntakeRules, Store, StoreUnavailable
+from receiver.worker import PeriodicWorker
 
 _T = TypeVar("_T")
 MAX_ACKED = 5000  # acknowledged incidents looked at per pass; more is an outage of its own
@@ -76,8 +73,14 @@ class PassResult:
     resolved: list[int]
 
 
-class Silencer:
+class Silencer(PeriodicWorker):
     """Reconcile silences; `run_once` for tests, `run` as the background task."""
+
+    name = "silencer"
+    outages = (AlertmanagerError, StoreUnavailable)
+    outage_level = "error"
+    outage_event = "silencer_failed"
+    crash_event = "silencer_crashed"
 
     def __init__(
         self,
@@ -90,16 +93,11 @@ class Silencer:
         logger: Any,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(config.interval, logger, clock)
         self.config, self.store, self.api, self.actions = config, store, api, actions
-        self._rules, self.metrics, self._log, self._clock = rules, metrics, logger, clock
+        self._rules, self.metrics = rules, metrics
         self._missing: dict[int, float] = {}
-        self._wake = asyncio.Event()
-        self._failing = False
         self._rejections: set[tuple[tuple[int, str], str]] = set()
-
-    def wake(self) -> None:
-        """Run a pass now (after an ack, unack or resolve)."""
-        self._wake.set()
 
     async def run_once(self) -> PassResult:
         """One pass: diff, apply each change on its own, resolve incidents whose alerts left.
@@ -210,57 +208,6 @@ class Silencer:
             self._missing.pop(incident_id, None)
         return resolved
 
-    async def run(self) -> None:
-        """Pass every `interval` (or when woken) until cancelled; log each outage once."""
-        while True:
-            self._wake.clear()
-            try:
-                await self.run_once()
-            except (AlertmanagerError, StoreUnavailable) as exc:
-                self.metrics.errors.inc()
-                if not self._failing:
-                    self._log.error("silencer_failed", reason=str(exc))
-                self._failing = True
-            except Exception:  # the task boundary: log with the traceback, retry next pass
-                self.metrics.errors.inc()
-                self._log.exception("silencer_crashed")
-            else:
-                if self._failing:
-                    self._log.info("silencer_recovered")
-                self._failing = False
-            try:
-                async with asyncio.timeout(self.config.interval):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-
-
-SILENCER: web.AppKey[Silencer | None] = web.AppKey("silencer")
-
-
-async def silencer_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Own the silencer (when `alertmanager.url` is set): its HTTP session and its task."""
-    config: AlertmanagerConfig = app[CONFIG].alertmanager
-    if not config.enabled:
-        app[SILENCER] = None
-        yield
-        return
-    async with aiohttp.ClientSession() as http:
-        silencer = Silencer(
-            config,
-            app[STORE],
-            AlertmanagerAPI(http, config),
-            app[ACTIONS],
-            app[RULES],
-            SilencerMetrics(app[METRICS].registry),
-            app[LOG],
-            app[CLOCK],
-        )
-        app[SILENCER] = silencer
-        if not app[RUN_WORKER]:  # tests call run_once with a fake clock
-            yield
-            return
-        task = asyncio.create_task(silencer.run(), name="silencer")
-        yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    def failed(self, exc: BaseException) -> None:
+        """Count every failed pass, not only the first of an outage."""
+        self.metrics.errors.inc()

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,24 +33,18 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from maintwatch.durations import format_duration
 from receiver.bidi import isolate, isolate_values
-
-if TYPE_CHECKING:
-    from receiver.channels.base import AlertView, Notification
+from receiver.messages import AlertView, Notification
 
 BUILTIN_DIR = Path(__file__).with_name("templates")
 
-# Channel kind → (built-in template file, blocks the channel renders).
-BLOCKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "email": ("email.j2", ("subject", "text", "html")),
-    "sms": ("sms.j2", ("text",)),
-    "console": ("text.j2", ("text",)),
-    "file": ("text.j2", ("text",)),
-    "webhook": ("text.j2", ("text",)),
-    "slack": ("chat.j2", ("title", "text")),
-    "slack_bot": ("chat.j2", ("title", "text")),
-    "teams": ("chat.j2", ("title", "text")),
-    "mattermost": ("chat.j2", ("title", "text")),
-}
+
+@dataclass(frozen=True)
+class TemplateBlocks:
+    """A channel's built-in template file and the blocks it renders (declared by the channel)."""
+
+    file: str
+    names: tuple[str, ...]
+
 
 MESSAGE_ALERTS = 20  # alerts one message lists; the rest are counted ("… and N more")
 
@@ -342,13 +336,12 @@ def _compile(source: str) -> _Compiled:
     return _Compiled(text=_TEXT_ENV.from_string(source), html=_HTML_ENV.from_string(source))
 
 
-def _builtin(kind: str) -> _Compiled:
-    filename = BLOCKS[kind][0]
-    return _Compiled(_TEXT_ENV.get_template(filename), _HTML_ENV.get_template(filename))
+def _builtin(blocks: TemplateBlocks) -> _Compiled:
+    return _Compiled(_TEXT_ENV.get_template(blocks.file), _HTML_ENV.get_template(blocks.file))
 
 
-def check_template(path: str, kind: str) -> None:
-    """Raise ValueError unless `path` is a readable template defining a block `kind` uses."""
+def check_template(path: str, blocks: TemplateBlocks, kind: str) -> None:
+    """Raise ValueError unless `path` is a readable template defining one of `blocks`."""
     try:
         source = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -357,9 +350,7 @@ def check_template(path: str, kind: str) -> None:
         template = _TEXT_ENV.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise ValueError(f"template {path!r} line {exc.lineno}: {exc.message}") from None
-    if kind not in BLOCKS:
-        return
-    wanted = BLOCKS[kind][1]
+    wanted = blocks.names
     if not set(template.blocks) & set(wanted):
         names = ", ".join(wanted)
         raise ValueError(f"template {path!r} defines none of the blocks {kind} uses ({names})")
@@ -398,12 +389,14 @@ def _render_bounded(template: jinja2.Template, block: str, variables: Mapping[st
 class Renderer:
     """Render one channel's blocks, preferring the user's override and falling back safely."""
 
-    def __init__(self, kind: str, override: str | None, logger: Any, channel: str = "") -> None:
-        self.kind = kind
+    def __init__(
+        self, blocks: TemplateBlocks, override: str | None, logger: Any, channel: str = ""
+    ) -> None:
+        self.blocks = blocks
         self.override_path = override
         self.logger = logger
-        self.channel = channel or kind
-        self._builtin = _builtin(kind)
+        self.channel = channel
+        self._builtin = _builtin(blocks)
         self._override: _Compiled | None = None
         if override is not None:
             self._override = _compile(Path(override).read_text(encoding="utf-8"))
@@ -411,7 +404,7 @@ class Renderer:
     def render(self, notification: Notification, now: float) -> dict[str, str]:
         """Return every block of this channel rendered for `notification`."""
         variables = template_context(notification, now)
-        return {block: self._render(block, variables) for block in BLOCKS[self.kind][1]}
+        return {block: self._render(block, variables) for block in self.blocks.names}
 
     async def render_async(self, notification: Notification, now: float) -> dict[str, str]:
         """Render as `render` does; an operator's template runs in a worker thread."""

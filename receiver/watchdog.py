@@ -8,7 +8,6 @@ targets, and resolves it — telling the same targets — when the heartbeat ret
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,10 +19,11 @@ from receiver.escalation_settings import WatchdogConfig
 from receiver.incidents import AlertRecord
 from receiver.notify import IncidentInfo, body
 from receiver.people import Directory
-from receiver.store import IntakeRules, Store, StoreUnavailable
+from receiver.store import IntakeRules, Store
 from receiver.store.base import IncidentWrite, Outage
 from receiver.store.escalation_plan import Message, TimelineEvent
 from receiver.webhook import Payload
+from receiver.worker import PeriodicWorker
 
 
 def split(payload: Payload, alertname: str) -> tuple[Payload | None, bool]:
@@ -110,8 +110,11 @@ def plan(config: WatchdogConfig, directory: Directory, now: float, back: bool) -
     return Outage(write, tuple(messages), (event,))
 
 
-class WatchdogMonitor:
-    """Record heartbeats and page once per outage."""
+class WatchdogMonitor(PeriodicWorker):
+    """Record heartbeats and page once per outage; the loop checks every `interval`."""
+
+    name = "watchdog"
+    crash_event = "watchdog_check_failed"
 
     def __init__(
         self,
@@ -123,8 +126,9 @@ class WatchdogMonitor:
         clock: Callable[[], float] = time.time,
         delivered: Callable[[], None] = lambda: None,
     ) -> None:
+        super().__init__(config.interval, logger, clock)
         self.config, self.store, self.rules, self.directory = config, store, rules, directory
-        self._log, self._clock, self._delivered = logger, clock, delivered
+        self._delivered = delivered
 
     async def beat(self) -> None:
         """Record that the watchdog alert arrived; close an outage if one is open."""
@@ -158,13 +162,6 @@ class WatchdogMonitor:
             self._delivered()
         return incident_id
 
-    async def run(self) -> None:
-        """Check every `interval` until cancelled."""
-        while True:
-            try:
-                await self.check()
-            except StoreUnavailable as exc:
-                self._log.warning("watchdog_store_unavailable", error=str(exc))
-            except Exception:  # the task boundary: log with context and keep checking
-                self._log.exception("watchdog_check_failed")
-            await asyncio.sleep(self.config.interval)
+    async def run_once(self) -> int | None:
+        """One check (see `check`)."""
+        return await self.check()

@@ -18,7 +18,7 @@ class ChatWebhookChannel(Channel[WC]):
 
     def __init__(self, config: WC, context: ChannelContext) -> None:
         super().__init__(config, context)
-        self.renderer = Renderer(self.kind, config.template, self.context.logger, config.name)
+        self.renderer = Renderer(config.blocks, config.template, self.context.logger, config.name)
 
     @abc.abstractmethod
     def message(self, notification: Notification, title: str, text: str) -> dict[str, Any]:

@@ -11,81 +11,26 @@ import abc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import aiohttp
 from pydantic import ValidationInfo, field_validator
 
 from maintwatch.configload import StrictModel
-from receiver.templates import check_template
+from receiver.messages import AlertView, Notification, NotificationKind, Recipient
+from receiver.templates import TemplateBlocks, check_template
 
-NotificationKind = Literal[
-    "firing",  # first page for an incident, or an escalation step paging someone new
-    "updated",  # more alerts joined an incident someone was already paged for
-    "acknowledged",
-    "unacknowledged",
-    "resolved",
-    "digest",  # the daily digest of info alerts
-    "watchdog",  # the alerting pipeline's dead man's switch stopped arriving
+__all__ = [
+    "AlertView",
+    "Channel",
+    "ChannelConfig",
+    "ChannelContext",
+    "DeliveryError",
+    "DeliveryReceipt",
+    "Notification",
+    "NotificationKind",
+    "Recipient",
 ]
-
-
-@dataclass(frozen=True)
-class AlertView:
-    """One alert as a template sees it."""
-
-    fingerprint: str
-    status: Literal["firing", "resolved"]
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    starts_at: datetime
-    ends_at: datetime | None
-    generator_url: str = ""
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """A person being paged (None on a Notification means: post to the channel itself)."""
-
-    id: str
-    name: str
-    email: str | None = None
-    phone: str | None = None
-    chat: str | None = None
-    timezone: str = "UTC"
-
-
-@dataclass(frozen=True)
-class Notification:
-    """Everything a channel needs to render and send one message."""
-
-    id: str  # outbox row id: stable across retries, used as an idempotency key
-    kind: NotificationKind
-    incident_id: int
-    incident_status: Literal["triggered", "acknowledged", "resolved"]
-    severity: str
-    title: str  # e.g. "[FIRING:2] BackupTooOld (database ops)"
-    group_labels: dict[str, str]
-    common_labels: dict[str, str]
-    common_annotations: dict[str, str]
-    alerts: tuple[AlertView, ...]
-    truncated_alerts: int = 0
-    recipient: Recipient | None = None
-    escalation_step: int = 0
-    external_url: str = ""  # Alertmanager's externalURL
-    incident_url: str = ""  # the receiver's page for this incident
-    receiver_url: str = ""  # the receiver's external URL: relative runbook links resolve on it
-    ack_url: str = ""  # signed single-use link (empty when links are not configured)
-    resolve_url: str = ""
-    reply_code: str = ""  # short code for SMS replies, e.g. "12"
-    # Chat buttons that call back into the receiver (Mattermost): the callback URL and a signed
-    # token per action; empty when callbacks are not configured.
-    chat_callback_url: str = ""
-    chat_ack_token: str = ""
-    chat_resolve_token: str = ""
-    acted_by: str = ""  # who acknowledged/resolved, for those kinds
-    thread: dict[str, str] = field(default_factory=dict)  # per-channel thread refs to reply in
 
 
 @dataclass(frozen=True)
@@ -136,13 +81,16 @@ class ChannelConfig(StrictModel):
     name: str
     type: str
     template: str | None = None  # path of a user template overriding the built-in one
+    # The channel's built-in template and the blocks it renders: each channel module declares
+    # its own, so the template code knows no channel.
+    blocks: ClassVar[TemplateBlocks] = TemplateBlocks("text.j2", ("text",))
 
     @field_validator("template")
     @classmethod
     def _template_compiles(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Check at load time that an override template exists, compiles and fits the channel."""
         if value is not None:
-            check_template(value, str(info.data.get("type", "")))
+            check_template(value, cls.blocks, str(info.data.get("type", "")))
         return value
 
 

@@ -12,13 +12,14 @@ from receiver.channels.base import (
     DeliveryReceipt,
     Notification,
 )
-from receiver.templates import Renderer
+from receiver.templates import Renderer, TemplateBlocks
 
 
 class ConsoleConfig(ChannelConfig):
     """Where to print."""
 
     type: Literal["console"]
+    blocks = TemplateBlocks("text.j2", ("text",))
     stream: Literal["stdout", "stderr"] = "stdout"
 
 
@@ -30,7 +31,7 @@ class ConsoleChannel(Channel[ConsoleConfig]):
 
     def __init__(self, config: ConsoleConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
-        self.renderer = Renderer(self.kind, config.template, self.context.logger, config.name)
+        self.renderer = Renderer(config.blocks, config.template, self.context.logger, config.name)
 
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Write the rendered text, followed by a blank line."""

@@ -23,7 +23,7 @@ from receiver.channels.base import (
     Notification,
 )
 from receiver.graphs import GraphError, Graphs, GraphsConfig, png
-from receiver.templates import Renderer
+from receiver.templates import Renderer, TemplateBlocks
 
 _DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 _MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -43,6 +43,7 @@ class EmailConfig(ChannelConfig):
     """The SMTP server, how to secure and authenticate, and the default recipients."""
 
     type: Literal["email"]
+    blocks = TemplateBlocks("email.j2", ("subject", "text", "html"))
     host: str
     port: int | None = Field(default=None, ge=1, le=65535)  # 587 / 465 / 25 by `tls`
     tls: Literal["starttls", "ssl", "none"] = "starttls"
@@ -170,7 +171,7 @@ class EmailChannel(Channel[EmailConfig]):
 
     def __init__(self, config: EmailConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
-        self.renderer = Renderer(self.kind, config.template, self.context.logger, config.name)
+        self.renderer = Renderer(config.blocks, config.template, self.context.logger, config.name)
         self._tls = _tls_context(config) if config.tls != "none" else None
         wanted = config.graph is not None and config.graph.enabled
         self.graphs = Graphs(config.graph, context.http) if config.graph and wanted else None

@@ -18,7 +18,7 @@ from receiver.channels.base import (
     DeliveryReceipt,
     Notification,
 )
-from receiver.templates import Renderer
+from receiver.templates import Renderer, TemplateBlocks
 
 # Errors a later attempt can get past without anyone changing the configuration.
 _TRANSIENT = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EINTR})
@@ -28,6 +28,7 @@ class FileConfig(ChannelConfig):
     """Where to append."""
 
     type: Literal["file"]
+    blocks = TemplateBlocks("text.j2", ("text",))
     path: str
     mode: int = 0o640  # permissions when the file is created
 
@@ -63,7 +64,7 @@ class FileChannel(Channel[FileConfig]):
 
     def __init__(self, config: FileConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
-        self.renderer = Renderer(self.kind, config.template, self.context.logger, config.name)
+        self.renderer = Renderer(config.blocks, config.template, self.context.logger, config.name)
 
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Append the notification or raise DeliveryError naming the file."""

@@ -8,6 +8,7 @@ from receiver.channels import _http
 from receiver.channels._chat import ChatWebhookChannel
 from receiver.channels._payload import colour, facts, links
 from receiver.channels.base import Notification
+from receiver.templates import TemplateBlocks
 
 _LINK_NAMES = {
     "ack": "Acknowledge",
@@ -21,6 +22,7 @@ class MattermostConfig(_http.WebhookUrlConfig):
     """An incoming webhook, optionally overriding its channel, user name and icon."""
 
     type: Literal["mattermost"]
+    blocks = TemplateBlocks("chat.j2", ("title", "text"))
     channel: str | None = None
     username: str | None = None
     icon_url: str | None = None

@@ -8,6 +8,7 @@ from receiver.channels import _http
 from receiver.channels._chat import ChatWebhookChannel
 from receiver.channels._payload import colour, facts, links
 from receiver.channels.base import Notification
+from receiver.templates import TemplateBlocks
 
 # Block Kit limits: header text 150 chars, section text 3000, field text 2000, 10 fields.
 _HEADER_MAX = 150
@@ -21,6 +22,7 @@ class SlackConfig(_http.WebhookUrlConfig):
     """An incoming webhook URL (`webhook_url: ${SLACK_WEBHOOK}` or `webhook_url_file`)."""
 
     type: Literal["slack"]
+    blocks = TemplateBlocks("chat.j2", ("title", "text"))
 
 
 def mrkdwn_escape(text: str) -> str:

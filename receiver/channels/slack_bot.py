@@ -29,7 +29,7 @@ from receiver.channels.base import (
     Notification,
 )
 from receiver.channels.slack import slack_message
-from receiver.templates import Renderer
+from receiver.templates import Renderer, TemplateBlocks
 
 SLACK_API = "https://slack.com/api/"
 # slack_sdk logs request headers (the token) at DEBUG: give it a logger that never does.
@@ -60,6 +60,7 @@ class SlackBotConfig(ChannelConfig):
     """A bot token with `chat:write` and the channel (ID such as C0123ABCD, or #name) to use."""
 
     type: Literal["slack_bot"]
+    blocks = TemplateBlocks("chat.j2", ("title", "text"))
     token: SecretStr | None = None
     token_file: SecretFromFile | None = None
     channel: str = Field(min_length=1)
@@ -109,7 +110,7 @@ class SlackBotChannel(Channel[SlackBotConfig]):
 
     def __init__(self, config: SlackBotConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
-        self.renderer = Renderer(self.kind, config.template, context.logger, config.name)
+        self.renderer = Renderer(config.blocks, config.template, context.logger, config.name)
         self.client = AsyncWebClient(
             token=config.bot_token(),
             base_url=config.api_url if config.api_url.endswith("/") else config.api_url + "/",

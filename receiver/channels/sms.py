@@ -25,7 +25,7 @@ from receiver.channels.base import (
     DeliveryReceipt,
     Notification,
 )
-from receiver.templates import Renderer, runbook_link
+from receiver.templates import Renderer, TemplateBlocks, runbook_link
 
 TWILIO_API = "https://api.twilio.com"
 # Reconciling: messages read per page of Twilio's list, how far Twilio's clock may be behind
@@ -55,6 +55,7 @@ class SmsConfig(ChannelConfig):
     """Twilio credentials, the sender, default recipients and the message size budget."""
 
     type: Literal["sms"]
+    blocks = TemplateBlocks("sms.j2", ("text",))
     account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
     auth_token_file: SecretFromFile
     sender: E164 | None = Field(default=None, alias="from")
@@ -168,7 +169,7 @@ class SmsChannel(Channel[SmsConfig]):
 
     def __init__(self, config: SmsConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
-        self.renderer = Renderer(self.kind, config.template, self.context.logger, config.name)
+        self.renderer = Renderer(config.blocks, config.template, self.context.logger, config.name)
         http = TwilioHttp(context.http, str(config.api_base_url), config.timeout)
         self.client = Client(
             config.account_sid, config.auth_token_file.get_secret_value(), http_client=http

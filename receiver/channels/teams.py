@@ -8,6 +8,7 @@ from receiver.channels import _http
 from receiver.channels._chat import ChatWebhookChannel
 from receiver.channels._payload import facts, links
 from receiver.channels.base import Notification
+from receiver.templates import TemplateBlocks
 
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 _LINK_TITLES = {
@@ -24,6 +25,7 @@ class TeamsConfig(_http.WebhookUrlConfig):
     """A Teams Workflows ("When a Teams webhook request is received") URL."""
 
     type: Literal["teams"]
+    blocks = TemplateBlocks("chat.j2", ("title", "text"))
 
 
 def _title_colour(notification: Notification) -> str:

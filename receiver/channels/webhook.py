@@ -19,7 +19,7 @@ from receiver.channels.base import (
     DeliveryReceipt,
     Notification,
 )
-from receiver.templates import Renderer
+from receiver.templates import Renderer, TemplateBlocks
 
 SIGNATURE_HEADER = "X-Maintwatch-Signature"
 
@@ -28,6 +28,7 @@ class WebhookConfig(ChannelConfig):
     """Where to POST, with which extra headers, signed with which secret."""
 
     type: Literal["webhook"]
+    blocks = TemplateBlocks("text.j2", ("text",))
     url: HttpUrl
     headers: dict[str, str] = Field(default_factory=dict)
     secret_file: SecretFromFile | None = None
@@ -48,7 +49,7 @@ class WebhookChannel(Channel[WebhookConfig]):
 
     def __init__(self, config: WebhookConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
-        self.renderer = Renderer(self.kind, config.template, self.context.logger, config.name)
+        self.renderer = Renderer(config.blocks, config.template, self.context.logger, config.name)
 
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """POST the payload; the notification id goes in `Idempotency-Key` for deduplication."""

@@ -12,9 +12,9 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from receiver.app import make_app
 from receiver.appkeys import STORE
 from receiver.config import load_config_text
-from receiver.server import make_app
 from tests.conftest import free_port
 from tests.receiver._helpers import Running, open_webhook
 

@@ -13,13 +13,20 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from receiver.channels import REGISTRY
 from receiver.channels.base import AlertView, ChannelContext, Notification, Recipient
+from receiver.templates import TemplateBlocks
 from tests.conftest import free_port
 
 HOSTILE = '<script>alert("x")</script> & Ünïcødé ✓'
 """A label value with HTML and non-ASCII text, used everywhere to check escaping."""
 
 NOW = datetime(2026, 11, 22, 14, 0, tzinfo=UTC).timestamp()
+
+
+def blocks(kind: str) -> TemplateBlocks:
+    """Return the template blocks the channel of this `type` declares."""
+    return REGISTRY[kind].config_type.blocks
 
 
 def make_alert(index: int = 0, **overrides: Any) -> AlertView:

@@ -17,6 +17,7 @@ import pytest
 import structlog
 from aiohttp import web
 
+from receiver.app import intake_rules, make_app
 from receiver.channels import (
     REGISTRY,
     Channel,
@@ -26,7 +27,6 @@ from receiver.channels import (
     Notification,
 )
 from receiver.config import PostgresStore, ReceiverBase, load_config_text
-from receiver.server import intake_rules, make_app
 from receiver.store import IntakeRules, Store, Wanted, make_store
 from tests.conftest import free_port
 

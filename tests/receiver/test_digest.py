@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from receiver.appkeys import STORE
-from receiver.digest import DIGEST, Window, build, due_window, notification
+from receiver.appkeys import DIGEST, STORE
+from receiver.digest import Window, build, due_window, notification
 from receiver.templates import Renderer
 from receiver.web.settings import DigestConfig
 from tests.receiver._ack_helpers import ack_config, serve
+from tests.receiver._channel_helpers import blocks
 from tests.receiver._helpers import (
     LOG,
     FakeClock,
@@ -85,13 +86,13 @@ def test_build_groups_by_route_and_counts() -> None:
     message = notification(ops, window)
     assert message.kind == "digest"
     assert message.title == "Daily digest 2026-03-29 (ops): 1 fired, 1 still open"
-    text = Renderer("console", None, LOG).render(message, AFTER_DST)["text"]
+    text = Renderer(blocks("console"), None, LOG).render(message, AFTER_DST)["text"]
     assert text.startswith("[DIGEST] Daily digest 2026-03-29 (ops)")
     assert "- #2 Info2 [resolved]" in text
-    chat = Renderer("slack", None, LOG).render(message, AFTER_DST)
+    chat = Renderer(blocks("slack"), None, LOG).render(message, AFTER_DST)
     assert chat["title"] == message.title
     assert "Still open (1):" in chat["text"]
-    sms = Renderer("sms", None, LOG).render(message, AFTER_DST)["text"]
+    sms = Renderer(blocks("sms"), None, LOG).render(message, AFTER_DST)["text"]
     assert sms == message.title
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from receiver.appkeys import METRICS, STORE
 from tests.receiver._helpers import (
@@ -63,6 +64,30 @@ async def test_bearer_auth_and_intake(script: Script, tmp_path: Path) -> None:
         assert sample(rx, webhooks, outcome="unchanged") == 1
         assert sample(rx, webhooks, outcome="unauthorized") == 2
         assert sample(rx, "maintwatch_receiver_alerts_received_total", status="firing") == 2
+
+
+async def test_intake_logs_each_webhook_at_debug_and_state_changes_at_info(
+    script: Script, tmp_path: Path
+) -> None:
+    async with running(config(tmp_path)) as rx:
+        with capture_logs() as logs:
+            for _ in range(2):
+                ok = await rx.post(fixture_bytes("firing-single.json"), token="s3cr3t")
+                assert ok.status == 200
+    intake = [
+        (e["event"], e["log_level"])
+        for e in logs
+        if e["event"] in ("webhook_received", "incident_opened")
+    ]
+    assert intake == [
+        ("webhook_received", "debug"),
+        ("incident_opened", "info"),
+        ("webhook_received", "debug"),
+    ]
+    changes = "maintwatch_receiver_incident_changes_total"
+    assert sample(rx, changes, action="open") == 1
+    assert sample(rx, changes, action="none") == 1
+    assert sample(rx, "maintwatch_receiver_webhooks_total", outcome="aborted") == 0  # bound
 
 
 async def test_basic_auth(script: Script, tmp_path: Path) -> None:

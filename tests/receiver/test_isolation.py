@@ -25,6 +25,7 @@ from tests.receiver._ack_helpers import API_TOKEN, PASSWORD, ack_config, serve
 from tests.receiver._channel_helpers import (
     NOW,
     RecordingLogger,
+    blocks,
     make_context,
     make_notification,
     recording_server,
@@ -271,7 +272,9 @@ def test_operator_templates_are_bounded_in_time_and_size(
     template = tmp_path / "t.j2"
     template.write_text("{% block text %}" + body + "{% endblock %}")
     logger = RecordingLogger()
-    text = Renderer("console", str(template), logger).render(make_notification(), NOW)["text"]
+    text = Renderer(blocks("console"), str(template), logger).render(make_notification(), NOW)[
+        "text"
+    ]
     assert text.startswith("[FIRING]")  # the built-in block went out instead
     (failed,) = logger.events
     assert failed["event"] == "template_render_failed"

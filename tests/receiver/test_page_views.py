@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from receiver.escalation_app import WORKER
+from receiver.appkeys import WORKER
 from receiver.web.views import page_link
 from tests.conftest import free_port
 from tests.receiver._ack_helpers import API_TOKEN, ack_config, serve

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from receiver.appkeys import METRICS, STORE, WORKER
+from receiver.appkeys import METRICS, RETENTION, STORE, WORKER
 from receiver.config import RetentionConfig
-from receiver.retention import RETENTION, cutoffs
+from receiver.retention import cutoffs
 from tests.receiver._helpers import (
     BASE_CONFIG,
     EVERYTHING,

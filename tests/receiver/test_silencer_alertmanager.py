@@ -19,8 +19,8 @@ from structlog.testing import capture_logs
 
 from maintwatch.httpauth import basic_auth
 from receiver.alertmanager_api import AlertmanagerAPI, AlertmanagerError
-from receiver.appkeys import ACTIONS, STORE
-from receiver.silencer import SILENCER, Silencer
+from receiver.appkeys import ACTIONS, SILENCER, STORE
+from receiver.silencer import Silencer
 from receiver.silences import AlertmanagerConfig
 from tests.conftest import free_port
 from tests.receiver._alertmanager_helpers import (

@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from receiver.channels import REGISTRY
 from receiver.channels.base import Notification
 from receiver.channels.console import ConsoleConfig
 from receiver.channels.email import EmailConfig
-from receiver.templates import BLOCKS, Renderer, humanize_duration
+from receiver.templates import Renderer, humanize_duration
 from tests.receiver._channel_helpers import (
     HOSTILE,
     NOW,
     RecordingLogger,
+    blocks,
     make_alert,
     make_notification,
     make_recipient,
@@ -31,16 +33,16 @@ def hostile_notification(count: int = 2) -> Notification:
     )
 
 
-@pytest.mark.parametrize("kind", sorted(BLOCKS))
+@pytest.mark.parametrize("kind", sorted(REGISTRY))
 def test_every_builtin_renders_every_block(kind: str) -> None:
-    parts = Renderer(kind, None, RecordingLogger()).render(make_notification(3), NOW)
-    assert set(parts) == set(BLOCKS[kind][1])
+    parts = Renderer(blocks(kind), None, RecordingLogger()).render(make_notification(3), NOW)
+    assert set(parts) == set(blocks(kind).names)
     assert all(parts.values()), parts
     assert "BackupTooOld" in " ".join(parts.values())
 
 
 def test_email_text_shows_wording_count_labels_and_links() -> None:
-    parts = Renderer("email", None, RecordingLogger()).render(hostile_notification(), NOW)
+    parts = Renderer(blocks("email"), None, RecordingLogger()).render(hostile_notification(), NOW)
     text = parts["text"]
     assert text.startswith("FIRING: BackupTooOld (critical), 2 alerts")
     assert f"Summary {HOSTILE}" in text  # plain text is not escaped
@@ -53,7 +55,9 @@ def test_email_text_shows_wording_count_labels_and_links() -> None:
 
 
 def test_email_html_escapes_labels_and_annotations() -> None:
-    html = Renderer("email", None, RecordingLogger()).render(hostile_notification(), NOW)["html"]
+    html = Renderer(blocks("email"), None, RecordingLogger()).render(hostile_notification(), NOW)[
+        "html"
+    ]
     assert "<script>" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Ünïcødé ✓" in html
     assert '<a href="https://pager.example/ack/tok12">Acknowledge</a>' in html
@@ -62,8 +66,8 @@ def test_email_html_escapes_labels_and_annotations() -> None:
 def test_sms_and_plain_text_are_not_escaped() -> None:
     n = hostile_notification(1)
     n = replace(n, common_annotations={**n.common_annotations, "description": f"Value {HOSTILE}"})
-    sms = Renderer("sms", None, RecordingLogger()).render(n, NOW)["text"]
-    console = Renderer("console", None, RecordingLogger()).render(n, NOW)["text"]
+    sms = Renderer(blocks("sms"), None, RecordingLogger()).render(n, NOW)["text"]
+    console = Renderer(blocks("console"), None, RecordingLogger()).render(n, NOW)["text"]
     # The value (description) is what an SMS carries; the generic summary is left out.
     assert sms == f"CRITICAL BackupTooOld: Value {HOSTILE}"
     assert f"team={HOSTILE}" in console
@@ -79,26 +83,26 @@ def test_sms_and_plain_text_are_not_escaped() -> None:
 )
 def test_chat_title_wording_follows_the_kind(kind: str, acted_by: str, expected: str) -> None:
     n = make_notification(1, kind=kind, acted_by=acted_by)
-    assert Renderer("slack", None, RecordingLogger()).render(n, NOW)["title"] == expected
+    assert Renderer(blocks("slack"), None, RecordingLogger()).render(n, NOW)["title"] == expected
 
 
 def test_resolved_alerts_show_when_they_ended() -> None:
     ended = make_alert(0, status="resolved", ends_at=make_alert().starts_at.replace(hour=13))
     n = make_notification(1, kind="resolved", alerts=(ended,))
-    text = Renderer("email", None, RecordingLogger()).render(n, NOW)["text"]
+    text = Renderer(blocks("email"), None, RecordingLogger()).render(n, NOW)["text"]
     assert "- [resolved] Backup db0 is 30h old" in text
     assert "ended 2026-11-22 13:00 UTC" in text
 
 
 def test_timestamps_use_the_recipients_time_zone() -> None:
     n = make_notification(1, recipient=make_recipient(timezone="Europe/Berlin"))
-    text = Renderer("email", None, RecordingLogger()).render(n, NOW)["text"]
+    text = Renderer(blocks("email"), None, RecordingLogger()).render(n, NOW)["text"]
     assert "started 2026-11-22 13:00 CET" in text
 
 
 def test_truncated_alerts_are_counted() -> None:
     n = make_notification(2, truncated_alerts=5)
-    text = Renderer("email", None, RecordingLogger()).render(n, NOW)["text"]
+    text = Renderer(blocks("email"), None, RecordingLogger()).render(n, NOW)["text"]
     assert "7 alerts" in text
     assert "… and 5 more" in text
 
@@ -122,7 +126,7 @@ def test_override_replaces_only_the_blocks_it_defines(tmp_path: Path) -> None:
     path = write(
         tmp_path, "{% block subject %}PAGE {{ alertname }} #{{ incident_id }}{% endblock %}"
     )
-    parts = Renderer("email", path, RecordingLogger()).render(make_notification(), NOW)
+    parts = Renderer(blocks("email"), path, RecordingLogger()).render(make_notification(), NOW)
     assert parts["subject"] == "PAGE BackupTooOld #12"
     assert parts["text"].startswith("FIRING: BackupTooOld")  # built-in
 
@@ -134,7 +138,7 @@ def test_override_html_block_is_autoescaped(tmp_path: Path) -> None:
         "{% block text %}{{ labels.team }}{% endblock %}",
     )
     n = hostile_notification()
-    parts = Renderer("email", path, RecordingLogger()).render(n, NOW)
+    parts = Renderer(blocks("email"), path, RecordingLogger()).render(n, NOW)
     assert parts["html"] == "<b>&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Ünïcødé ✓</b>"
     assert parts["text"] == HOSTILE
 
@@ -145,14 +149,14 @@ def test_filters_work_in_overrides(tmp_path: Path) -> None:
         "{% block text %}{% for a in alerts %}{{ a.starts_at|since }} "
         "{{ a.starts_at|timestamp('%H:%M') }} {{ 90|humanize_duration }}{% endfor %}{% endblock %}",
     )
-    parts = Renderer("console", path, RecordingLogger()).render(make_notification(), NOW)
+    parts = Renderer(blocks("console"), path, RecordingLogger()).render(make_notification(), NOW)
     assert parts["text"] == "2h 12:00 1m 30s"
 
 
 def test_render_error_falls_back_to_builtin_and_is_logged(tmp_path: Path) -> None:
     path = write(tmp_path, "{% block text %}{{ alerts[0].labels.nope.deeper }}{% endblock %}")
     logger = RecordingLogger()
-    parts = Renderer("console", path, logger, channel="ops-console").render(
+    parts = Renderer(blocks("console"), path, logger, channel="ops-console").render(
         make_notification(), NOW
     )
     assert parts["text"].startswith("[FIRING] critical BackupTooOld")
@@ -177,7 +181,7 @@ def test_render_error_falls_back_to_builtin_and_is_logged(tmp_path: Path) -> Non
 def test_sandbox_blocks_escapes(tmp_path: Path, expression: str) -> None:
     path = write(tmp_path, "{% block text %}X" + expression + "{% endblock %}")
     logger = RecordingLogger()
-    text = Renderer("console", path, logger).render(make_notification(), NOW)["text"]
+    text = Renderer(blocks("console"), path, logger).render(make_notification(), NOW)["text"]
     assert "class" not in text
     assert "uid=" not in text
     assert text.startswith("[FIRING]")  # the built-in went out instead
@@ -186,7 +190,9 @@ def test_sandbox_blocks_escapes(tmp_path: Path, expression: str) -> None:
 
 def test_unsafe_attribute_alone_renders_nothing(tmp_path: Path) -> None:
     path = write(tmp_path, "{% block text %}[{{ ''.__class__ }}]{% endblock %}")
-    text = Renderer("console", path, RecordingLogger()).render(make_notification(), NOW)["text"]
+    text = Renderer(blocks("console"), path, RecordingLogger()).render(make_notification(), NOW)[
+        "text"
+    ]
     assert text == "[]"
 
 
@@ -217,5 +223,5 @@ def test_config_accepts_a_good_template(tmp_path: Path) -> None:
 def test_watchdog_and_digest_kinds_render() -> None:
     for kind in ("watchdog", "digest", "unacknowledged"):
         n = replace(make_notification(1), kind=kind)
-        text = Renderer("console", None, RecordingLogger()).render(n, NOW)["text"]
+        text = Renderer(blocks("console"), None, RecordingLogger()).render(n, NOW)["text"]
         assert text.startswith(f"[{kind.upper()}]")

@@ -16,12 +16,12 @@ from aiohttp import web
 from yarl import URL
 
 from maintwatch.configload import ConfigError
+from receiver.app import make_app
 from receiver.appkeys import WORKER
 from receiver.config import load_config_text
-from receiver.server import make_app
 from receiver.templates import Renderer
 from tests.receiver._ack_helpers import recording_logger
-from tests.receiver._channel_helpers import NOW, RecordingLogger, make_notification
+from tests.receiver._channel_helpers import NOW, RecordingLogger, blocks, make_notification
 from tests.receiver._helpers import alert, payload, register_script, wait_for
 from tests.security._security_helpers import WEBHOOK_TOKEN, served, sweep_config
 
@@ -91,7 +91,7 @@ def test_override_templates_cannot_include_files_outside_the_builtins(
         common_labels={"alertname": "X", "severity": "critical", "template": "../../../etc/passwd"}
     )
     logger = RecordingLogger()
-    text = Renderer("console", str(path), logger).render(n, NOW)["text"]
+    text = Renderer(blocks("console"), str(path), logger).render(n, NOW)["text"]
     assert PASSWD not in text
     assert text.startswith("[FIRING]")  # the built-in went out instead
     assert logger.events[0]["event"] == "template_render_failed"

@@ -191,8 +191,8 @@ def path_for(canonical: str, scheme: str, attempt: str) -> str:
 
 
 def test_every_route_has_a_guard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from receiver.app import make_app
     from receiver.config import load_config_text
-    from receiver.server import make_app
     from tests.receiver._ack_helpers import recording_logger
     from tests.security._security_helpers import sweep_config
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from receiver.templates import Renderer
-from tests.receiver._channel_helpers import NOW, RecordingLogger, make_notification
+from tests.receiver._channel_helpers import NOW, RecordingLogger, blocks, make_notification
 
 # Ways out of a jinja2 sandbox seen in the wild (SSTI payloads); each must yield nothing useful.
 ESCAPES = [
@@ -43,7 +43,7 @@ def override(tmp_path: Path, body: str) -> str:
 @pytest.mark.parametrize("expression", ESCAPES)
 def test_escape_attempts_yield_nothing(tmp_path: Path, expression: str) -> None:
     logger = RecordingLogger()
-    text = Renderer("console", override(tmp_path, expression), logger).render(
+    text = Renderer(blocks("console"), override(tmp_path, expression), logger).render(
         make_notification(), NOW
     )["text"]
     assert not [leak for leak in LEAKS if leak in text], text
@@ -64,7 +64,9 @@ def test_escape_attempts_yield_nothing(tmp_path: Path, expression: str) -> None:
 )
 def test_templates_cannot_change_what_other_channels_see(tmp_path: Path, statement: str) -> None:
     notification = make_notification()
-    Renderer("console", override(tmp_path, statement), RecordingLogger()).render(notification, NOW)
+    Renderer(blocks("console"), override(tmp_path, statement), RecordingLogger()).render(
+        notification, NOW
+    )
     assert notification.common_labels["team"] == "ops"
     assert len(notification.alerts) == 1
     assert notification.alerts[0].labels["team"] == "ops"
@@ -73,7 +75,9 @@ def test_templates_cannot_change_what_other_channels_see(tmp_path: Path, stateme
 def test_huge_ranges_are_refused(tmp_path: Path) -> None:
     logger = RecordingLogger()
     body = "{% for i in range(10**9) %}x{% endfor %}"
-    text = Renderer("console", override(tmp_path, body), logger).render(make_notification(), NOW)
+    text = Renderer(blocks("console"), override(tmp_path, body), logger).render(
+        make_notification(), NOW
+    )
     assert text["text"].startswith("[FIRING]")
     assert "larger than templates may use" in logger.events[0]["error"]  # before the sandbox
 
@@ -86,7 +90,7 @@ def test_alert_data_is_never_evaluated_as_a_template(kind: str) -> None:
         common_labels={"alertname": ssti, "severity": "critical", "team": ssti},
         common_annotations={"summary": ssti, "description": ssti},
     )
-    parts = Renderer(kind, None, RecordingLogger()).render(n, NOW)
+    parts = Renderer(blocks(kind), None, RecordingLogger()).render(n, NOW)
     joined = " ".join(parts.values())
     assert "49" not in joined
     assert "ZZZ" not in joined
