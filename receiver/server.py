@@ -33,6 +33,8 @@ from receiver.channels import REGISTRY, ChannelContext, Recipient
 from receiver.config import ReceiverBase, WebhookConfig
 from receiver.connections import ConnectionGuard, track
 from receiver.escalation_app import escalation_ctx, watchdog_filter
+from receiver.intake import wiring as intake
+from receiver.intake.wiring import INTAKE
 from receiver.metrics import ReceiverMetrics
 from receiver.outbox import OutboxWorker
 from receiver.people import Directory
@@ -141,6 +143,8 @@ async def _read_and_persist(request: web.Request) -> tuple[str, web.Response]:
     except PayloadError as exc:
         app[LOG].warning("webhook_rejected", reason=str(exc))
         return "bad_request", web.Response(status=400, text=f"{exc}\n")
+    if INTAKE in app:
+        return await intake.accept(app, payload, body)
     return await _persist(app, payload)
 
 
@@ -207,6 +211,8 @@ async def ready(request: web.Request) -> web.Response:
             await request.app[STORE].ping()
     except (StoreUnavailable, TimeoutError) as exc:
         return web.Response(status=503, text=f"store unavailable: {exc}\n")
+    if (problem := intake.problem(request.app)) is not None:
+        return web.Response(status=503, text=f"{problem}\n")
     return web.Response(text="maintwatch receiver is Ready.\n")
 
 
@@ -276,7 +282,10 @@ def make_app(
 ) -> web.Application:
     """Build the receiver app; store, HTTP session, channels and worker live in cleanup_ctx."""
     guard = ConnectionGuard(config.server, logger)
-    app = web.Application(client_max_size=config.webhook.max_body_bytes, middlewares=[track(guard)])
+    app = web.Application(
+        client_max_size=config.webhook.max_body_bytes,
+        middlewares=[track(guard), intake.read_your_writes],
+    )
     app[GUARD] = guard
     app[CONFIG] = config
     app[CLOCK] = clock
@@ -291,6 +300,7 @@ def make_app(
     app.cleanup_ctx.append(escalation_ctx)
     app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(silencer_ctx)
+    app.cleanup_ctx.append(intake.intake_ctx)
     app.router.add_post("/webhooks/alertmanager", alertmanager_webhook)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/-/healthy", healthy)
