@@ -32,6 +32,7 @@ from receiver.watchdog import split
 from receiver.webhook import Payload, PayloadError, parse_payload
 
 BATCH = 256
+PRUNE_EVERY = 4096  # rows; and whenever caught up. Each prune takes the append lock briefly.
 IDLE_CHECK = 1.0  # a lost doorbell costs at most this long
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
 T = TypeVar("T")
@@ -91,9 +92,15 @@ class Applier:
         mark = await retry(lambda: self.store.inbox_mark(self.inbox_id))
         out.write(encode(mark, []))  # the receiver learns the mark: the applier is up
         await out.drain()
+        # Rows at or below the mark found at start stay: this applier cannot tell whether one
+        # failed (its failure record would have been written after the mark). They are few.
+        unpruned = mark + 1
         while True:
             self.rung.clear()  # before reading: an append committed after the read rings again
             rows = inbox.read_after(self.db, mark, BATCH)
+            if mark - unpruned >= PRUNE_EVERY or (not rows and unpruned <= mark):
+                inbox.prune(self.db, unpruned, mark)
+                unpruned = mark + 1
             if not rows:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.rung.wait(), IDLE_CHECK)
@@ -118,7 +125,8 @@ class Applier:
             if isinstance(result, Exception):
                 failed.append((row, f"{type(result).__name__}: {result}"))
             applied.append(Applied.of(row.seq, payload, result))
-        inbox.settle(self.db, rows[0].seq, rows[-1].seq, failed, time.time())
+        if failed:
+            inbox.keep_failed(self.db, failed, time.time())
         return applied
 
     def _parse(self, row: inbox.Row) -> Payload | IngestResult | Exception:
@@ -151,7 +159,7 @@ async def main() -> None:
     # One applier per inbox, even while a killed receiver's applier is still winding down.
     lock = setup.inbox_path.with_name(setup.inbox_path.name + ".lock").open("a")
     await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
-    db, inbox_id = inbox.connect(setup.inbox_path)
+    db, inbox_id = inbox.connect(setup.inbox_path, synchronous="NORMAL")
     store = make_store(setup.store)
     await retry(store.open)
     try:

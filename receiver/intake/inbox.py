@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,14 +38,18 @@ class Row:
     body: bytes
 
 
-def connect(path: Path) -> tuple[sqlite3.Connection, str]:
-    """Open (or create) the inbox file; return the connection and the inbox id."""
+def connect(path: Path, synchronous: str = "FULL") -> tuple[sqlite3.Connection, str]:
+    """Open (or create) the inbox file; return the connection and the inbox id.
+
+    FULL: durable once COMMIT returns (appends). The applier's writes (prune, failed rows)
+    use NORMAL: they need no fsync of their own, the next append's fsync covers them (the WAL
+    is written in order), and a prune lost to a power cut only leaves applied rows behind.
+    """
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")  # durable once COMMIT returns
+    db.execute(f"PRAGMA synchronous={synchronous}")
     db.execute("PRAGMA busy_timeout=5000")
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with _tx(db):
         for statement in filter(str.strip, _SCHEMA.split(";")):
             db.execute(statement)
         found = db.execute("SELECT id FROM inbox_meta").fetchone()
@@ -51,10 +57,6 @@ def connect(path: Path) -> tuple[sqlite3.Connection, str]:
             # A new file gets a new id: marks saved for a lost inbox never skip this one's rows.
             found = (str(uuid.uuid4()),)
             db.execute("INSERT INTO inbox_meta (id) VALUES (?)", found)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return db, str(found[0])
 
 
@@ -73,21 +75,30 @@ def read_after(db: sqlite3.Connection, seq: int, limit: int) -> list[Row]:
     return [Row(int(s), float(r), bytes(b)) for s, r, b in cursor]
 
 
-def settle(
-    db: sqlite3.Connection, first: int, last: int, failed: list[tuple[Row, str]], now: float
-) -> None:
-    """Keep the rows that failed to apply, then prune the applied range."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+def keep_failed(db: sqlite3.Connection, failed: list[tuple[Row, str]], now: float) -> None:
+    """Copy rows that failed to apply to inbox_failed, where pruning leaves them."""
+    with _tx(db):
         db.executemany(
             "INSERT OR REPLACE INTO inbox_failed VALUES (?, ?, ?, ?, ?)",
             [(r.seq, r.received_at, r.body, error, now) for r, error in failed],
         )
+
+
+def prune(db: sqlite3.Connection, first: int, last: int) -> None:
+    """Delete the applied rows first..last."""
+    with _tx(db):
         db.execute("DELETE FROM inbox WHERE seq BETWEEN ? AND ?", (first, last))
-        db.execute("COMMIT")
+
+
+@contextmanager
+def _tx(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
     except BaseException:
         db.execute("ROLLBACK")
         raise
+    db.execute("COMMIT")
 
 
 class Inbox:
@@ -123,17 +134,12 @@ class Inbox:
     def _append_batch(self, items: list[tuple[float, bytes]]) -> list[int | Exception]:
         db = self._db
         assert db is not None
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            seqs: list[int | Exception] = []
+        seqs: list[int | Exception] = []
+        with _tx(db):
             for received_at, body in items:
                 cursor = db.execute(
-                    "INSERT INTO inbox (received_at, body) VALUES (?, ?) RETURNING seq",
-                    (received_at, body),
+                    "INSERT INTO inbox (received_at, body) VALUES (?, ?)", (received_at, body)
                 )
-                seqs.append(int(cursor.fetchone()[0]))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+                assert cursor.lastrowid is not None
+                seqs.append(cursor.lastrowid)
         return seqs
