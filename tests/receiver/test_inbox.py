@@ -163,3 +163,25 @@ async def test_reads_after_a_200_see_the_webhook(tmp_path: Path) -> None:
                 assert time.monotonic() - started < 2.0
                 assert len(listed["incidents"]) == index + 1, listed
             assert rx.stop() == 0
+
+
+async def test_watchdog_alerts_are_taken_out_before_the_inbox_is_applied(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    async with fake_twilio() as twilio, aiohttp.ClientSession() as http:
+        config = tmp_path / "receiver.yml"
+        text = (
+            config_text(tmp_path, twilio) + "watchdog: {expect_every: 5m, notify: [channel:sms]}\n"
+        )
+        config.write_text(text)
+        async with receiver_process(config, tmp_path / "receiver.log") as rx:
+            await rx.ready(http)
+            beat = payload(alert("wd", alertname="Watchdog", severity="none"), group="wd")
+            async with http.post(f"{rx.url}/webhooks/alertmanager", json=beat) as response:
+                assert await response.json() == {"status": "ok", "action": "watchdog"}
+            mixed = body(0)
+            mixed["alerts"] = [*mixed["alerts"], *beat["alerts"]]  # type: ignore[misc]
+            async with http.post(f"{rx.url}/webhooks/alertmanager", json=mixed) as response:
+                assert (await response.json())["accepted"] == 1  # the beat alone was not stored
+            await wait_for(lambda: incidents(db) == 1, timeout=30, what="the incident")
+            assert query(db, "SELECT COUNT(*) FROM incident_alerts") == [(1,)]
+            assert rx.stop() == 0
