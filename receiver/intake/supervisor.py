@@ -16,6 +16,7 @@ RESTART_FIRST, RESTART_MAX = 0.2, 10.0
 STEADY = 30.0  # an applier that ran this long restarts without the accumulated backoff
 STOP_WAIT = 5.0
 REPORT_LIMIT = 1 << 24  # one line per batch of up to 256 rows
+REPORT_SLICE = 16  # applied rows recorded between two turns of the event loop
 
 
 class Supervisor:
@@ -65,7 +66,10 @@ class Supervisor:
         wait = RESTART_FIRST
         while True:
             started = time.monotonic()
-            code = await self._run_once()
+            try:
+                code: int | str = await self._run_once()
+            except OSError as exc:  # could not start one (no memory, no processes left)
+                code = str(exc)
             self.up = False
             if time.monotonic() - started > STEADY:
                 wait = RESTART_FIRST
@@ -90,17 +94,22 @@ class Supervisor:
             process.stdin.write(self.setup.encode())
             self._send_bell()  # rows may have been appended while no applier ran
             while line := await process.stdout.readline():
-                self._report(line)
+                await self._report(line)
         except ConnectionError:
             pass  # it died while being set up: the exit code says how
+        except (ValueError, KeyError, TypeError) as exc:  # not our protocol: start afresh
+            self.log.error("intake_applier_report_unreadable", error=str(exc))
+            process.kill()
         # Not in a `finally`: once cancelled (shutdown), `stop` still needs the process.
         self._process = None
         return await process.wait()
 
-    def _report(self, line: bytes) -> None:
+    async def _report(self, line: bytes) -> None:
         mark, applied = decode(line)
-        for item in applied:
+        for index, item in enumerate(applied, 1):
             self.on_applied(item)
+            if index % REPORT_SLICE == 0:
+                await asyncio.sleep(0)  # a batch that lagged must not hold webhooks up meanwhile
         self.applied = mark
         self.up = True
         for seq, future in self._waiters:
