@@ -26,6 +26,7 @@ from receiver.appkeys import (
     DIGEST,
     ESCALATOR,
     GUARD,
+    INTAKE,
     LOG,
     METRICS,
     PENDING,
@@ -43,6 +44,7 @@ from receiver.connections import ConnectionGuard, track
 from receiver.digest import DigestTask
 from receiver.escalator import EscalationWorker, EscalatorMetrics
 from receiver.graphs import graphs_ctx
+from receiver.intake import wiring as intake
 from receiver.metrics import ReceiverMetrics
 from receiver.outbox import OutboxWorker
 from receiver.people import Directory
@@ -230,7 +232,10 @@ def make_app(
 ) -> web.Application:
     """Build the receiver app; `run_worker=False` leaves the workers to the caller's run_once."""
     guard = ConnectionGuard(config.server, logger)
-    app = web.Application(client_max_size=config.webhook.max_body_bytes, middlewares=[track(guard)])
+    app = web.Application(
+        client_max_size=config.webhook.max_body_bytes,
+        middlewares=[track(guard), intake.read_your_writes],
+    )
     app[GUARD] = guard
     app[CONFIG] = config
     app[CLOCK] = clock
@@ -242,13 +247,15 @@ def make_app(
     app[WEB] = web_state(config)
     app[WATCHDOG] = None
     app[SILENCER] = None
+    app[INTAKE] = None
     contexts: list[Context] = [
         _store_ctx,
         _ledger_ctx,
         _channels_ctx,
         _components_ctx,
         graphs_ctx(config.web.graphs),
-        _workers_ctx,  # last: stopped first, before what the workers use closes
+        _workers_ctx,
+        intake.intake_ctx,  # last: stops accepting first, before what it wakes stops
     ]
     app.cleanup_ctx.extend(contexts)
     add_routes(app, config)

@@ -13,6 +13,7 @@ from receiver.config import ReceiverBase
 from receiver.connections import ConnectionGuard
 from receiver.digest import DigestTask
 from receiver.escalator import EscalationWorker
+from receiver.intake.supervisor import Intake
 from receiver.metrics import ReceiverMetrics
 from receiver.outbox import OutboxWorker
 from receiver.retention import Retention
@@ -37,3 +38,4 @@ RETENTION = web.AppKey("retention", Retention)
 DIGEST = web.AppKey("digest", DigestTask)
 SILENCER: web.AppKey[Silencer | None] = web.AppKey("silencer")  # None: no alertmanager.url
 GUARD = web.AppKey("connection_guard", ConnectionGuard)
+INTAKE: web.AppKey[Intake | None] = web.AppKey("intake")  # None: applied in the request

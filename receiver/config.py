@@ -62,6 +62,20 @@ class PostgresStore(StrictModel):
     pool_size: int = Field(default=4, ge=1, le=64)
 
 
+class IntakeConfig(StrictModel):
+    """How an accepted webhook reaches the incidents.
+
+    `inbox`: the webhook is appended to a local inbox file (WAL, fsync'd) and answered; a
+    separate applier process applies the inbox to the store in order. `direct`: the webhook
+    is applied to the store before the answer. Unset: `inbox` for the SQLite store (the inbox
+    sits beside the store file), `direct` for PostgreSQL unless `inbox_path` is set, because
+    a replica's local inbox holds the webhooks it accepted hostage to that replica's disk.
+    """
+
+    mode: Literal["inbox", "direct"] | None = None
+    inbox_path: Path | None = None
+
+
 class WebhookConfig(StrictModel):
     """How Alertmanager authenticates and how much it may send.
 
@@ -183,6 +197,7 @@ class ReceiverBase(StrictModel):
     external_url: str = ""
     store: Annotated[SqliteStore | PostgresStore, Field(discriminator="type")] = SqliteStore()
     webhook: WebhookConfig = WebhookConfig()
+    intake: IntakeConfig = IntakeConfig()
     api: ApiConfig = ApiConfig()
     routes: list[RouteConfig] = Field(default_factory=list)
     default_route: RouteTarget = RouteTarget()

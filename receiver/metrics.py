@@ -66,6 +66,8 @@ class WorkerMetrics:
 WEBHOOK_OUTCOMES = (
     "processed",
     "unchanged",
+    "accepted",
+    "apply_failed",
     "watchdog",
     "bad_request",
     "unauthorized",
@@ -169,6 +171,11 @@ class ReceiverMetrics:
             "Duration of one channel send call.",
             ["channel"],
             buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.intake_apply_failures = Counter(
+            f"{PREFIX}_intake_apply_failures",
+            "Accepted webhooks that failed to apply (kept in the inbox file's inbox_failed table).",
             registry=self.registry,
         )
         self.workers = WorkerMetrics(self.registry)

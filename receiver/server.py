@@ -15,19 +15,17 @@ from receiver import api
 from receiver.appkeys import (
     CLOCK,
     CONFIG,
-    ESCALATOR,
+    INTAKE,
     LOG,
     METRICS,
     PENDING,
     RULES,
-    SILENCER,
     STORE,
-    WATCHDOG,
-    WORKER,
 )
 from receiver.config import ReceiverBase, WebhookConfig
+from receiver.intake import wiring as intake
+from receiver.intake.protocol import Applied
 from receiver.store import StoreUnavailable
-from receiver.watchdog import split
 from receiver.web import routes as web_routes
 from receiver.webhook import Payload, PayloadError, parse_payload
 
@@ -102,13 +100,15 @@ async def _read_and_persist(request: web.Request) -> tuple[str, web.Response]:
     except PayloadError as exc:
         app[LOG].warning("webhook_rejected", reason=str(exc))
         return "bad_request", web.Response(status=400, text=f"{exc}\n")
+    if app[INTAKE] is not None:
+        return await intake.accept(app, payload, body)
     return await _persist(app, payload)
 
 
 async def _persist(app: web.Application, payload: Payload) -> tuple[str, web.Response]:
-    log, metrics = app[LOG], app[METRICS]
+    log = app[LOG]
     try:
-        rest = await watchdog_filter(app, payload)  # Watchdog alerts never open incidents
+        rest = await intake.watchdog_filter(app, payload)  # Watchdog alerts never open incidents
         if rest is None:
             return "watchdog", web.json_response({"status": "ok", "action": "watchdog"})
         payload = rest
@@ -116,53 +116,11 @@ async def _persist(app: web.Application, payload: Payload) -> tuple[str, web.Res
     except StoreUnavailable as exc:
         log.error("webhook_store_unavailable", error=str(exc), group_key=payload.groupKey)
         return "unavailable", web.Response(status=503, text="store unavailable, retry\n")
-    firing = sum(1 for alert in payload.alerts if alert.status == "firing")
-    if firing:
-        metrics.alert_statuses["firing"].inc(firing)
-    if len(payload.alerts) > firing:
-        metrics.alert_statuses["resolved"].inc(len(payload.alerts) - firing)
-    if payload.truncatedAlerts:
-        metrics.truncated.inc(payload.truncatedAlerts)
-    metrics.incident_actions[result.action].inc()
-    # Every webhook at debug (Alertmanager repeats a group every group_interval: at info this
-    # line was most of the event loop's time under load); state changes stay at info.
-    log.debug(
-        "webhook_received",
-        receiver=payload.receiver,
-        group_key=payload.groupKey,
-        status=payload.status,
-        alerts=len(payload.alerts),
-        truncated_alerts=payload.truncatedAlerts,
-        action=result.action,
-        incident_id=result.incident_id,
-        notifications=result.notifications,
-    )
-    if result.action == "open":
-        log.info("incident_opened", incident_id=result.incident_id, group_key=payload.groupKey)
-    elif result.action == "resolve":
-        log.info("incident_resolved", incident_id=result.incident_id, by="alertmanager")
-        silencer = app[SILENCER]
-        if silencer is not None:
-            silencer.wake()  # its silences end now, not at the next pass
-    if result.notifications:
-        app[WORKER].wake()
-    if result.action in ("open", "update"):
-        app[ESCALATOR].wake()  # the engine may have set an earlier timer
+    intake.record(app, Applied.of(0, payload, result))
     outcome = "processed" if result.action != "none" else "unchanged"
     return outcome, web.json_response(
         {"status": "ok", "action": result.action, "incident_id": result.incident_id}
     )
-
-
-async def watchdog_filter(app: web.Application, payload: Payload) -> Payload | None:
-    """Record the watchdog's heartbeat; return the rest of the payload (None: nothing left)."""
-    watchdog = app[WATCHDOG]
-    if watchdog is None:
-        return payload
-    rest, beat = split(payload, watchdog.config.alertname)
-    if beat:
-        await watchdog.beat()
-    return rest
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -185,6 +143,8 @@ async def ready(request: web.Request) -> web.Response:
             await request.app[STORE].ping()
     except (StoreUnavailable, TimeoutError) as exc:
         return web.Response(status=503, text=f"store unavailable: {exc}\n")
+    if (problem := intake.problem(request.app)) is not None:
+        return web.Response(status=503, text=f"{problem}\n")
     return web.Response(text="maintwatch receiver is Ready.\n")
 
 

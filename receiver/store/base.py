@@ -356,6 +356,22 @@ class Store(abc.ABC):
         """Apply a payload and queue its notifications in one durable transaction."""
 
     @abc.abstractmethod
+    async def ingest_batch(
+        self,
+        items: Sequence[tuple[Payload, float]],
+        rules: IntakeRules,
+        mark: tuple[str, int] | None = None,
+    ) -> list[IngestResult | Exception]:
+        """Apply (payload, now) items in order; a failing item fails alone; save `mark`.
+
+        `mark=(inbox_id, seq)` is saved in the same transaction as the items it covers.
+        """
+
+    @abc.abstractmethod
+    async def inbox_mark(self, inbox_id: str) -> int:
+        """Return the last inbox seq saved by `ingest_batch` (0: none)."""
+
+    @abc.abstractmethod
     async def recover(self, now: float) -> Recovered:
         """Make expired `sending` rows due again; see Recovered for the two kinds."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -151,41 +151,79 @@ class PostgresBackend(Store):
 
     async def ingest(self, payload: Payload, now: float, rules: IntakeRules) -> IngestResult:
         """Apply a payload in one transaction, holding the group's row lock."""
-        key = (payload.receiver, payload.groupKey)
         async with self._tx() as conn:
-            await conn.execute(
-                "INSERT INTO alert_groups (receiver, group_key) VALUES (%s, %s) "
-                "ON CONFLICT DO NOTHING",
-                key,
-            )
-            group = await q.one(
-                conn,
-                "SELECT id, marks, open_incident_id FROM alert_groups "
-                "WHERE receiver = %s AND group_key = %s FOR UPDATE",
-                key,
-            )
-            incident, alerts = None, []
-            if group["open_incident_id"] is not None:
-                incident = await q.one(
-                    conn, "SELECT * FROM incidents WHERE id = %s", (group["open_incident_id"],)
+            return await self._ingest_on(conn, payload, now, rules)
+
+    async def ingest_batch(
+        self,
+        items: Sequence[tuple[Payload, float]],
+        rules: IntakeRules,
+        mark: tuple[str, int] | None = None,
+    ) -> list[IngestResult | Exception]:
+        """Apply payloads in order in one transaction; save the inbox mark in it too."""
+        out: list[IngestResult | Exception] = []
+        async with self._tx() as conn:
+            for payload, now in items:
+                try:
+                    async with conn.transaction():  # a savepoint: a bad payload undoes only itself
+                        out.append(await self._ingest_on(conn, payload, now, rules))
+                except psycopg.OperationalError:
+                    raise  # the connection or server is in trouble: fail the whole batch
+                except Exception as exc:  # handed to that payload's caller, not swallowed
+                    out.append(exc)
+            if mark is not None:
+                await conn.execute(
+                    "INSERT INTO inbox_marks (inbox_id, seq) VALUES (%s, %s) "
+                    "ON CONFLICT (inbox_id) DO UPDATE SET seq = excluded.seq",
+                    mark,
                 )
-                alerts = await q.all_(
-                    conn, "SELECT * FROM incident_alerts WHERE incident_id = %s", (incident["id"],)
-                )
-            state, meta = rows.group_from(group["marks"], incident, alerts)
-            transition = decide(state, meta, payload, now, rules)
-            if not transition.merge.changed:
-                return IngestResult("none")
-            incident_id = await self._write(conn, group["id"], key, incident, transition, now)
-            open_id = None if transition.merge.action == "resolve" else incident_id
-            await conn.execute(
-                "UPDATE alert_groups SET marks = %s, open_incident_id = %s WHERE id = %s",
-                (rows.marks_to(transition.merge.marks), open_id, group["id"]),
+        return out
+
+    async def inbox_mark(self, inbox_id: str) -> int:
+        """Return the last inbox seq applied (0: none)."""
+        async with self._tx() as conn:
+            cursor = await conn.execute(
+                "SELECT seq FROM inbox_marks WHERE inbox_id = %s", (inbox_id,)
             )
-            queued = 0
-            if incident_id is not None and transition.incident is not None:
-                queued = await self._queue(conn, incident_id, transition, now, rules, incident)
-            return IngestResult(transition.merge.action, incident_id, queued)
+            found = await cursor.fetchone()
+        return int(found["seq"]) if found else 0
+
+    async def _ingest_on(
+        self, conn: Conn, payload: Payload, now: float, rules: IntakeRules
+    ) -> IngestResult:
+        key = (payload.receiver, payload.groupKey)
+        await conn.execute(
+            "INSERT INTO alert_groups (receiver, group_key) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            key,
+        )
+        group = await q.one(
+            conn,
+            "SELECT id, marks, open_incident_id FROM alert_groups "
+            "WHERE receiver = %s AND group_key = %s FOR UPDATE",
+            key,
+        )
+        incident, alerts = None, []
+        if group["open_incident_id"] is not None:
+            incident = await q.one(
+                conn, "SELECT * FROM incidents WHERE id = %s", (group["open_incident_id"],)
+            )
+            alerts = await q.all_(
+                conn, "SELECT * FROM incident_alerts WHERE incident_id = %s", (incident["id"],)
+            )
+        state, meta = rows.group_from(group["marks"], incident, alerts)
+        transition = decide(state, meta, payload, now, rules)
+        if not transition.merge.changed:
+            return IngestResult("none")
+        incident_id = await self._write(conn, group["id"], key, incident, transition, now)
+        open_id = None if transition.merge.action == "resolve" else incident_id
+        await conn.execute(
+            "UPDATE alert_groups SET marks = %s, open_incident_id = %s WHERE id = %s",
+            (rows.marks_to(transition.merge.marks), open_id, group["id"]),
+        )
+        queued = 0
+        if incident_id is not None and transition.incident is not None:
+            queued = await self._queue(conn, incident_id, transition, now, rules, incident)
+        return IngestResult(transition.merge.action, incident_id, queued)
 
     async def _write(
         self,

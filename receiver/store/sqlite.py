@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -143,25 +143,61 @@ class SqliteBackend(Store):
             raise StoreUnavailable("sqlite store is not open")
         return await self._writer.submit((payload, now, rules))
 
+    async def ingest_batch(
+        self,
+        items: Sequence[tuple[Payload, float]],
+        rules: IntakeRules,
+        mark: tuple[str, int] | None = None,
+    ) -> list[IngestResult | Exception]:
+        """Apply payloads in order in one transaction; save the inbox mark in it too."""
+        batch = [(payload, now, rules) for payload, now in items]
+        return await self._run(self._ingest_batch, batch, mark)
+
+    async def inbox_mark(self, inbox_id: str) -> int:
+        """Return the last inbox seq applied (0: none)."""
+        return await self._run(self._inbox_mark, inbox_id)
+
+    def _inbox_mark(self, inbox_id: str) -> int:
+        row = self.db.execute("SELECT seq FROM inbox_marks WHERE inbox_id = ?", (inbox_id,))
+        found = row.fetchone()
+        return int(found["seq"]) if found else 0
+
+    def _save_mark(self, mark: tuple[str, int] | None) -> None:
+        if mark is not None:
+            self.db.execute(
+                "INSERT INTO inbox_marks (inbox_id, seq) VALUES (?, ?) "
+                "ON CONFLICT (inbox_id) DO UPDATE SET seq = excluded.seq",
+                mark,
+            )
+
     def _ingest_batch(
-        self, items: list[tuple[Payload, float, IntakeRules]]
+        self,
+        items: list[tuple[Payload, float, IntakeRules]],
+        mark: tuple[str, int] | None = None,
     ) -> list[IngestResult | Exception]:
         # Optimistic: no savepoints (two statements per payload) while every payload applies.
         try:
             with self._tx():
-                return [self._ingest_one(payload, now, rules) for payload, now, rules in items]
+                out: list[IngestResult | Exception] = [
+                    self._ingest_one(payload, now, rules) for payload, now, rules in items
+                ]
+                self._save_mark(mark)
+                return out
         except sqlite3.OperationalError:
             raise  # the database itself is in trouble: fail the whole batch
         except Exception:
             # The batch was rolled back; redo it isolated so only the bad payload fails.
             # Intake is deterministic (the same items, the same `now`), so the rest apply alike.
-            return self._ingest_isolated(items)
+            return self._ingest_isolated(items, mark)
 
     def _ingest_isolated(
-        self, items: list[tuple[Payload, float, IntakeRules]]
+        self,
+        items: list[tuple[Payload, float, IntakeRules]],
+        mark: tuple[str, int] | None = None,
     ) -> list[IngestResult | Exception]:
         out: list[IngestResult | Exception] = []
         with self._tx():
+            self._save_mark(mark)
             for payload, now, rules in items:
                 # A savepoint per payload: one bad payload does not undo the others.
                 self.db.execute("SAVEPOINT intake")

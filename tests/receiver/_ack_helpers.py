@@ -16,7 +16,7 @@ from receiver.app import make_app
 from receiver.appkeys import STORE
 from receiver.config import load_config_text
 from tests.conftest import free_port
-from tests.receiver._helpers import Running, open_webhook
+from tests.receiver._helpers import Running, in_process, open_webhook
 
 SECRET = "links-secret-for-tests"
 API_TOKEN = "api-token-for-tests"
@@ -75,7 +75,7 @@ async def serve(
     config_text: str, clock: Callable[[], float] = time.time, port: int | None = None
 ) -> AsyncIterator[Running]:
     """Serve the receiver (worker driven by hand) on 127.0.0.1:<port>."""
-    config = load_config_text(open_webhook(config_text))
+    config = in_process(load_config_text(open_webhook(config_text)))
     app = make_app(config, recording_logger(), clock=clock, run_worker=False)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -26,7 +26,7 @@ from receiver.channels import (
     DeliveryReceipt,
     Notification,
 )
-from receiver.config import PostgresStore, ReceiverBase, load_config_text
+from receiver.config import IntakeConfig, PostgresStore, ReceiverBase, load_config_text
 from receiver.store import IntakeRules, Store, Wanted, make_store
 from tests.conftest import free_port
 
@@ -272,6 +272,14 @@ class Running:
             return response
 
 
+def in_process(config: ReceiverBase) -> ReceiverBase:
+    """Apply webhooks in the request unless the config chooses: in-process tests drive fake
+    clocks and hand-run workers and expect a webhook's effect once it is answered."""
+    if "intake" in config.model_fields_set:
+        return config
+    return config.model_copy(update={"intake": IntakeConfig(mode="direct")})
+
+
 @asynccontextmanager
 async def running(
     config_text: str,
@@ -280,7 +288,7 @@ async def running(
     port: int | None = None,
 ) -> AsyncIterator[Running]:
     """Serve a receiver app built from config text on 127.0.0.1:<free port>."""
-    config = load_config_text(open_webhook(config_text))
+    config = in_process(load_config_text(open_webhook(config_text)))
     app = make_app(config, LOG, clock=clock, run_worker=run_worker)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -1,0 +1,174 @@
+"""The applier process: applies the inbox to the store in order, in batches.
+
+Run as `python -m receiver.intake.applier` by the receiver: the first stdin line is its setup;
+every later byte on stdin is a doorbell (rows were appended); the end of stdin means the
+receiver is gone, and the applier exits with it. Each applied batch is reported as one stdout
+line. The store's mark, saved in the transaction that applies the rows, is the only record of
+progress: a killed applier resumes right after the last committed batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fcntl
+import os
+import pickle
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from receiver.config import PostgresStore, SqliteStore
+from receiver.intake import inbox
+from receiver.intake.protocol import Applied, encode
+from receiver.store import IngestResult, IntakeRules, Store, StoreUnavailable, make_store
+from receiver.watchdog import split
+from receiver.webhook import Payload, PayloadError, parse_payload
+
+BATCH = 256
+PRUNE_EVERY = 4096  # rows; and whenever caught up. Each prune takes the append lock briefly.
+IDLE_CHECK = 1.0  # a lost doorbell costs at most this long
+BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the applier needs from the receiver's config."""
+
+    store: SqliteStore | PostgresStore
+    rules: IntakeRules
+    inbox_path: Path
+    watchdog_alertname: str | None
+
+    def encode(self) -> bytes:
+        """Return the setup line."""
+        return base64.b64encode(pickle.dumps(self)) + b"\n"
+
+
+async def retry(call: Callable[[], Awaitable[T]]) -> T:
+    """Call until the store answers: rows wait for the store, none is skipped."""
+    wait = BACKOFF_FIRST
+    while True:
+        try:
+            return await call()
+        except StoreUnavailable as exc:
+            print(f"applier: store unavailable, retrying: {exc}", file=sys.stderr, flush=True)
+            await asyncio.sleep(wait)
+            wait = min(BACKOFF_MAX, wait * 2)
+
+
+async def listen(stdin: asyncio.StreamReader, rung: asyncio.Event) -> None:
+    """Turn doorbell bytes into `rung`; exit at the end of stdin (the receiver is gone)."""
+    while await stdin.read(65536):
+        rung.set()
+    # Each batch is one transaction: stopping mid-way loses nothing, and a new applier
+    # started by a new receiver must not wait for this one.
+    os._exit(0)
+
+
+class Applier:
+    """Reads rows after the mark, applies them, reports, prunes."""
+
+    def __init__(
+        self,
+        setup: Setup,
+        store: Store,
+        db: sqlite3.Connection,
+        inbox_id: str,
+        rung: asyncio.Event,
+    ) -> None:
+        self.setup, self.store, self.db, self.inbox_id = setup, store, db, inbox_id
+        self.rung = rung
+
+    async def run(self, out: asyncio.StreamWriter) -> None:
+        """Apply rows as they come, forever (`listen` ends the process)."""
+        mark = await retry(lambda: self.store.inbox_mark(self.inbox_id))
+        out.write(encode(mark, []))  # the receiver learns the mark: the applier is up
+        await out.drain()
+        # Rows at or below the mark found at start stay: this applier cannot tell whether one
+        # failed (its failure record would have been written after the mark). They are few.
+        unpruned = mark + 1
+        while True:
+            self.rung.clear()  # before reading: an append committed after the read rings again
+            rows = inbox.read_after(self.db, mark, BATCH)
+            if mark - unpruned >= PRUNE_EVERY or (not rows and unpruned <= mark):
+                inbox.prune(self.db, unpruned, mark)
+                unpruned = mark + 1
+            if not rows:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.rung.wait(), IDLE_CHECK)
+                continue
+            applied = await self._apply(rows)
+            mark = rows[-1].seq
+            out.write(encode(mark, applied))
+            await out.drain()
+
+    async def _apply(self, rows: list[inbox.Row]) -> list[Applied]:
+        parsed = [self._parse(r) for r in rows]
+        items = [
+            (p, r.received_at) for p, r in zip(parsed, rows, strict=True) if isinstance(p, Payload)
+        ]
+        mark = (self.inbox_id, rows[-1].seq)
+        results = iter(await retry(lambda: self.store.ingest_batch(items, self.setup.rules, mark)))
+        applied, failed = [], []
+        for row, item in zip(rows, parsed, strict=True):
+            payload = item if isinstance(item, Payload) else None
+            result = next(results) if isinstance(item, Payload) else item
+            assert not isinstance(result, Payload)
+            if isinstance(result, Exception):
+                failed.append((row, f"{type(result).__name__}: {result}"))
+            applied.append(Applied.of(row.seq, payload, result))
+        if failed:
+            inbox.keep_failed(self.db, failed, time.time())
+        return applied
+
+    def _parse(self, row: inbox.Row) -> Payload | IngestResult | Exception:
+        try:
+            payload = parse_payload(row.body)
+        except PayloadError as exc:  # checked before the 200: only a changed parser gets here
+            return exc
+        alertname = self.setup.watchdog_alertname
+        if alertname is None:
+            return payload
+        rest, _ = split(payload, alertname)  # the receiver recorded the beat before the 200
+        return IngestResult("watchdog") if rest is None else rest
+
+
+async def main() -> None:
+    """Read the setup, open store and inbox, apply until stdin ends."""
+    # Ctrl-C reaches the whole process group: the receiver ends this process in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader(limit=1 << 24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, sys.stdout
+    )
+    out = asyncio.StreamWriter(transport, protocol, None, loop)
+    # The receiver that started this process wrote this line: nobody else holds the pipe.
+    setup: Setup = pickle.loads(base64.b64decode(await stdin.readline()))  # noqa: S301
+    rung = asyncio.Event()
+    listening = asyncio.create_task(listen(stdin, rung))
+    # One applier per inbox, even while a killed receiver's applier is still winding down.
+    lock = setup.inbox_path.with_name(setup.inbox_path.name + ".lock").open("a")
+    await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+    db, inbox_id = inbox.connect(setup.inbox_path, synchronous="NORMAL")
+    store = make_store(setup.store)
+    await retry(store.open)
+    try:
+        await Applier(setup, store, db, inbox_id, rung).run(out)
+    finally:
+        listening.cancel()
+        await store.close()
+        db.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

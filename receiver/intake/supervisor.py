@@ -1,0 +1,139 @@
+"""The receiver's side of the applier: start it, ring it, read its reports, restart it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from receiver.intake.applier import Setup
+from receiver.intake.inbox import Inbox
+from receiver.intake.protocol import Applied, decode
+
+RESTART_FIRST, RESTART_MAX = 0.2, 10.0
+STEADY = 30.0  # an applier that ran this long restarts without the accumulated backoff
+STOP_WAIT = 5.0
+REPORT_LIMIT = 1 << 24  # one line per batch of up to 256 rows
+REPORT_SLICE = 16  # applied rows recorded between two turns of the event loop
+
+
+class Supervisor:
+    """Keeps one applier process running; `applied` is the mark it last reported."""
+
+    def __init__(self, setup: Setup, on_applied: Callable[[Applied], None], log: Any) -> None:
+        self.setup, self.on_applied, self.log = setup, on_applied, log
+        self.applied = 0
+        self.up = False
+        self.restarts = 0
+        self._process: asyncio.subprocess.Process | None = None
+        self._bell_due = False
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def ring(self) -> None:
+        """Tell the applier rows were appended; many appends in one loop turn ring once."""
+        if not self._bell_due:
+            self._bell_due = True
+            asyncio.get_running_loop().call_soon(self._send_bell)
+
+    def _send_bell(self) -> None:
+        self._bell_due = False
+        process = self._process
+        if process is not None and process.stdin is not None:
+            with contextlib.suppress(ConnectionError, RuntimeError):  # it died: restarted later
+                process.stdin.write(b"\n")
+
+    async def caught_up(self, seq: int, within: float) -> bool:
+        """Wait until the applier applied `seq` (bounded); True if it did."""
+        if self.applied >= seq:
+            return True
+        future = asyncio.get_running_loop().create_future()
+        waiter = (seq, future)
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(within):
+                await future
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
+    async def run(self) -> None:
+        """Run the applier; restart it with backoff whenever it exits."""
+        wait = RESTART_FIRST
+        while True:
+            started = time.monotonic()
+            try:
+                code: int | str = await self._run_once()
+            except OSError as exc:  # could not start one (no memory, no processes left)
+                code = str(exc)
+            self.up = False
+            if time.monotonic() - started > STEADY:
+                wait = RESTART_FIRST
+            self.restarts += 1
+            self.log.error("intake_applier_exited", returncode=code, restart_in=wait)
+            await asyncio.sleep(wait)
+            wait = min(RESTART_MAX, wait * 2)
+
+    async def _run_once(self) -> int:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "receiver.intake.applier",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=REPORT_LIMIT,
+        )
+        self._process = process
+        assert process.stdin is not None
+        assert process.stdout is not None
+        try:
+            process.stdin.write(self.setup.encode())
+            self._send_bell()  # rows may have been appended while no applier ran
+            while line := await process.stdout.readline():
+                await self._report(line)
+        except ConnectionError:
+            pass  # it died while being set up: the exit code says how
+        except (ValueError, KeyError, TypeError) as exc:  # not our protocol: start afresh
+            self.log.error("intake_applier_report_unreadable", error=str(exc))
+            process.kill()
+        # Not in a `finally`: once cancelled (shutdown), `stop` still needs the process.
+        self._process = None
+        return await process.wait()
+
+    async def _report(self, line: bytes) -> None:
+        mark, applied = decode(line)
+        for index, item in enumerate(applied, 1):
+            self.on_applied(item)
+            if index % REPORT_SLICE == 0:
+                await asyncio.sleep(0)  # a batch that lagged must not hold webhooks up meanwhile
+        self.applied = mark
+        self.up = True
+        for seq, future in self._waiters:
+            if seq <= mark and not future.done():
+                future.set_result(None)
+
+    async def stop(self) -> None:
+        """End the applier: stdin's end lets it finish its batch, then it is killed."""
+        process = self._process
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            async with asyncio.timeout(STOP_WAIT):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+class Intake:
+    """The inbox and the applier that empties it."""
+
+    def __init__(self, inbox: Inbox, supervisor: Supervisor) -> None:
+        self.inbox, self.supervisor = inbox, supervisor
