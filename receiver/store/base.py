@@ -1,6 +1,7 @@
 """The store interface, its row types, and the decisions both backends share (pure).
 
-Each backend keeps its SQL in one module; what happens to a payload is decided here and in
+The SQL is written once (scripts over `receiver.store.tx.Tx`, spelled per database by
+`receiver.store.dialect`); what happens to a payload is decided here and in
 `receiver.incidents` / `receiver.notify`, so SQLite and PostgreSQL behave identically.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from receiver.incidents import GroupState, Merge, merge
 from receiver.notify import IncidentInfo, Planned, body, kind_for, plan
@@ -22,6 +23,12 @@ from receiver.store.escalation_plan import (
     TimelineEvent,
 )
 from receiver.webhook import Payload
+
+if TYPE_CHECKING:
+    from receiver.store.tx import Script
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 Outcome = Literal["sent", "pending", "failed", "unknown"]
 STATES = ("triggered", "acknowledged", "resolved")
@@ -352,8 +359,30 @@ class Store(abc.ABC):
         """Raise StoreUnavailable unless the database answers."""
 
     @abc.abstractmethod
+    async def transaction(self, script: Script[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `script(tx, *args, **kwargs)` in one transaction, serialized like intake."""
+
+    @abc.abstractmethod
     async def ingest(self, payload: Payload, now: float, rules: IntakeRules) -> IngestResult:
-        """Apply a payload and queue its notifications in one durable transaction."""
+        """Apply a payload and queue its notifications in one durable transaction.
+
+        Concurrent intakes may share a transaction (as `ingest_batch` items), each failing alone.
+        """
+
+    @abc.abstractmethod
+    async def ingest_batch(
+        self,
+        items: Sequence[tuple[Payload, float]],
+        rules: IntakeRules,
+        mark: tuple[str, int] | None = None,
+    ) -> list[IngestResult | Exception]:
+        """Apply payloads in order (each with its `now`) in one transaction; a failing payload
+        gets its exception in its slot while the others apply. `mark=(inbox_id, seq)` is saved
+        in the same transaction (see `inbox_mark`), so no payload is ever applied twice."""
+
+    @abc.abstractmethod
+    async def inbox_mark(self, inbox_id: str) -> int:
+        """Return the `seq` last saved with `ingest_batch` for an inbox (0 if none)."""
 
     @abc.abstractmethod
     async def recover(self, now: float) -> Recovered:
