@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from receiver.decide import IngestResult, IntakeRules, Transition, decide, outbox_entries
 from receiver.store import escalation_rows as e
 from receiver.store import escalation_sql, groups, rows
-from receiver.store.base import IngestResult, IntakeRules, Transition, decide, outbox_entries
 from receiver.store.groups import Group
 from receiver.store.queries import ALERTS, INSERT_OUTBOX, LOCK_INCIDENT
 from receiver.store.tx import Row, Tx

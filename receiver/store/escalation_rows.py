@@ -7,11 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from receiver.decide import IntakeRules, Transition
 from receiver.escalation_model import EscalationState
-from receiver.notify import IncidentInfo, Planned
-from receiver.store import rows
-from receiver.store.base import IntakeRules, Outage, Transition
-from receiver.store.escalation_plan import (
+from receiver.escalation_plan import (
     ALLOWED,
     EMPTY_RULES,
     NO_POLICY,
@@ -26,6 +24,9 @@ from receiver.store.escalation_plan import (
     event_for_intake,
     state_of,
 )
+from receiver.notify import IncidentInfo, Planned
+from receiver.store import rows
+from receiver.store.base import Outage
 
 Row = Mapping[str, Any]
 

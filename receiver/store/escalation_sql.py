@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from receiver.decide import IncidentWrite, IntakeRules, Transition
+from receiver.escalation_plan import ActRequest, ActResult, Update, state_of
 from receiver.store import escalation_rows as e
 from receiver.store import queries as q
 from receiver.store import rows
-from receiver.store.base import Fired, IncidentWrite, IntakeRules, Outage, Transition
-from receiver.store.escalation_plan import ActRequest, ActResult, Update, state_of
+from receiver.store.base import Fired, Outage
 from receiver.store.tx import Tx, one
 
 Row = Mapping[str, Any]

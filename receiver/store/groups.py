@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from receiver.decide import IncidentWrite
 from receiver.incidents import AlertRecord, Mark
 from receiver.store import queries as q
 from receiver.store import rows
-from receiver.store.base import IncidentWrite
 from receiver.store.tx import Row, Tx
 
 Key = tuple[str, str]  # (receiver, group key)

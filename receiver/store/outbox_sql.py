@@ -5,18 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from receiver.lanes import Picker, Wanted, priority, rate_limit
 from receiver.store import queries as q
 from receiver.store import rows
-from receiver.store.base import (
-    Fallback,
-    Finish,
-    OutboxRow,
-    Picker,
-    Recovered,
-    Wanted,
-    priority,
-    rate_limit,
-)
+from receiver.store.base import Fallback, Finish, OutboxRow, Recovered
 from receiver.store.rows import dumps
 from receiver.store.tx import Tx
 

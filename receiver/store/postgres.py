@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 
 from receiver import intake
 from receiver.config import PostgresStore
+from receiver.escalation_plan import ActRequest, ActResult
 from receiver.store import escalation_sql as esc
 from receiver.store import groups, outbox_sql, queries, retention_sql
 from receiver.store.base import (
@@ -37,7 +38,6 @@ from receiver.store.base import (
 )
 from receiver.store.batch import Batcher
 from receiver.store.dialect import POSTGRES, Dialect
-from receiver.store.escalation_plan import ActRequest, ActResult
 from receiver.store.migrate import migrate
 from receiver.store.tx import Params, Row, Script
 from receiver.webhook import Payload

@@ -10,15 +10,10 @@ from typing import Any, Protocol
 
 import pydantic_core
 
+from receiver.decide import IncidentMeta, IncidentWrite, IntakeRules, Transition
 from receiver.incidents import AlertRecord, GroupState, Mark, Merge, OpenIncident
-from receiver.store.base import (
-    IncidentMeta,
-    IncidentWrite,
-    IntakeRules,
-    OutboxRow,
-    Transition,
-    priority,
-)
+from receiver.lanes import priority
+from receiver.store.base import OutboxRow
 
 Row = Mapping[str, Any]
 

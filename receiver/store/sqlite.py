@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from receiver import intake
+from receiver.escalation_plan import ActRequest, ActResult
 from receiver.store import escalation_sql as esc
 from receiver.store import groups, outbox_sql, queries, retention_sql
 from receiver.store.base import (
@@ -33,7 +34,6 @@ from receiver.store.base import (
 )
 from receiver.store.batch import WriterThread
 from receiver.store.dialect import SQLITE, Dialect
-from receiver.store.escalation_plan import ActRequest, ActResult
 from receiver.store.migrate import migrate
 from receiver.store.tx import Params, Row, Script, run_sync
 from receiver.webhook import Payload
