@@ -24,17 +24,15 @@ Item = tuple[Payload, float, IntakeRules]
 async def apply(tx: Tx, payload: Payload, now: float, rules: IntakeRules) -> IngestResult:
     """Apply one payload."""
     key = (payload.receiver, payload.groupKey)
-    group = await groups.load(tx, key, lock=False)
-    transition = _decide(group, payload, now, rules)
+    seen = await groups.load(tx, key)
+    transition = _decide(seen, payload, now, rules)
     if not transition.merge.changed:
         return IngestResult("none")
-    if group is None:
-        group = await groups.add(tx, key)
-    elif tx.dialect.row_locks:
-        group = None
+    group = seen if seen is not None and not tx.dialect.row_locks else None
+    if seen is None:
+        group = await groups.add(tx, key)  # a new row is ours alone until commit
     if group is None:  # another writer may have got there first: decide under the lock
-        group = await groups.load(tx, key, lock=True)
-        assert group is not None
+        group = await groups.relock(tx, key, seen)
         transition = _decide(group, payload, now, rules)
         if not transition.merge.changed:
             return IngestResult("none")

@@ -17,6 +17,7 @@ from typing import Any
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _SKIP_LOCKED_OF = re.compile(r"\{skip_locked of (\w+)\}")
+_LOCK_OF = re.compile(r"\{lock of (\w+)\}")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Dialect:
 def _render(dialect: Dialect, sql: str) -> str:
     locks = dialect.row_locks
     sql = _SKIP_LOCKED_OF.sub(lambda m: f" FOR UPDATE OF {m[1]} SKIP LOCKED" if locks else "", sql)
+    sql = _LOCK_OF.sub(lambda m: f" FOR UPDATE OF {m[1]}" if locks else "", sql)
     for token, spelled in dialect.tokens.items():
         sql = sql.replace("{" + token + "}", spelled)
     if dialect.name == "postgres":

@@ -14,8 +14,13 @@ from receiver.store.tx import Row, Tx
 
 Key = tuple[str, str]  # (receiver, group key)
 
-_GROUP = "SELECT id, marks, open_incident_id FROM alert_groups WHERE receiver = ? AND group_key = ?"
-LOCK_GROUP = _GROUP + "{lock}"
+# The group and its open incident in one round trip (g_* columns are the group's).
+_GROUP = (
+    "SELECT g.id AS g_id, g.marks AS g_marks, g.open_incident_id AS g_open, i.* "
+    "FROM alert_groups g LEFT JOIN incidents i ON i.id = g.open_incident_id "
+    "WHERE g.receiver = ? AND g.group_key = ?"
+)
+LOCK_GROUP = _GROUP + "{lock of g}"
 # Returns nothing when another replica created the group meanwhile (then it is read locked).
 ADD_GROUP = (
     "INSERT INTO alert_groups (receiver, group_key) VALUES (?, ?) ON CONFLICT DO NOTHING "
@@ -44,26 +49,42 @@ class Group:
     alerts: Sequence[Row] = ()
 
 
-async def load(tx: Tx, key: Key, lock: bool) -> Group | None:
-    """Read a group and its open incident; `lock` holds the group's row until commit."""
-    row = await tx.fetchone(LOCK_GROUP if lock else _GROUP, key)
-    if row is None:
+async def load(tx: Tx, key: Key) -> Group | None:
+    """Read a group, its open incident and the incident's alerts, without a lock."""
+    found = await tx.fetchone(_GROUP, key)
+    if found is None:
         return None
-    return await _with_incident(tx, row)
+    row, incident = _split(found)
+    alerts = [] if incident is None else await tx.fetchall(q.ALERTS, (incident["id"],))
+    return Group(row, incident, alerts)
+
+
+async def relock(tx: Tx, key: Key, seen: Group | None) -> Group:
+    """Lock an existing group's row and read it again, reusing `seen`'s alerts if still valid."""
+    found = await tx.fetchone(LOCK_GROUP, key)
+    assert found is not None, key  # groups are never deleted
+    row, incident = _split(found)
+    if incident is None:
+        return Group(row)
+    # The incident row is read again (an ack changes its state), but its alerts change only
+    # along with its version (intake's UPDATE_INCIDENT): a 10 000-alert group is read once.
+    old = None if seen is None else seen.incident
+    if old is not None and old["id"] == incident["id"] and old["version"] == incident["version"]:
+        return Group(row, incident, seen.alerts if seen is not None else ())
+    return Group(row, incident, await tx.fetchall(q.ALERTS, (incident["id"],)))
+
+
+def _split(found: Row) -> tuple[Row, Row | None]:
+    row = {"id": found["g_id"], "marks": found["g_marks"], "open_incident_id": found["g_open"]}
+    if found["g_open"] is None:
+        return row, None
+    return row, {k: v for k, v in found.items() if not k.startswith("g_")}
 
 
 async def add(tx: Tx, key: Key) -> Group | None:
     """Create an empty group (its new row is ours until commit); None if it exists already."""
     row = await tx.fetchone(ADD_GROUP, key)
     return None if row is None else Group(row)
-
-
-async def _with_incident(tx: Tx, row: Row) -> Group:
-    if row["open_incident_id"] is None:
-        return Group(row)
-    incident = await tx.fetchone(q.INCIDENT, (row["open_incident_id"],))
-    alerts = await tx.fetchall(q.ALERTS, (row["open_incident_id"],))
-    return Group(row, incident, alerts)
 
 
 async def write_incident(

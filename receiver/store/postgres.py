@@ -95,7 +95,9 @@ class PostgresBackend(Store):
         self._backoff = 0.0
         self._retry_at = 0.0
         self._last_error = ""
-        self._batcher: Batcher[intake.Item, IngestResult] = Batcher(self._ingest_items)
+        # Smaller than SQLite's batches: a batch holds its groups' row locks, which the other
+        # replicas' intakes of those groups wait for, until its commit.
+        self._batcher: Batcher[intake.Item, IngestResult] = Batcher(self._ingest_items, 64)
 
     async def _connect(self) -> Conn:
         wait = self._retry_at - time.monotonic()
@@ -194,6 +196,18 @@ class PostgresBackend(Store):
         return await self._apply([(payload, now, rules) for payload, now in items], mark)
 
     async def _apply(
+        self, items: Sequence[intake.Item], mark: tuple[str, int] | None
+    ) -> list[IngestResult | Exception]:
+        try:
+            return await self._apply_once(items, mark)
+        except StoreUnavailable as exc:
+            # A deadlock (an ack holds the incident and waits for a group this batch holds)
+            # or a serialization failure rolled everything back: once more, then 503.
+            if not isinstance(exc.__cause__, psycopg.errors.TransactionRollback):
+                raise
+            return await self._apply_once(items, mark)
+
+    async def _apply_once(
         self, items: Sequence[intake.Item], mark: tuple[str, int] | None
     ) -> list[IngestResult | Exception]:
         # Optimistic: no savepoints (two round trips per payload) while every payload applies.

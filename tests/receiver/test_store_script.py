@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import re
 import sqlite3
@@ -183,3 +184,34 @@ def test_no_sql_in_the_receiver_uses_driver_placeholders() -> None:
                 if _SQL.search(text) and _PYFORMAT.search(text):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+async def test_concurrent_intakes_fail_alone(store: Store, rules: IntakeRules) -> None:
+    bad = parsed("bad").model_copy(update={"truncatedAlerts": 2**70})
+    calls = [store.ingest(parsed(f"g{i}"), T0, rules) for i in range(20)]
+    calls.insert(7, store.ingest(bad, T0, rules))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[7], Exception)
+    rest = results[:7] + results[8:]
+    assert all(isinstance(r, IngestResult) and r.action == "open" for r in rest)
+    assert len(await store.incidents(None, {}, 100)) == 20
+
+
+async def test_postgres_answers_a_duplicate_without_the_group_lock(
+    tmp_path: Path, unique: str, rules: IntakeRules
+) -> None:
+    async with opened_store("postgres", tmp_path, unique) as store:
+        assert (await store.ingest(parsed("g"), T0, rules)).action == "open"
+        dsn = f"host=127.0.0.1 port=5432 user=postgres dbname={unique}"
+        async with await psycopg.AsyncConnection.connect(dsn) as other:
+            # Another replica holds the group's row lock (mid-intake).
+            await other.execute("SELECT * FROM alert_groups WHERE group_key = 'g' FOR UPDATE")
+            again = await asyncio.wait_for(store.ingest(parsed("g"), T0 + 1, rules), 5)
+            assert again.action == "none"
+            change = asyncio.ensure_future(
+                store.ingest(parsed("g", status="resolved"), T0 + 2, rules)
+            )
+            await asyncio.sleep(0.3)
+            assert not change.done()  # a change waits for the lock, then decides again
+            await other.rollback()
+        assert (await asyncio.wait_for(change, 5)).action == "resolve"
