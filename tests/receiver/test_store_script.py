@@ -215,3 +215,44 @@ async def test_postgres_answers_a_duplicate_without_the_group_lock(
             assert not change.done()  # a change waits for the lock, then decides again
             await other.rollback()
         assert (await asyncio.wait_for(change, 5)).action == "resolve"
+
+
+async def test_postgres_intakes_arriving_together_share_one_transaction(
+    tmp_path: Path, unique: str, rules: IntakeRules
+) -> None:
+    async with opened_store("postgres", tmp_path, unique) as store:
+        results = await asyncio.gather(
+            *(store.ingest(parsed(f"g{i}"), T0, rules) for i in range(10))
+        )
+        assert {r.action for r in results} == {"open"}
+        dsn = f"host=127.0.0.1 port=5432 user=postgres dbname={unique}"
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            cursor = await conn.execute("SELECT COUNT(DISTINCT xmin::text) FROM incidents")
+            assert await cursor.fetchone() == (1,)
+
+
+async def test_two_replicas_batches_in_opposite_orders_do_not_deadlock(
+    tmp_path: Path, unique: str, rules: IntakeRules
+) -> None:
+    # Each batch locks its groups in key order, whatever order its payloads came in.
+    async with opened_store("postgres", tmp_path, unique) as one:
+        config = PostgresStore(type="postgres", dsn=f"host=127.0.0.1 dbname={unique} user=postgres")
+        two = make_store(config)
+        await two.open()
+        try:
+            keys = [f"k{i}" for i in range(8)]
+            for step in range(6):
+                now = T0 + step
+                # A new alert in every group at every step: each payload changes its group.
+                forward = [(parsed(k, fp=f"a{step}"), now) for k in keys]
+                backward = list(reversed(forward))
+                found = await asyncio.gather(
+                    one.ingest_batch(forward, rules), two.ingest_batch(backward, rules)
+                )
+                for results in found:
+                    assert not [r for r in results if isinstance(r, Exception)]
+            incidents = await one.incidents(None, {}, 100)
+            assert len(incidents) == len(keys)
+            assert {i["state"] for i in incidents} == {"triggered"}
+        finally:
+            await two.close()
