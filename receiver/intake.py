@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from receiver import escalation_tx
 from receiver.decide import IngestResult, IntakeRules, Transition, decide, outbox_entries
-from receiver.store import escalation_rows as e
-from receiver.store import escalation_sql, groups, rows
+from receiver.store import escalation_sql as repo
+from receiver.store import groups, rows
 from receiver.store.groups import Group
-from receiver.store.queries import ALERTS, INSERT_OUTBOX, LOCK_INCIDENT
 from receiver.store.tx import Row, Tx
 from receiver.webhook import Payload
 
@@ -67,16 +67,14 @@ async def queue(
 ) -> int:
     """Queue an incident change's messages, or hand it to the escalation engine's policy."""
     assert transition.incident is not None
-    escalated = await escalation_sql.intake(tx, incident, incident_id, transition, now, rules)
+    escalated = await escalation_tx.intake(tx, incident, incident_id, transition, now, rules)
     if escalated is not None:
         return escalated
     planned = outbox_entries(transition, incident_id, transition.incident.state, rules)
-    if any(p.kind != "firing" for p in planned):  # follow-ups reply in the chat thread
-        planned = e.with_threads(planned, await tx.fetchall(e.THREADS, (incident_id,)))
-    await tx.executemany(INSERT_OUTBOX, rows.outbox_params(incident_id, planned, now, rules))
+    queued = await repo.queue(tx, incident_id, planned, now, rules)
     if any(p.kind == "firing" for p in planned):
-        await tx.execute(groups.PAGED, (incident_id,))
-    return len(planned)
+        await repo.mark_paged(tx, incident_id)
+    return queued
 
 
 async def apply_batch(
@@ -119,12 +117,12 @@ async def resolve(
     tx: Tx, incident_id: int, now: float, by: str, rules: IntakeRules
 ) -> IngestResult | None:
     """Resolve an incident by hand and queue its `resolved` messages; None if not found."""
-    row = await tx.fetchone(LOCK_INCIDENT, (incident_id,))
+    row = await repo.lock_incident(tx, incident_id)
     if row is None:
         return None
     if row["state"] == "resolved":
         return IngestResult("none", incident_id)
-    alerts = await tx.fetchall(ALERTS, (incident_id,))
+    alerts = await repo.alerts(tx, incident_id)
     await groups.resolve(tx, incident_id, now, by)
     transition = rows.manual_resolve(row, alerts, now)
     queued = await queue(tx, incident_id, transition, now, rules)

@@ -28,7 +28,6 @@ ADD_GROUP = (
 )
 MARK_GROUP = "UPDATE alert_groups SET marks = ?, open_incident_id = ? WHERE id = ?"
 CLOSE_GROUP = "UPDATE alert_groups SET open_incident_id = NULL WHERE open_incident_id = ?"
-PAGED = "UPDATE incidents SET paged = TRUE WHERE id = ?"
 RESOLVE = (
     "UPDATE incidents SET state = 'resolved', resolved_at = ?, resolved_by = ?, "
     "updated_at = ?, version = version + 1 WHERE id = ?"

@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 import psycopg
 from psycopg.rows import dict_row
 
-from receiver import intake
+from receiver import escalation_tx, intake
 from receiver.config import PostgresStore
 from receiver.escalation_plan import ActRequest, ActResult
 from receiver.store import escalation_sql as esc
@@ -270,11 +270,11 @@ class PostgresBackend(Store):
         self, incident_id: int, request: ActRequest, now: float, rules: IntakeRules
     ) -> ActResult:
         """Apply an ack/unack/resolve under the incident's row lock."""
-        return await self.transaction(esc.act, incident_id, request, now, rules)
+        return await self.transaction(escalation_tx.act, incident_id, request, now, rules)
 
     async def escalate_due(self, now: float, limit: int, rules: IntakeRules) -> list[Fired]:
         """Feed due timers to the engine (FOR UPDATE SKIP LOCKED)."""
-        return await self.transaction(esc.escalate_due, now, limit, rules)
+        return await self.transaction(escalation_tx.escalate_due, now, limit, rules)
 
     async def next_timer(self) -> float | None:
         """Return the earliest escalation timer."""
@@ -292,10 +292,12 @@ class PostgresBackend(Store):
         self, name: str, now: float, back: Outage, rules: IntakeRules
     ) -> int | None:
         """Record a heartbeat."""
-        return await self.transaction(esc.watchdog_beat, name, now, back, rules)
+        return await self.transaction(escalation_tx.watchdog_beat, name, now, back, rules)
 
     async def watchdog_check(
         self, name: str, now: float, expect_every: float, outage: Outage, rules: IntakeRules
     ) -> int | None:
         """Open the outage incident if the heartbeat is late."""
-        return await self.transaction(esc.watchdog_check, name, now, expect_every, outage, rules)
+        return await self.transaction(
+            escalation_tx.watchdog_check, name, now, expect_every, outage, rules
+        )

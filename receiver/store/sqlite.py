@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from receiver import intake
+from receiver import escalation_tx, intake
 from receiver.escalation_plan import ActRequest, ActResult
 from receiver.store import escalation_sql as esc
 from receiver.store import groups, outbox_sql, queries, retention_sql
@@ -248,11 +248,11 @@ class SqliteBackend(Store):
         self, incident_id: int, request: ActRequest, now: float, rules: IntakeRules
     ) -> ActResult:
         """Apply an ack/unack/resolve (the single writer serializes it)."""
-        return await self._run(self._in_tx, esc.act, incident_id, request, now, rules)
+        return await self._run(self._in_tx, escalation_tx.act, incident_id, request, now, rules)
 
     async def escalate_due(self, now: float, limit: int, rules: IntakeRules) -> list[Fired]:
         """Feed due timers to the engine."""
-        return await self._run(self._in_tx, esc.escalate_due, now, limit, rules)
+        return await self._run(self._in_tx, escalation_tx.escalate_due, now, limit, rules)
 
     async def next_timer(self) -> float | None:
         """Return the earliest escalation timer."""
@@ -270,14 +270,14 @@ class SqliteBackend(Store):
         self, name: str, now: float, back: Outage, rules: IntakeRules
     ) -> int | None:
         """Record a heartbeat."""
-        return await self._run(self._in_tx, esc.watchdog_beat, name, now, back, rules)
+        return await self._run(self._in_tx, escalation_tx.watchdog_beat, name, now, back, rules)
 
     async def watchdog_check(
         self, name: str, now: float, expect_every: float, outage: Outage, rules: IntakeRules
     ) -> int | None:
         """Open the outage incident if the heartbeat is late."""
         return await self._run(
-            self._in_tx, esc.watchdog_check, name, now, expect_every, outage, rules
+            self._in_tx, escalation_tx.watchdog_check, name, now, expect_every, outage, rules
         )
 
 
