@@ -34,6 +34,7 @@ from receiver.app import intake_rules
 from receiver.config import PostgresStore, RetentionConfig, SqliteStore, load_config_text
 from receiver.retention import Retention, RetentionMetrics
 from receiver.store import Finish, IntakeRules, Store, Wanted, make_store
+from receiver.store.tx import Tx, one
 from receiver.webhook import parse_payload
 
 DAY = 86400.0
@@ -93,14 +94,12 @@ async def rows(store: Store, kind: str, where: Any) -> dict[str, int]:
     out = {}
     for table in TABLES:
         sql = f"SELECT COUNT(*) AS n FROM {table}"  # noqa: S608 - fixed table names
-        if kind == "sqlite":
-            out[table] = (await store._run(lambda s=sql: store.db.execute(s).fetchone()))["n"]  # type: ignore[attr-defined]
-        else:
-            conn = await psycopg.AsyncConnection.connect(where)
-            async with conn:
-                cursor = await conn.execute(sql.encode())
-                out[table] = (await cursor.fetchone() or (0,))[0]
+        out[table] = await store.transaction(_count, sql)
     return out
+
+
+async def _count(tx: Tx, sql: str) -> int:
+    return int((await one(tx, sql))["n"])
 
 
 async def size_mb(kind: str, where: Any) -> float:

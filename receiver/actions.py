@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from receiver.escalation_plan import ActRequest, ActResult, Verb
 from receiver.store import IntakeRules, Store
-from receiver.store.escalation_plan import ActRequest, ActResult, Verb
 
 # "alertmanager": the silencer resolving an incident whose silenced alerts ended.
 VIAS = frozenset({"alertmanager", "api", "link", "sms", "slack", "mattermost", "web"})

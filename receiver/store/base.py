@@ -1,27 +1,34 @@
-"""The store interface, its row types, and the decisions both backends share (pure).
+"""The store interface (a repository of groups, incidents and the outbox) and its row types.
 
-Each backend keeps its SQL in one module; what happens to a payload is decided here and in
-`receiver.incidents` / `receiver.notify`, so SQLite and PostgreSQL behave identically.
+The SQL is written once (scripts over `receiver.store.tx.Tx`, spelled per database by
+`receiver.store.dialect`); what happens to a payload is decided outside the store
+(`receiver.decide`, `receiver.intake.apply`, `receiver.lanes`), so both databases behave alike.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
-from receiver.incidents import GroupState, Merge, merge
-from receiver.notify import IncidentInfo, Planned, body, kind_for, plan
-from receiver.routing import Route, route
-from receiver.store.escalation_plan import (
-    ActRequest,
-    ActResult,
-    EscalationRules,
-    Message,
-    TimelineEvent,
-)
+from receiver.decide import IncidentMeta as IncidentMeta
+from receiver.decide import IncidentWrite as IncidentWrite
+from receiver.decide import IngestResult as IngestResult
+from receiver.decide import IntakeRules as IntakeRules
+from receiver.decide import Transition as Transition
+from receiver.escalation_plan import ActRequest, ActResult, Message, TimelineEvent
+from receiver.lanes import Picker as Picker
+from receiver.lanes import Wanted as Wanted
+from receiver.lanes import priority as priority
+from receiver.lanes import rate_limit as rate_limit
 from receiver.webhook import Payload
+
+if TYPE_CHECKING:
+    from receiver.store.tx import Script
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 Outcome = Literal["sent", "pending", "failed", "unknown"]
 STATES = ("triggered", "acknowledged", "resolved")
@@ -35,155 +42,6 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The database cannot be reached or is locked; callers answer 503 and retry later."""
-
-
-@dataclass(frozen=True)
-class IntakeRules:
-    """Everything the pure intake logic needs from the config."""
-
-    routes: tuple[Route, ...]
-    severity_label: str = "severity"
-    default_severity: str = "warning"
-    external_url: str = ""
-    at_most_once: frozenset[str] = frozenset()
-    escalation: EscalationRules | None = None  # None: no policies, the core notify path only
-
-    def incident_url(self, incident_id: int) -> str:
-        """Return the receiver's page for an incident (empty without external_url)."""
-        base = self.external_url.rstrip("/")
-        return f"{base}/incidents/{incident_id}" if base else ""
-
-    def rate_key(self, channel: str, recipient: str | None) -> str | None:
-        """Return the rate-limit key of an at-most-once (SMS) message, None for others."""
-        if channel not in self.at_most_once:
-            return None
-        return f"person:{recipient}" if recipient else f"channel:{channel}"
-
-
-@dataclass(frozen=True)
-class IncidentMeta:
-    """Stored routing facts of the open incident."""
-
-    channels: tuple[str, ...]
-    people: tuple[str, ...]
-    paged: bool
-    opened_at: float
-
-
-@dataclass(frozen=True)
-class IncidentWrite:
-    """The incident columns an intake writes (insert on open, update otherwise)."""
-
-    state: str
-    severity: str
-    group_labels: dict[str, str]
-    common_labels: dict[str, str]
-    common_annotations: dict[str, str]
-    external_url: str
-    truncated_alerts: int
-    routes: tuple[str, ...]
-    channels: tuple[str, ...]
-    people: tuple[str, ...]
-    policy: str | None
-    digest: bool
-    paged: bool
-    updated_at: float
-    resolved_at: float | None
-
-
-@dataclass(frozen=True)
-class Transition:
-    """A payload's effect on a group: the merge, and the incident row to write."""
-
-    merge: Merge
-    incident: IncidentWrite | None
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    """What an intake did (for logs, metrics and the worker's wake-up)."""
-
-    action: str
-    incident_id: int | None = None
-    notifications: int = 0
-
-
-def decide(
-    group: GroupState, meta: IncidentMeta | None, payload: Payload, now: float, rules: IntakeRules
-) -> Transition:
-    """Return the effect of `payload` on `group` (pure)."""
-    result = merge(group, payload, rules.severity_label, rules.default_severity)
-    if result.action in ("none", "marks"):
-        return Transition(result, None)
-    if meta is None:
-        labels = {**payload.groupLabels, **payload.commonLabels}
-        decision = route(rules.routes, labels)
-        routes, channels, people, policy = (
-            decision.routes,
-            decision.channels,
-            decision.people,
-            decision.policy,
-        )
-        paged = False
-    else:
-        routes, channels, people, policy, paged = (), meta.channels, meta.people, None, meta.paged
-    resolved = result.action == "resolve"
-    write = IncidentWrite(
-        state="resolved" if resolved else "triggered",
-        severity=result.severity,
-        group_labels=dict(payload.groupLabels),
-        common_labels=dict(payload.commonLabels),
-        common_annotations=dict(payload.commonAnnotations),
-        external_url=payload.externalURL,
-        truncated_alerts=payload.truncatedAlerts,
-        routes=routes,
-        channels=channels,
-        people=people,
-        policy=policy,
-        digest=result.severity == "info",
-        paged=paged,
-        updated_at=now,
-        resolved_at=now if resolved else None,
-    )
-    return Transition(result, write)
-
-
-def outbox_entries(
-    transition: Transition, incident_id: int, state: str, rules: IntakeRules
-) -> list[Planned]:
-    """Return the notifications to queue for an incident change (pure)."""
-    write = transition.incident
-    if write is None:
-        return []
-    info = IncidentInfo(
-        id=incident_id,
-        state=state,
-        severity=write.severity,
-        group_labels=write.group_labels,
-        common_labels=write.common_labels,
-        common_annotations=write.common_annotations,
-        truncated_alerts=write.truncated_alerts,
-        external_url=write.external_url,
-        channels=write.channels,
-        people=write.people,
-        paged=write.paged,
-    )
-    kind = kind_for(transition.merge, info)
-    if kind is None:
-        return []
-    alerts = sorted(transition.merge.all_alerts.values(), key=lambda a: (a.status, a.fingerprint))
-    message = body(kind, info, alerts, state, rules.incident_url(incident_id))
-    return plan(kind, info, message)
-
-
-def rate_limit(
-    recent: Sequence[float], now: float, max_messages: int, window: float
-) -> float | None:
-    """Return when a message may go out if `recent` send times fill the window, else None."""
-    inside = sorted(t for t in recent if t > now - window)
-    if len(inside) < max_messages:
-        return None
-    return inside[len(inside) - max_messages] + window
 
 
 @dataclass(frozen=True)
@@ -242,72 +100,6 @@ class Recovered:
     unsure: tuple[int, ...] = ()
 
 
-PRIORITIES = {"critical": 0, "warning": 1}
-LOWEST_PRIORITY = 2
-
-
-def priority(body: Mapping[str, Any]) -> int:
-    """Return a message's lane priority: 0 critical, 1 warning, 2 anything else."""
-    return PRIORITIES.get(str(body.get("severity", "")), LOWEST_PRIORITY)
-
-
-@dataclass(frozen=True)
-class Wanted:
-    """What the worker can take now: free slots per channel lane and per recipient.
-
-    `recipients` holds (channel, recipient) pairs already at the per-recipient cap, so one
-    recipient whose deliveries hang cannot fill a lane. `strays` rows of channels that are not
-    configured (any more) may be taken too: the worker fails them at once.
-    """
-
-    lanes: Mapping[str, int]
-    per_recipient: int
-    in_flight: Mapping[tuple[str, str], int] = field(default_factory=dict)
-    strays: int = 0
-
-
-class Picker:
-    """Decide, candidate by candidate, which due rows fit the free slots (pure)."""
-
-    def __init__(self, wanted: Wanted) -> None:
-        self._wanted = wanted
-        self._free = dict(wanted.lanes)
-        self._strays = wanted.strays
-        self._people = dict(wanted.in_flight)
-
-    def fits(self, channel: str, recipient: str | None) -> bool:
-        """Return whether a row of this channel and recipient may be claimed now."""
-        if channel not in self._free:
-            return self._strays > 0
-        if self._free[channel] <= 0:
-            return False
-        if recipient is None:
-            return True
-        return self._people.get((channel, recipient), 0) < self._wanted.per_recipient
-
-    def take(self, channel: str, recipient: str | None) -> None:
-        """Count a claimed row against its lane and recipient."""
-        if channel not in self._free:
-            self._strays -= 1
-            return
-        self._free[channel] -= 1
-        if recipient is not None:
-            key = (channel, recipient)
-            self._people[key] = self._people.get(key, 0) + 1
-
-    def lanes(self, due: Iterable[str]) -> list[tuple[str, int]]:
-        """Return the channels with due rows to read, and how many candidates to read of each."""
-        out = []
-        for name in due:
-            if name not in self._free:
-                if self._strays > 0:
-                    out.append((name, self._strays))
-            elif self._free[name] > 0:
-                # More candidates than slots: some belong to recipients at their cap.
-                out.append((name, self._free[name] * 4))
-        return out
-
-
 @dataclass(frozen=True)
 class Fired:
     """A due timer the worker handled: when it was due, and how many messages it queued."""
@@ -352,8 +144,15 @@ class Store(abc.ABC):
         """Raise StoreUnavailable unless the database answers."""
 
     @abc.abstractmethod
+    async def transaction(self, script: Script[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `script(tx, *args, **kwargs)` in one transaction, serialized like intake."""
+
+    @abc.abstractmethod
     async def ingest(self, payload: Payload, now: float, rules: IntakeRules) -> IngestResult:
-        """Apply a payload and queue its notifications in one durable transaction."""
+        """Apply a payload and queue its notifications in one durable transaction.
+
+        Concurrent intakes may share a transaction (as `ingest_batch` items), each failing alone.
+        """
 
     @abc.abstractmethod
     async def ingest_batch(
@@ -362,14 +161,13 @@ class Store(abc.ABC):
         rules: IntakeRules,
         mark: tuple[str, int] | None = None,
     ) -> list[IngestResult | Exception]:
-        """Apply (payload, now) items in order; a failing item fails alone; save `mark`.
-
-        `mark=(inbox_id, seq)` is saved in the same transaction as the items it covers.
-        """
+        """Apply payloads in order (each with its `now`) in one transaction; a failing payload
+        gets its exception in its slot while the others apply. `mark=(inbox_id, seq)` is saved
+        in the same transaction (see `inbox_mark`), so no payload is ever applied twice."""
 
     @abc.abstractmethod
     async def inbox_mark(self, inbox_id: str) -> int:
-        """Return the last inbox seq saved by `ingest_batch` (0: none)."""
+        """Return the `seq` last saved with `ingest_batch` for an inbox (0 if none)."""
 
     @abc.abstractmethod
     async def recover(self, now: float) -> Recovered:

@@ -1,4 +1,7 @@
-"""The store's single writer thread: one job queue; intakes waiting in it share one commit.
+"""Group commit: intakes waiting behind each other share one transaction and one commit.
+
+SQLite: the store's single writer thread has one job queue; intakes waiting in it share one
+commit. PostgreSQL: `Batcher` does the same on the event loop.
 
 Each intake caller gets its own result (or exception) only after the shared commit is durable,
 so "persisted before 200" holds while one fsync serves many webhooks. The thread takes the
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -171,3 +174,48 @@ def _settle(results: list[tuple[_Job, Any]]) -> None:
             job.future.set_exception(result.error)
         else:
             job.future.set_result(result)
+
+
+class Batcher(Generic[Item, Result]):
+    """Group commit on the event loop: intakes arriving while a batch commits form the next one.
+
+    One batch is in flight at a time, so a replica's intakes keep their arrival order and share
+    one transaction (one commit) under load, while a lone intake goes out at once.
+    """
+
+    def __init__(
+        self,
+        commit: Callable[[list[Item]], Awaitable[list[Result | Exception]]],
+        max_batch: int = 256,
+    ) -> None:
+        self._commit = commit
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._draining: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> Result:
+        """Queue an item and wait until the batch holding it is committed."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._draining is None:
+            self._draining = asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                try:
+                    results = await self._commit([item for item, _ in batch])
+                except Exception as exc:  # the whole batch failed: each caller gets the error
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():  # the caller went away (request cancelled)
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._draining = None

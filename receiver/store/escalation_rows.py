@@ -1,4 +1,4 @@
-"""Escalation SQL (written with `?`; `pg()` converts) and row helpers shared by both backends."""
+"""Escalation statements and the row helpers around the engine."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from receiver.decide import IntakeRules, Transition
 from receiver.escalation_model import EscalationState
-from receiver.notify import IncidentInfo, Planned
-from receiver.store import rows
-from receiver.store.base import IntakeRules, Outage, Transition
-from receiver.store.escalation_plan import (
+from receiver.escalation_plan import (
     ALLOWED,
     EMPTY_RULES,
     NO_POLICY,
@@ -26,6 +24,9 @@ from receiver.store.escalation_plan import (
     event_for_intake,
     state_of,
 )
+from receiver.notify import IncidentInfo, Planned
+from receiver.store import rows
+from receiver.store.base import Outage
 
 Row = Mapping[str, Any]
 
@@ -41,9 +42,8 @@ INSERT_EVENT = (
 )
 DUE = (
     "SELECT * FROM incidents WHERE next_step_at <= ? AND state != 'resolved' "
-    "ORDER BY next_step_at, id LIMIT ?"
+    "ORDER BY next_step_at, id LIMIT ?{skip_locked}"
 )
-ALERTS = "SELECT * FROM incident_alerts WHERE incident_id = ?"
 THREADS = "SELECT channel, thread FROM outbox WHERE incident_id = ? AND thread != '{}'"
 NEXT_TIMER = "SELECT MIN(next_step_at) AS t FROM incidents WHERE next_step_at IS NOT NULL"
 OVERDUE = (
@@ -56,11 +56,6 @@ DELIVERY_LOG = (
     "SELECT d.at, d.outcome, d.detail, o.channel, o.kind, o.recipient FROM deliveries d "
     "JOIN outbox o ON o.id = d.outbox_id WHERE o.incident_id = ? ORDER BY d.id"
 )
-
-
-def pg(sql: str) -> str:
-    """Return a statement with PostgreSQL placeholders (the statements hold no literal `?`)."""
-    return sql.replace("?", "%s")
 
 
 def view_of(row: Row, alerts: Sequence[Row], rules: IntakeRules) -> IncidentView:

@@ -1,8 +1,9 @@
 """PostgreSQL store: several receiver replicas share it; claims use FOR UPDATE SKIP LOCKED.
 
 A small fixed set of async connections; a connection that fails is replaced on its next use.
-Intakes lock their alert group's row (`FOR UPDATE`), so two replicas receiving the same group
-(Alertmanager HA pairs) apply payloads one after the other.
+Intakes that change something lock their alert group's row (`FOR UPDATE`), so two replicas
+receiving the same group (Alertmanager HA pairs) apply payloads one after the other; intakes
+arriving together share one transaction (see `Batcher`).
 """
 
 from __future__ import annotations
@@ -11,18 +12,17 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
 
+from receiver import escalation_tx
 from receiver.config import PostgresStore
-from receiver.notify import Planned
-from receiver.store import escalation_rows as e
-from receiver.store import outbox_sql as o
-from receiver.store import postgres_escalation as esc
-from receiver.store import postgres_queries as q
-from receiver.store import retention_sql, rows
+from receiver.escalation_plan import ActRequest, ActResult
+from receiver.intake import apply as intake
+from receiver.store import escalation_sql as esc
+from receiver.store import groups, outbox_sql, queries, retention_sql
 from receiver.store.base import (
     Finish,
     Fired,
@@ -30,24 +30,56 @@ from receiver.store.base import (
     IntakeRules,
     Outage,
     OutboxRow,
-    Picker,
     PruneTarget,
     Recovered,
     Stats,
     Store,
     StoreUnavailable,
-    Transition,
     Wanted,
-    decide,
-    outbox_entries,
-    rate_limit,
 )
-from receiver.store.escalation_plan import ActRequest, ActResult
+from receiver.store.batch import Batcher
+from receiver.store.dialect import POSTGRES, Dialect
+from receiver.store.migrate import migrate
+from receiver.store.tx import Params, Row, Script
 from receiver.webhook import Payload
 
-Conn = q.Conn
-_MIGRATION_LOCK = 0x6D77_7263  # pg_advisory_xact_lock key: one replica migrates at a time
+Conn = psycopg.AsyncConnection[dict[str, Any]]
+P = ParamSpec("P")
+T = TypeVar("T")
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # seconds between connection attempts while down
+# The database or the connection is in trouble (also deadlocks and serialization failures):
+# the whole batch fails and its callers answer 503; anything else fails one payload alone.
+_FATAL: tuple[type[Exception], ...] = (psycopg.OperationalError, StoreUnavailable)
+
+
+class PgTx:
+    """The scripts' transaction on one pooled connection."""
+
+    dialect: Dialect = POSTGRES
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run a statement; return the number of rows it changed."""
+        cursor = await self.conn.execute(POSTGRES.render(sql).encode(), params)
+        return cursor.rowcount
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        """Run a query; return its first row, if any."""
+        cursor = await self.conn.execute(POSTGRES.render(sql).encode(), params)
+        return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run a query; return every row."""
+        cursor = await self.conn.execute(POSTGRES.render(sql).encode(), params)
+        return await cursor.fetchall()
+
+    async def executemany(self, sql: str, params: Sequence[Params]) -> None:
+        """Run a statement once per parameter set."""
+        if params:
+            async with self.conn.cursor() as cursor:
+                await cursor.executemany(POSTGRES.render(sql).encode(), params)
 
 
 class PostgresBackend(Store):
@@ -64,6 +96,9 @@ class PostgresBackend(Store):
         self._backoff = 0.0
         self._retry_at = 0.0
         self._last_error = ""
+        # Smaller than SQLite's batches: a batch holds its groups' row locks, which the other
+        # replicas' intakes of those groups wait for, until its commit.
+        self._batcher: Batcher[intake.Item, IngestResult] = Batcher(self._ingest_items, 64)
 
     async def _connect(self) -> Conn:
         wait = self._retry_at - time.monotonic()
@@ -87,7 +122,7 @@ class PostgresBackend(Store):
         return conn
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[Conn]:
+    async def _tx(self) -> AsyncIterator[PgTx]:
         conn = await self._idle.get()
         try:
             if conn is None or conn.closed or conn.broken:
@@ -95,7 +130,7 @@ class PostgresBackend(Store):
             if not self._migrated:
                 await self._migrate(conn)
             async with conn.transaction():
-                yield conn
+                yield PgTx(conn)
         except psycopg.OperationalError as exc:
             await self._discard(conn)
             conn = None
@@ -127,16 +162,7 @@ class PostgresBackend(Store):
             if self._migrated:
                 return
             async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                await conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
-                )
-                cursor = await conn.execute("SELECT MAX(version) AS v FROM schema_version")
-                current = (await cursor.fetchone() or {}).get("v") or 0
-                for version, sql in rows.migrations("postgres"):
-                    if version > current:
-                        await conn.execute(sql.encode())
-                        await conn.execute("INSERT INTO schema_version VALUES (%s)", (version,))
+                await migrate(PgTx(conn))
             self._migrated = True
 
     async def close(self) -> None:
@@ -144,15 +170,22 @@ class PostgresBackend(Store):
         for conn in list(self._all):
             await self._discard(conn)
 
+    async def transaction(self, script: Script[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a storage script in one transaction on a pooled connection (see Store)."""
+        async with self._tx() as tx:
+            return await script(tx, *args, **kwargs)
+
     async def ping(self) -> None:
         """Run a trivial query."""
-        async with self._tx() as conn:
-            await conn.execute("SELECT 1")
+        async with self._tx() as tx:
+            await tx.execute("SELECT 1")
 
     async def ingest(self, payload: Payload, now: float, rules: IntakeRules) -> IngestResult:
-        """Apply a payload in one transaction, holding the group's row lock."""
-        async with self._tx() as conn:
-            return await self._ingest_on(conn, payload, now, rules)
+        """Apply a payload; intakes arriving while one commits share the next transaction."""
+        return await self._batcher.submit((payload, now, rules))
+
+    async def _ingest_items(self, items: list[intake.Item]) -> list[IngestResult | Exception]:
+        return await self._apply(items, None)
 
     async def ingest_batch(
         self,
@@ -160,283 +193,112 @@ class PostgresBackend(Store):
         rules: IntakeRules,
         mark: tuple[str, int] | None = None,
     ) -> list[IngestResult | Exception]:
-        """Apply payloads in order in one transaction; save the inbox mark in it too."""
-        out: list[IngestResult | Exception] = []
-        async with self._tx() as conn:
-            for payload, now in items:
-                try:
-                    async with conn.transaction():  # a savepoint: a bad payload undoes only itself
-                        out.append(await self._ingest_on(conn, payload, now, rules))
-                except psycopg.OperationalError:
-                    raise  # the connection or server is in trouble: fail the whole batch
-                except Exception as exc:  # handed to that payload's caller, not swallowed
-                    out.append(exc)
-            if mark is not None:
-                await conn.execute(
-                    "INSERT INTO inbox_marks (inbox_id, seq) VALUES (%s, %s) "
-                    "ON CONFLICT (inbox_id) DO UPDATE SET seq = excluded.seq",
-                    mark,
-                )
-        return out
+        """Apply payloads in order in one transaction, each failing alone; save `mark` in it."""
+        return await self._apply([(payload, now, rules) for payload, now in items], mark)
+
+    async def _apply(
+        self, items: Sequence[intake.Item], mark: tuple[str, int] | None
+    ) -> list[IngestResult | Exception]:
+        try:
+            return await self._apply_once(items, mark)
+        except StoreUnavailable as exc:
+            # A deadlock (an ack holds the incident and waits for a group this batch holds)
+            # or a serialization failure rolled everything back: once more, then 503.
+            if not isinstance(exc.__cause__, psycopg.errors.TransactionRollback):
+                raise
+            return await self._apply_once(items, mark)
+
+    async def _apply_once(
+        self, items: Sequence[intake.Item], mark: tuple[str, int] | None
+    ) -> list[IngestResult | Exception]:
+        # Optimistic: no savepoints (two round trips per payload) while every payload applies.
+        try:
+            return await self.transaction(intake.apply_batch, items, mark, False, _FATAL)
+        except _FATAL:
+            raise
+        except Exception:
+            # Rolled back; redo it isolated so only the bad payload fails. The other payloads
+            # are decided again under their locks, so what another replica wrote meanwhile counts.
+            return await self.transaction(intake.apply_batch, items, mark, True, _FATAL)
 
     async def inbox_mark(self, inbox_id: str) -> int:
-        """Return the last inbox seq applied (0: none)."""
-        async with self._tx() as conn:
-            cursor = await conn.execute(
-                "SELECT seq FROM inbox_marks WHERE inbox_id = %s", (inbox_id,)
-            )
-            found = await cursor.fetchone()
-        return int(found["seq"]) if found else 0
-
-    async def _ingest_on(
-        self, conn: Conn, payload: Payload, now: float, rules: IntakeRules
-    ) -> IngestResult:
-        key = (payload.receiver, payload.groupKey)
-        await conn.execute(
-            "INSERT INTO alert_groups (receiver, group_key) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            key,
-        )
-        group = await q.one(
-            conn,
-            "SELECT id, marks, open_incident_id FROM alert_groups "
-            "WHERE receiver = %s AND group_key = %s FOR UPDATE",
-            key,
-        )
-        incident, alerts = None, []
-        if group["open_incident_id"] is not None:
-            incident = await q.one(
-                conn, "SELECT * FROM incidents WHERE id = %s", (group["open_incident_id"],)
-            )
-            alerts = await q.all_(
-                conn, "SELECT * FROM incident_alerts WHERE incident_id = %s", (incident["id"],)
-            )
-        state, meta = rows.group_from(group["marks"], incident, alerts)
-        transition = decide(state, meta, payload, now, rules)
-        if not transition.merge.changed:
-            return IngestResult("none")
-        incident_id = await self._write(conn, group["id"], key, incident, transition, now)
-        open_id = None if transition.merge.action == "resolve" else incident_id
-        await conn.execute(
-            "UPDATE alert_groups SET marks = %s, open_incident_id = %s WHERE id = %s",
-            (rows.marks_to(transition.merge.marks), open_id, group["id"]),
-        )
-        queued = 0
-        if incident_id is not None and transition.incident is not None:
-            queued = await self._queue(conn, incident_id, transition, now, rules, incident)
-        return IngestResult(transition.merge.action, incident_id, queued)
-
-    async def _write(
-        self,
-        conn: Conn,
-        group_id: int,
-        key: tuple[str, str],
-        incident: Any,
-        transition: Transition,
-        now: float,
-    ) -> int | None:
-        write = transition.incident
-        if write is None:
-            return None
-        params = rows.incident_params(write)
-        if incident is None:
-            params.update(group_id=group_id, receiver=key[0], group_key=key[1])
-            incident_id: int = (await q.one(conn, q.INSERT_INCIDENT, params))["id"]
-        else:
-            incident_id = incident["id"]
-            await conn.execute(q.UPDATE_INCIDENT, {**params, "id": incident_id})
-        async with conn.cursor() as cursor:
-            await cursor.executemany(
-                q.UPSERT_ALERT,
-                [rows.alert_params(incident_id, a, now) for a in transition.merge.alerts.values()],
-            )
-        return incident_id
-
-    async def _queue(
-        self,
-        conn: Conn,
-        incident_id: int,
-        transition: Transition,
-        now: float,
-        rules: IntakeRules,
-        incident: Any = None,
-    ) -> int:
-        assert transition.incident is not None
-        escalated = await esc.intake(conn, incident, incident_id, transition, now, rules)
-        if escalated is not None:  # the route has a policy: the engine decides
-            return escalated
-        planned = outbox_entries(transition, incident_id, transition.incident.state, rules)
-        if any(p.kind != "firing" for p in planned):  # follow-ups reply in the chat thread
-            found = await q.all_(conn, e.pg(e.THREADS), (incident_id,))
-            planned = e.with_threads(planned, found)
-        await self._insert_outbox(conn, incident_id, planned, now, rules)
-        if any(p.kind == "firing" for p in planned):
-            await conn.execute("UPDATE incidents SET paged = TRUE WHERE id = %s", (incident_id,))
-        return len(planned)
-
-    async def _insert_outbox(
-        self, conn: Conn, incident_id: int, planned: list[Planned], now: float, rules: IntakeRules
-    ) -> None:
-        if not planned:
-            return
-        async with conn.cursor() as cursor:
-            await cursor.executemany(
-                q.INSERT_OUTBOX, rows.outbox_params(incident_id, planned, now, rules)
-            )
+        """Return the last inbox sequence number applied (0 if none)."""
+        return await self.transaction(groups.inbox_mark, inbox_id)
 
     async def recover(self, now: float) -> Recovered:
         """Handle rows left in `sending` by a crashed or stuck worker."""
-        async with self._tx() as conn:
-            found = await q.all_(conn, e.pg(o.EXPIRED) + " FOR UPDATE SKIP LOCKED", (now,))
-            for row in found:
-                await conn.execute(e.pg(o.REQUEUE).encode(), (now, row["id"]))
-                outcome = (row["id"], row["attempts"], now, *o.recovery(row))
-                await conn.execute(q.DELIVERY, outcome)
-            return o.recovered(found)
+        return await self.transaction(outbox_sql.recover, now)
 
     async def claim(
         self, now: float, wanted: Wanted, lease: float, max_messages: int, window: float
     ) -> list[OutboxRow]:
         """Claim due rows lane by lane; rows another replica holds are skipped, not waited for."""
-        picker = Picker(wanted)
-        async with self._tx() as conn:
-            channels = [r["channel"] for r in await q.all_(conn, e.pg(o.DUE_CHANNELS), (now,))]
-            due = []
-            for lane, limit in picker.lanes(channels):
-                lane_sql = e.pg(o.LANE) + " FOR UPDATE SKIP LOCKED"
-                due += await q.all_(conn, lane_sql, (lane, now, limit))
-            claimed = []
-            for row in sorted(due, key=o.claim_order):
-                if not picker.fits(row["channel"], row["recipient"]):
-                    continue
-                if row["rate_key"] is not None and await self._deferred(
-                    conn, row, now, max_messages, window
-                ):
-                    continue
-                await conn.execute(e.pg(o.CLAIM).encode(), (now + lease, now, row["id"]))
-                picker.take(row["channel"], row["recipient"])
-                claimed.append(rows.outbox_row(row, row["attempts"] + 1))
-            return claimed
-
-    async def _deferred(
-        self, conn: Conn, row: dict[str, Any], now: float, max_messages: int, window: float
-    ) -> bool:
-        # Serialize rate checks for one person across replicas.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (row["rate_key"],))
-        recent = await q.all_(conn, e.pg(o.RECENT), (row["rate_key"], now - window))
-        until = rate_limit([r["sent_at"] for r in recent], now, max_messages, window)
-        if until is None:
-            return False
-        await conn.execute(e.pg(o.DEFER).encode(), (until, row["id"]))
-        return True
+        return await self.transaction(outbox_sql.claim, now, wanted, lease, max_messages, window)
 
     async def start(self, row: OutboxRow, now: float) -> bool:
         """Commit the start mark, fenced by the claim's attempt number."""
-        async with self._tx() as conn:
-            cursor = await conn.execute(e.pg(o.START).encode(), (now, row.id, row.attempts))
-            return cursor.rowcount == 1
+        return await self.transaction(outbox_sql.start, row, now)
 
     async def finish(self, row: OutboxRow, result: Finish) -> bool:
         """Record an attempt's result, fenced by the claim's attempt number."""
-        async with self._tx() as conn:
-            cursor = await conn.execute(e.pg(o.FINISH).encode(), o.finish_params(row, result))
-            if cursor.rowcount == 0:
-                return False
-            log = (row.id, row.attempts, result.now, o.log_outcome(result), result.detail)
-            await conn.execute(q.DELIVERY, log)
-            if result.fallback is not None:
-                fallback = o.fallback_params(row, result.fallback, result.now)
-                await conn.execute(q.INSERT_OUTBOX, fallback)
-            return True
+        return await self.transaction(outbox_sql.finish, row, result)
 
     async def resolve(
         self, incident_id: int, now: float, by: str, rules: IntakeRules
     ) -> IngestResult | None:
-        """Resolve an incident by hand."""
-        async with self._tx() as conn:
-            row = await q.one_or_none(
-                conn, "SELECT * FROM incidents WHERE id = %s FOR UPDATE", (incident_id,)
-            )
-            if row is None:
-                return None
-            if row["state"] == "resolved":
-                return IngestResult("none", incident_id)
-            alerts = await q.all_(
-                conn, "SELECT * FROM incident_alerts WHERE incident_id = %s", (incident_id,)
-            )
-            await conn.execute(
-                "UPDATE incidents SET state = 'resolved', resolved_at = %s, resolved_by = %s, "
-                "updated_at = %s, version = version + 1 WHERE id = %s",
-                (now, by, now, incident_id),
-            )
-            await conn.execute(
-                "UPDATE alert_groups SET open_incident_id = NULL WHERE open_incident_id = %s",
-                (incident_id,),
-            )
-            transition = rows.manual_resolve(row, alerts, now)
-            queued = await self._queue(conn, incident_id, transition, now, rules)
-            return IngestResult("resolve", incident_id, queued)
+        """Resolve an incident by hand, holding its row lock."""
+        return await self.transaction(intake.resolve, incident_id, now, by, rules)
 
     async def incidents(
         self, state: str | None, labels: Mapping[str, str], limit: int
     ) -> list[dict[str, Any]]:
         """List incidents, newest first."""
-        async with self._tx() as conn:
-            return await q.list_incidents(conn, state, labels, limit)
+        return await self.transaction(queries.list_incidents, state, labels, limit)
 
     async def incident(self, incident_id: int) -> dict[str, Any] | None:
         """Return one incident with alerts, outbox rows and delivery log."""
-        async with self._tx() as conn:
-            return await q.show_incident(conn, incident_id)
+        return await self.transaction(queries.show_incident, incident_id)
 
     async def stats(self) -> Stats:
         """Count incidents and outbox rows by state."""
-        async with self._tx() as conn:
-            return await q.stats(conn)
+        return await self.transaction(queries.stats)
 
     async def prune(self, target: PruneTarget, before: float, limit: int) -> int:
         """Delete one bounded batch of expired rows (receiver.retention)."""
-        async with self._tx() as conn:
-            return await retention_sql.prune_postgres(conn, target, before, limit)
+        return await self.transaction(retention_sql.prune, target, before, limit)
 
     async def act(
         self, incident_id: int, request: ActRequest, now: float, rules: IntakeRules
     ) -> ActResult:
         """Apply an ack/unack/resolve under the incident's row lock."""
-        async with self._tx() as conn:
-            return await esc.act(conn, incident_id, request, now, rules)
+        return await self.transaction(escalation_tx.act, incident_id, request, now, rules)
 
     async def escalate_due(self, now: float, limit: int, rules: IntakeRules) -> list[Fired]:
         """Feed due timers to the engine (FOR UPDATE SKIP LOCKED)."""
-        async with self._tx() as conn:
-            return await esc.escalate_due(conn, now, limit, rules)
+        return await self.transaction(escalation_tx.escalate_due, now, limit, rules)
 
     async def next_timer(self) -> float | None:
         """Return the earliest escalation timer."""
-        async with self._tx() as conn:
-            found = await q.one(conn, e.NEXT_TIMER, ())
-        return found["t"]  # type: ignore[no-any-return]
+        return await self.transaction(esc.next_timer)
 
     async def overdue(self, now: float) -> tuple[int, float | None]:
         """Count open incidents whose timer is before `now`."""
-        async with self._tx() as conn:
-            found = await q.one(conn, e.pg(e.OVERDUE), (now,))
-        return found["n"], found["oldest"]
+        return await self.transaction(esc.overdue, now)
 
     async def timeline(self, incident_id: int) -> list[dict[str, Any]]:
         """Return the incident's timeline."""
-        async with self._tx() as conn:
-            return await esc.timeline(conn, incident_id)
+        return await self.transaction(esc.timeline, incident_id)
 
     async def watchdog_beat(
         self, name: str, now: float, back: Outage, rules: IntakeRules
     ) -> int | None:
         """Record a heartbeat."""
-        async with self._tx() as conn:
-            return await esc.watchdog_beat(conn, name, now, back, rules)
+        return await self.transaction(escalation_tx.watchdog_beat, name, now, back, rules)
 
     async def watchdog_check(
         self, name: str, now: float, expect_every: float, outage: Outage, rules: IntakeRules
     ) -> int | None:
         """Open the outage incident if the heartbeat is late."""
-        async with self._tx() as conn:
-            return await esc.watchdog_check(conn, name, now, expect_every, outage, rules)
+        return await self.transaction(
+            escalation_tx.watchdog_check, name, now, expect_every, outage, rules
+        )

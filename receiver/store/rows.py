@@ -10,15 +10,10 @@ from typing import Any, Protocol
 
 import pydantic_core
 
+from receiver.decide import IncidentMeta, IncidentWrite, IntakeRules, Transition
 from receiver.incidents import AlertRecord, GroupState, Mark, Merge, OpenIncident
-from receiver.store.base import (
-    IncidentMeta,
-    IncidentWrite,
-    IntakeRules,
-    OutboxRow,
-    Transition,
-    priority,
-)
+from receiver.lanes import priority
+from receiver.store.base import OutboxRow
 
 Row = Mapping[str, Any]
 
@@ -66,9 +61,9 @@ def dumps(value: Any) -> str:
     return pydantic_core.to_json(value).decode()
 
 
-def migrations(backend: str) -> list[tuple[int, str]]:
-    """Return (version, SQL) for every migration file of a backend, in order."""
-    folder = resources.files("receiver.store.migrations").joinpath(backend)
+def migrations() -> list[tuple[int, str]]:
+    """Return (version, SQL) for every migration file, in order; `Dialect.schema` renders it."""
+    folder = resources.files("receiver.store.migrations")
     found = []
     for item in folder.iterdir():
         if item.name.endswith(".sql"):

@@ -1,25 +1,24 @@
 """SQLite store: one file in WAL mode with synchronous=FULL; every call runs on one writer thread.
 
 A single thread owns the connection, so writes are serialized without locks in Python and a
-commit returns only once the WAL is on disk (the webhook answers 200 after that).
+commit returns only once the WAL is on disk (the webhook answers 200 after that). The storage
+scripts are shared with PostgreSQL; here they run to completion on the writer thread.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from receiver.notify import Planned
-from receiver.store import escalation_rows as e
-from receiver.store import outbox_sql as o
-from receiver.store import retention_sql, rows
-from receiver.store import sqlite_escalation as esc
-from receiver.store import sqlite_queries as q
+from receiver import escalation_tx
+from receiver.escalation_plan import ActRequest, ActResult
+from receiver.intake import apply as intake
+from receiver.store import escalation_sql as esc
+from receiver.store import groups, outbox_sql, queries, retention_sql
 from receiver.store.base import (
     Finish,
     Fired,
@@ -27,24 +26,22 @@ from receiver.store.base import (
     IntakeRules,
     Outage,
     OutboxRow,
-    Picker,
     PruneTarget,
     Recovered,
     Stats,
     Store,
     StoreUnavailable,
-    Transition,
     Wanted,
-    decide,
-    outbox_entries,
-    rate_limit,
 )
 from receiver.store.batch import WriterThread
-from receiver.store.escalation_plan import ActRequest, ActResult
+from receiver.store.dialect import SQLITE, Dialect
+from receiver.store.migrate import migrate
+from receiver.store.tx import Params, Row, Script, run_sync
 from receiver.webhook import Payload
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Batch = tuple[Sequence[intake.Item], tuple[str, int] | None]
 
 
 def _unavailable(func: Callable[P, T]) -> Callable[P, T]:
@@ -59,12 +56,44 @@ def _unavailable(func: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
+def dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
+    """Return rows as plain dicts, like psycopg's dict_row, so both share the row converters."""
+    return {column[0]: value for column, value in zip(cursor.description, values, strict=True)}
+
+
+class SqliteTx:
+    """The scripts' transaction on the writer thread's connection (calls never suspend)."""
+
+    dialect: Dialect = SQLITE
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run a statement; return the number of rows it changed."""
+        return self.db.execute(SQLITE.render(sql), params).rowcount
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        """Run a query; return its first row, if any."""
+        found: Row | None = self.db.execute(SQLITE.render(sql), params).fetchone()
+        return found
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run a query; return every row."""
+        return self.db.execute(SQLITE.render(sql), params).fetchall()
+
+    async def executemany(self, sql: str, params: Sequence[Params]) -> None:
+        """Run a statement once per parameter set."""
+        if params:
+            self.db.executemany(SQLITE.render(sql), params)
+
+
 class SqliteBackend(Store):
     """The default store."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._writer: WriterThread[tuple[Payload, float, IntakeRules], IngestResult] | None = None
+        self._writer: WriterThread[intake.Item, IngestResult] | None = None
         self._db: sqlite3.Connection | None = None
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
@@ -87,25 +116,12 @@ class SqliteBackend(Store):
 
     def _connect(self) -> None:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = q.dict_row
+        self._db.row_factory = dict_row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # durable once COMMIT returns
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
-
-    def _migrate(self) -> None:
-        with self._tx():
-            self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            found = self.db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()["v"]
-            current = found or 0
-            for version, sql in rows.migrations("sqlite"):
-                if version > current:
-                    # Comments may hold semicolons; the migrations have no "--" in string literals.
-                    plain = re.sub(r"--[^\n]*", "", sql)
-                    for statement in filter(str.strip, plain.split(";")):
-                        self.db.execute(statement)
-                    self.db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+        self._in_tx(migrate)
 
     async def close(self) -> None:
         """Close the connection and stop the writer thread."""
@@ -117,14 +133,26 @@ class SqliteBackend(Store):
         await writer.stop()
 
     @contextmanager
-    def _tx(self) -> Iterator[None]:
+    def _tx(self) -> Iterator[SqliteTx]:
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            yield
+            yield SqliteTx(self.db)
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def _in_tx(self, script: Script[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._tx() as tx:
+            return run_sync(script(tx, *args, **kwargs))
+
+    def _read(self, script: Script[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        # Without BEGIN IMMEDIATE: a read needs no write lock (and works on a read-only file).
+        return run_sync(script(SqliteTx(self.db), *args, **kwargs))
+
+    async def transaction(self, script: Script[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a storage script in one transaction on the writer thread (see Store)."""
+        return await self._run(functools.partial(self._in_tx, script, *args, **kwargs))
 
     async def ping(self) -> None:
         """Take the write lock and let it go: a read-only or locked file is not ready."""
@@ -149,320 +177,109 @@ class SqliteBackend(Store):
         rules: IntakeRules,
         mark: tuple[str, int] | None = None,
     ) -> list[IngestResult | Exception]:
-        """Apply payloads in order in one transaction; save the inbox mark in it too."""
+        """Apply payloads in order in one transaction, each failing alone; save `mark` in it."""
         batch = [(payload, now, rules) for payload, now in items]
-        return await self._run(self._ingest_batch, batch, mark)
+        return await self._run(self._apply, batch, mark)
 
-    async def inbox_mark(self, inbox_id: str) -> int:
-        """Return the last inbox seq applied (0: none)."""
-        return await self._run(self._inbox_mark, inbox_id)
+    def _ingest_batch(self, items: list[intake.Item]) -> list[IngestResult | Exception]:
+        return self._apply(items, None)
 
-    def _inbox_mark(self, inbox_id: str) -> int:
-        row = self.db.execute("SELECT seq FROM inbox_marks WHERE inbox_id = ?", (inbox_id,))
-        found = row.fetchone()
-        return int(found["seq"]) if found else 0
-
-    def _save_mark(self, mark: tuple[str, int] | None) -> None:
-        if mark is not None:
-            self.db.execute(
-                "INSERT INTO inbox_marks (inbox_id, seq) VALUES (?, ?) "
-                "ON CONFLICT (inbox_id) DO UPDATE SET seq = excluded.seq",
-                mark,
-            )
-
-    def _ingest_batch(
-        self,
-        items: list[tuple[Payload, float, IntakeRules]],
-        mark: tuple[str, int] | None = None,
+    def _apply(
+        self, items: Sequence[intake.Item], mark: tuple[str, int] | None
     ) -> list[IngestResult | Exception]:
         # Optimistic: no savepoints (two statements per payload) while every payload applies.
         try:
-            with self._tx():
-                out: list[IngestResult | Exception] = [
-                    self._ingest_one(payload, now, rules) for payload, now, rules in items
-                ]
-                self._save_mark(mark)
-                return out
-        except sqlite3.OperationalError:
+            return self._in_tx(intake.apply_batch, items, mark, False, _FATAL)
+        except _FATAL:
             raise  # the database itself is in trouble: fail the whole batch
         except Exception:
             # The batch was rolled back; redo it isolated so only the bad payload fails.
             # Intake is deterministic (the same items, the same `now`), so the rest apply alike.
-            return self._ingest_isolated(items, mark)
+            return self._in_tx(intake.apply_batch, items, mark, True, _FATAL)
 
-    def _ingest_isolated(
-        self,
-        items: list[tuple[Payload, float, IntakeRules]],
-        mark: tuple[str, int] | None = None,
-    ) -> list[IngestResult | Exception]:
-        out: list[IngestResult | Exception] = []
-        with self._tx():
-            self._save_mark(mark)
-            for payload, now, rules in items:
-                # A savepoint per payload: one bad payload does not undo the others.
-                self.db.execute("SAVEPOINT intake")
-                try:
-                    out.append(self._ingest_one(payload, now, rules))
-                except sqlite3.OperationalError:
-                    raise  # the database itself is in trouble: fail the whole batch
-                except Exception as exc:  # handed to that payload's caller, not swallowed
-                    self.db.execute("ROLLBACK TO intake")
-                    out.append(exc)
-                self.db.execute("RELEASE intake")
-        return out
-
-    def _ingest_one(self, payload: Payload, now: float, rules: IntakeRules) -> IngestResult:
-        db = self.db
-        key = (payload.receiver, payload.groupKey)
-        # Most deliveries are for known groups (group_interval, repeat_interval): look up first.
-        group = (
-            db.execute(q.SELECT_GROUP, key).fetchone() or db.execute(q.INSERT_GROUP, key).fetchone()
-        )
-        incident, alerts = None, []
-        if group["open_incident_id"] is not None:
-            incident = db.execute(
-                "SELECT * FROM incidents WHERE id = ?", (group["open_incident_id"],)
-            ).fetchone()
-            alerts = db.execute(
-                "SELECT * FROM incident_alerts WHERE incident_id = ?", (incident["id"],)
-            ).fetchall()
-        state, meta = rows.group_from(group["marks"], incident, alerts)
-        transition = decide(state, meta, payload, now, rules)
-        if not transition.merge.changed:
-            return IngestResult("none")
-        incident_id = self._write(group["id"], key, incident, transition, now, rules)
-        db.execute(
-            "UPDATE alert_groups SET marks = ?, open_incident_id = ? WHERE id = ?",
-            (
-                rows.marks_to(transition.merge.marks),
-                None if transition.merge.action == "resolve" else incident_id,
-                group["id"],
-            ),
-        )
-        queued = 0
-        if incident_id is not None and transition.incident is not None:
-            queued = self._queue(incident_id, transition, now, rules, incident)
-        return IngestResult(transition.merge.action, incident_id, queued)
-
-    def _write(
-        self,
-        group_id: int,
-        key: tuple[str, str],
-        incident: Any,
-        transition: Transition,
-        now: float,
-        rules: IntakeRules,
-    ) -> int | None:
-        write = transition.incident
-        if write is None:
-            return None
-        params = rows.incident_params(write)
-        if incident is None:
-            params.update(group_id=group_id, receiver=key[0], group_key=key[1])
-            cursor = self.db.execute(q.INSERT_INCIDENT, params)
-            incident_id = int(cursor.lastrowid or 0)
-        else:
-            incident_id = incident["id"]
-            self.db.execute(q.UPDATE_INCIDENT, {**params, "id": incident_id})
-        self.db.executemany(
-            q.UPSERT_ALERT,
-            [rows.alert_params(incident_id, a, now) for a in transition.merge.alerts.values()],
-        )
-        return incident_id
-
-    def _queue(
-        self,
-        incident_id: int,
-        transition: Transition,
-        now: float,
-        rules: IntakeRules,
-        incident: Any = None,
-    ) -> int:
-        assert transition.incident is not None
-        escalated = esc.intake(self.db, incident, incident_id, transition, now, rules)
-        if escalated is not None:  # the route has a policy: the engine decides
-            return escalated
-        planned = outbox_entries(transition, incident_id, transition.incident.state, rules)
-        if any(p.kind != "firing" for p in planned):  # follow-ups reply in the chat thread
-            planned = e.with_threads(planned, self.db.execute(e.THREADS, (incident_id,)).fetchall())
-        self._insert_outbox(incident_id, planned, now, rules, None)
-        if any(p.kind == "firing" for p in planned):
-            self.db.execute("UPDATE incidents SET paged = 1 WHERE id = ?", (incident_id,))
-        return len(planned)
-
-    def _insert_outbox(
-        self,
-        incident_id: int,
-        planned: list[Planned],
-        now: float,
-        rules: IntakeRules,
-        fallback_of: int | None,
-    ) -> None:
-        if not planned:
-            return
-        self.db.executemany(
-            q.INSERT_OUTBOX, rows.outbox_params(incident_id, planned, now, rules, fallback_of)
-        )
+    async def inbox_mark(self, inbox_id: str) -> int:
+        """Return the last inbox sequence number applied (0 if none)."""
+        return await self._run(self._read, groups.inbox_mark, inbox_id)
 
     async def recover(self, now: float) -> Recovered:
         """Handle rows left in `sending` by a crashed or stuck worker."""
-        return await self._run(self._recover, now)
-
-    def _recover(self, now: float) -> Recovered:
-        with self._tx():
-            found = self.db.execute(o.EXPIRED, (now,)).fetchall()
-            for row in found:
-                self.db.execute(o.REQUEUE, (now, row["id"]))
-                self.db.execute(q.DELIVERY, (row["id"], row["attempts"], now, *o.recovery(row)))
-            return o.recovered(found)
+        return await self._run(self._in_tx, outbox_sql.recover, now)
 
     async def claim(
         self, now: float, wanted: Wanted, lease: float, max_messages: int, window: float
     ) -> list[OutboxRow]:
         """Claim due rows, lane by lane."""
-        return await self._run(self._claim, now, wanted, lease, max_messages, window)
-
-    def _claim(
-        self, now: float, wanted: Wanted, lease: float, max_messages: int, window: float
-    ) -> list[OutboxRow]:
-        picker = Picker(wanted)
-        with self._tx():
-            channels = [r["channel"] for r in self.db.execute(o.DUE_CHANNELS, (now,))]
-            due = [
-                row
-                for lane, limit in picker.lanes(channels)
-                for row in self.db.execute(o.LANE, (lane, now, limit)).fetchall()
-            ]
-            claimed = []
-            for row in sorted(due, key=o.claim_order):
-                if not picker.fits(row["channel"], row["recipient"]):
-                    continue
-                if row["rate_key"] is not None:
-                    recent = self.db.execute(o.RECENT, (row["rate_key"], now - window))
-                    until = rate_limit([r["sent_at"] for r in recent], now, max_messages, window)
-                    if until is not None:
-                        self.db.execute(o.DEFER, (until, row["id"]))
-                        continue
-                self.db.execute(o.CLAIM, (now + lease, now, row["id"]))
-                picker.take(row["channel"], row["recipient"])
-                claimed.append(rows.outbox_row(row, row["attempts"] + 1))
-            return claimed
+        return await self._run(
+            self._in_tx, outbox_sql.claim, now, wanted, lease, max_messages, window
+        )
 
     async def start(self, row: OutboxRow, now: float) -> bool:
         """Commit the start mark, fenced by the claim's attempt number."""
-        return await self._run(self._start, row, now)
-
-    def _start(self, row: OutboxRow, now: float) -> bool:
-        with self._tx():
-            return self.db.execute(o.START, (now, row.id, row.attempts)).rowcount == 1
+        return await self._run(self._in_tx, outbox_sql.start, row, now)
 
     async def finish(self, row: OutboxRow, result: Finish) -> bool:
         """Record an attempt's result, fenced by the claim's attempt number."""
-        return await self._run(self._finish, row, result)
-
-    def _finish(self, row: OutboxRow, result: Finish) -> bool:
-        with self._tx():
-            if self.db.execute(o.FINISH, o.finish_params(row, result)).rowcount == 0:
-                return False
-            self.db.execute(
-                q.DELIVERY, (row.id, row.attempts, result.now, o.log_outcome(result), result.detail)
-            )
-            if result.fallback is not None:
-                fallback = o.fallback_params(row, result.fallback, result.now)
-                self.db.execute(q.INSERT_OUTBOX, fallback)
-            return True
+        return await self._run(self._in_tx, outbox_sql.finish, row, result)
 
     async def incidents(
         self, state: str | None, labels: Mapping[str, str], limit: int
     ) -> list[dict[str, Any]]:
         """List incidents."""
-        return await self._run(q.list_incidents, self.db, state, dict(labels), limit)
+        return await self._run(self._read, queries.list_incidents, state, dict(labels), limit)
 
     async def incident(self, incident_id: int) -> dict[str, Any] | None:
         """Return one incident with alerts, outbox rows and delivery log."""
-        return await self._run(q.show_incident, self.db, incident_id)
+        return await self._run(self._read, queries.show_incident, incident_id)
 
     async def resolve(
         self, incident_id: int, now: float, by: str, rules: IntakeRules
     ) -> IngestResult | None:
         """Resolve an incident by hand."""
-        return await self._run(self._resolve, incident_id, now, by, rules)
-
-    def _resolve(
-        self, incident_id: int, now: float, by: str, rules: IntakeRules
-    ) -> IngestResult | None:
-        with self._tx():
-            row = self.db.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
-            if row is None:
-                return None
-            if row["state"] == "resolved":
-                return IngestResult("none", incident_id)
-            alerts = self.db.execute(
-                "SELECT * FROM incident_alerts WHERE incident_id = ?", (incident_id,)
-            ).fetchall()
-            self.db.execute(
-                "UPDATE incidents SET state = 'resolved', resolved_at = ?, resolved_by = ?, "
-                "updated_at = ?, version = version + 1 WHERE id = ?",
-                (now, by, now, incident_id),
-            )
-            self.db.execute(
-                "UPDATE alert_groups SET open_incident_id = NULL WHERE open_incident_id = ?",
-                (incident_id,),
-            )
-            transition = rows.manual_resolve(row, alerts, now)
-            queued = self._queue(incident_id, transition, now, rules)
-            return IngestResult("resolve", incident_id, queued)
+        return await self._run(self._in_tx, intake.resolve, incident_id, now, by, rules)
 
     async def stats(self) -> Stats:
         """Count incidents and outbox rows by state."""
-        return await self._run(q.stats, self.db)
+        return await self._run(self._read, queries.stats)
 
     async def prune(self, target: PruneTarget, before: float, limit: int) -> int:
         """Delete one bounded batch of expired rows (receiver.retention)."""
-        return await self._run(self._prune, target, before, limit)
-
-    def _prune(self, target: PruneTarget, before: float, limit: int) -> int:
-        with self._tx():
-            return retention_sql.prune_sqlite(self.db, target, before, limit)
-
-    def _in_tx(self, func: Callable[..., T], *args: Any) -> T:
-        with self._tx():
-            return func(self.db, *args)
+        return await self._run(self._in_tx, retention_sql.prune, target, before, limit)
 
     async def act(
         self, incident_id: int, request: ActRequest, now: float, rules: IntakeRules
     ) -> ActResult:
         """Apply an ack/unack/resolve (the single writer serializes it)."""
-        return await self._run(self._in_tx, esc.act, incident_id, request, now, rules)
+        return await self._run(self._in_tx, escalation_tx.act, incident_id, request, now, rules)
 
     async def escalate_due(self, now: float, limit: int, rules: IntakeRules) -> list[Fired]:
         """Feed due timers to the engine."""
-        return await self._run(self._in_tx, esc.escalate_due, now, limit, rules)
+        return await self._run(self._in_tx, escalation_tx.escalate_due, now, limit, rules)
 
     async def next_timer(self) -> float | None:
         """Return the earliest escalation timer."""
-        found = await self._run(lambda: self.db.execute(e.NEXT_TIMER).fetchone())
-        return None if found is None else found["t"]
+        return await self._run(self._read, esc.next_timer)
 
     async def overdue(self, now: float) -> tuple[int, float | None]:
         """Count open incidents whose timer is before `now`."""
-        found = await self._run(lambda: self.db.execute(e.OVERDUE, (now,)).fetchone())
-        return found["n"], found["oldest"]
+        return await self._run(self._read, esc.overdue, now)
 
     async def timeline(self, incident_id: int) -> list[dict[str, Any]]:
         """Return the incident's timeline."""
-        return await self._run(esc.timeline, self.db, incident_id)
+        return await self._run(self._read, esc.timeline, incident_id)
 
     async def watchdog_beat(
         self, name: str, now: float, back: Outage, rules: IntakeRules
     ) -> int | None:
         """Record a heartbeat."""
-        return await self._run(self._in_tx, esc.watchdog_beat, name, now, back, rules)
+        return await self._run(self._in_tx, escalation_tx.watchdog_beat, name, now, back, rules)
 
     async def watchdog_check(
         self, name: str, now: float, expect_every: float, outage: Outage, rules: IntakeRules
     ) -> int | None:
         """Open the outage incident if the heartbeat is late."""
         return await self._run(
-            self._in_tx, esc.watchdog_check, name, now, expect_every, outage, rules
+            self._in_tx, escalation_tx.watchdog_check, name, now, expect_every, outage, rules
         )
+
+
+_FATAL: tuple[type[Exception], ...] = (sqlite3.OperationalError, StoreUnavailable)

@@ -1,8 +1,8 @@
 """Small tables of the ack paths and the digest (migration 003), on either store backend.
 
-SQL is written once with `%s` placeholders; SQLite gets `?`. Statements run through the
-backend's own transaction helper (the SQLite writer thread, or a pooled PostgreSQL
-connection), so these writes serialize with intake exactly like the store's own.
+Statements are written like the store's own (`?` placeholders) and run through
+`Store.transaction` (the SQLite writer thread, or a pooled PostgreSQL connection), so these
+writes serialize with intake exactly like the store's own.
 """
 
 from __future__ import annotations
@@ -11,33 +11,32 @@ import json
 from typing import Any
 
 from receiver.store import Store
-from receiver.store.postgres import PostgresBackend
-from receiver.store.sqlite import SqliteBackend
+from receiver.store.tx import Tx
 
 Row = dict[str, Any]
 
 USE_LINK = (
     "INSERT INTO used_links (token_id, incident_id, used_at, expires_at) "
-    "VALUES (%s, %s, %s, %s) ON CONFLICT (token_id) DO NOTHING"
+    "VALUES (?, ?, ?, ?) ON CONFLICT (token_id) DO NOTHING"
 )
-FORGET_LINK = "DELETE FROM used_links WHERE token_id = %s"
-PURGE_LINKS = "DELETE FROM used_links WHERE expires_at < %s"
+FORGET_LINK = "DELETE FROM used_links WHERE token_id = ?"
+PURGE_LINKS = "DELETE FROM used_links WHERE expires_at < ?"
 CLAIM_DIGEST = (
-    "INSERT INTO digest_runs (digest, last_date, sent_at) VALUES (%s, %s, %s) "
+    "INSERT INTO digest_runs (digest, last_date, sent_at) VALUES (?, ?, ?) "
     "ON CONFLICT (digest) DO UPDATE SET last_date = excluded.last_date, "
     "sent_at = excluded.sent_at WHERE digest_runs.last_date < excluded.last_date"
 )
 LAST_DIGESTS = "SELECT digest, last_date FROM digest_runs"
-COUNT_HELP = "SELECT COUNT(*) AS n FROM sms_help_replies WHERE phone = %s AND at > %s"
-ADD_HELP = "INSERT INTO sms_help_replies (phone, at) VALUES (%s, %s)"
-PURGE_HELP = "DELETE FROM sms_help_replies WHERE at < %s"
+COUNT_HELP = "SELECT COUNT(*) AS n FROM sms_help_replies WHERE phone = ? AND at > ?"
+ADD_HELP = "INSERT INTO sms_help_replies (phone, at) VALUES (?, ?)"
+PURGE_HELP = "DELETE FROM sms_help_replies WHERE at < ?"
 DIGEST_INCIDENTS = (
     "SELECT id, state, severity, routes, channels, common_labels, group_labels, "
     "common_annotations, external_url, truncated_alerts, opened_at, resolved_at "
-    "FROM incidents WHERE digest = %s AND opened_at < %s "
-    "AND (opened_at >= %s OR state <> 'resolved') ORDER BY id"
+    "FROM incidents WHERE digest = ? AND opened_at < ? "
+    "AND (opened_at >= ? OR state <> 'resolved') ORDER BY id"
 )
-ALERTS_OF = "SELECT * FROM incident_alerts WHERE incident_id = %s ORDER BY fingerprint"
+ALERTS_OF = "SELECT * FROM incident_alerts WHERE incident_id = ? ORDER BY fingerprint"
 _JSON = ("routes", "channels", "common_labels", "group_labels", "common_annotations", "labels")
 _JSON_ALERT = ("labels", "annotations")
 
@@ -50,28 +49,15 @@ class Ledger:
     """Used link ids, digest runs and SMS help replies in the receiver's store."""
 
     def __init__(self, store: Store) -> None:
-        if not isinstance(store, SqliteBackend | PostgresBackend):
-            raise TypeError(f"unsupported store {type(store).__name__}")
         self.store = store
 
     async def execute(self, sql: str, *params: Any) -> int:
         """Run one statement in its own transaction; return the affected row count."""
-        store = self.store
-        if isinstance(store, SqliteBackend):
-            # Private on purpose: the ledger shares the store's single writer thread.
-            return await store._run(_sqlite_execute, store, sql.replace("%s", "?"), params)
-        async with store._tx() as conn:
-            cursor = await conn.execute(sql, params)
-            return cursor.rowcount
+        return await self.store.transaction(_execute, sql, params)
 
     async def query(self, sql: str, *params: Any) -> list[Row]:
         """Return the rows of one query."""
-        store = self.store
-        if isinstance(store, SqliteBackend):
-            return await store._run(_sqlite_query, store, sql.replace("%s", "?"), params)
-        async with store._tx() as conn:
-            cursor = await conn.execute(sql, params)
-            return list(await cursor.fetchall())
+        return await self.store.transaction(_query, sql, params)
 
     async def use_link(
         self, token_id: str, incident_id: int, expires_at: float, now: float
@@ -110,10 +96,9 @@ class Ledger:
         return found
 
 
-def _sqlite_execute(store: SqliteBackend, sql: str, params: tuple[Any, ...]) -> int:
-    with store._tx():
-        return store.db.execute(sql, params).rowcount
+async def _execute(tx: Tx, sql: str, params: tuple[Any, ...]) -> int:
+    return await tx.execute(sql, params)
 
 
-def _sqlite_query(store: SqliteBackend, sql: str, params: tuple[Any, ...]) -> list[Row]:
-    return list(store.db.execute(sql, params).fetchall())
+async def _query(tx: Tx, sql: str, params: tuple[Any, ...]) -> list[Row]:
+    return await tx.fetchall(sql, params)

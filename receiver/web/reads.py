@@ -15,7 +15,7 @@ from receiver.store.rows import to_json
 from receiver.web.ledger import Row
 from receiver.web.recent import Recent
 
-Query = Callable[..., Awaitable[list[Row]]]  # (sql with %s placeholders, *params) → rows
+Query = Callable[..., Awaitable[list[Row]]]  # (sql with ? placeholders, *params) → rows
 
 LIST_OPEN = 50  # open incidents per page of the list
 LIST_RESOLVED = 20  # recently resolved ones under them (the API has them all)
@@ -33,32 +33,32 @@ OPEN = (
     f"SELECT {_COLUMNS} FROM incidents WHERE state <> 'resolved' "  # noqa: S608
     "ORDER BY CASE state WHEN 'triggered' THEN 0 ELSE 1 END, "
     "CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 WHEN 'info' THEN 2 ELSE 3 END, "
-    "opened_at DESC, id DESC LIMIT %s OFFSET %s"
+    "opened_at DESC, id DESC LIMIT ? OFFSET ?"
 )
 OPEN_COUNT = "SELECT COUNT(*) AS n FROM incidents WHERE state <> 'resolved'"
 RECENT = (
-    f"SELECT {_COLUMNS} FROM incidents WHERE state = 'resolved' AND resolved_at >= %s "  # noqa: S608
-    "ORDER BY resolved_at DESC LIMIT %s"
+    f"SELECT {_COLUMNS} FROM incidents WHERE state = 'resolved' AND resolved_at >= ? "  # noqa: S608
+    "ORDER BY resolved_at DESC LIMIT ?"
 )
-ONE = f"SELECT {_COLUMNS} FROM incidents WHERE id = %s"  # noqa: S608
+ONE = f"SELECT {_COLUMNS} FROM incidents WHERE id = ?"  # noqa: S608
 # Firing before resolved, then newest first; a window numbers each incident's alerts.
 _ORDER = "CASE status WHEN 'firing' THEN 0 ELSE 1 END, starts_at DESC, fingerprint"
 # One top-N query per incident, joined: LIMIT on an incident's own rows is a cheap partial
 # sort, where a window over every alert of a 10 000-alert incident sorts them all.
 _FIRST = (
-    "SELECT * FROM (SELECT * FROM incident_alerts WHERE incident_id = %s "  # noqa: S608
-    f"ORDER BY {_ORDER} LIMIT %s) first_alerts"
+    "SELECT * FROM (SELECT * FROM incident_alerts WHERE incident_id = ? "  # noqa: S608
+    f"ORDER BY {_ORDER} LIMIT ?) first_alerts"
 )
 COUNTS = (
     "SELECT incident_id, COUNT(*) AS total FROM incident_alerts "
     "WHERE incident_id IN ({ids}) GROUP BY incident_id"
 )
 ALERT_PAGE = (
-    f"SELECT * FROM incident_alerts WHERE incident_id = %s ORDER BY {_ORDER} LIMIT %s OFFSET %s"  # noqa: S608
+    f"SELECT * FROM incident_alerts WHERE incident_id = ? ORDER BY {_ORDER} LIMIT ? OFFSET ?"  # noqa: S608
 )
 ALERT_COUNTS = (
     "SELECT COUNT(*) AS total, SUM(CASE status WHEN 'firing' THEN 1 ELSE 0 END) AS firing "
-    "FROM incident_alerts WHERE incident_id = %s"
+    "FROM incident_alerts WHERE incident_id = ?"
 )
 NOTIFIED = (
     "SELECT incident_id, channel, recipient, kind, status FROM outbox "
@@ -67,7 +67,7 @@ NOTIFIED = (
 
 
 def _in(count: int) -> str:
-    return ", ".join(["%s"] * count)
+    return ", ".join(["?"] * count)
 
 
 class PageReads:
@@ -122,7 +122,7 @@ class PageReads:
         counts = (await self.query(ALERT_COUNTS, incident_id))[0]
         offset = (page - 1) * PAGE_ALERTS
         alerts = await self.query(ALERT_PAGE, incident_id, PAGE_ALERTS, offset)
-        notices = await self.query(NOTIFIED.replace("{ids}", "%s"), incident_id)
+        notices = await self.query(NOTIFIED.replace("{ids}", "?"), incident_id)
         incident.update(
             alerts=[to_json(a) for a in alerts],
             alert_count=int(counts["total"] or 0),

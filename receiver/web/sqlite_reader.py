@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from receiver.store import StoreUnavailable
-from receiver.store.sqlite_queries import dict_row
+from receiver.store.dialect import SQLITE
+from receiver.store.sqlite import dict_row
 
 
 class SqliteReader:
@@ -50,9 +51,9 @@ class SqliteReader:
                 self._idle.append(conn)
 
     async def query(self, sql: str, *params: Any) -> list[dict[str, Any]]:
-        """Return the rows of one query (`%s` placeholders, as the ledger writes them)."""
+        """Return the rows of one query (written like every storage statement: `?`)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._query, sql.replace("%s", "?"), params)
+        return await loop.run_in_executor(self._pool, self._query, SQLITE.render(sql), params)
 
     def close(self) -> None:
         """Finish running queries and close every connection."""

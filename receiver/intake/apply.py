@@ -1,0 +1,129 @@
+"""What a webhook does to the state, written once over a store transaction (either database).
+
+Read the group without a lock and decide: most deliveries (repeat_interval, the HA twin's copy)
+change nothing and end there, writing nothing. A change takes the group's row lock, reads again
+and decides again (another replica may have written meanwhile), then writes the incident, the
+alerts and either the notifications or the escalation engine's update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from receiver import escalation_tx
+from receiver.decide import IngestResult, IntakeRules, Transition, decide, outbox_entries
+from receiver.store import escalation_sql as repo
+from receiver.store import groups, rows
+from receiver.store.groups import Group
+from receiver.store.tx import Row, Tx
+from receiver.webhook import Payload
+
+Item = tuple[Payload, float, IntakeRules]
+
+
+async def apply(tx: Tx, payload: Payload, now: float, rules: IntakeRules) -> IngestResult:
+    """Apply one payload."""
+    key = (payload.receiver, payload.groupKey)
+    seen = await groups.load(tx, key)
+    transition = _decide(seen, payload, now, rules)
+    if not transition.merge.changed:
+        return IngestResult("none")
+    group = seen if seen is not None and not tx.dialect.row_locks else None
+    if seen is None:
+        group = await groups.add(tx, key)  # a new row is ours alone until commit
+    if group is None:  # another writer may have got there first: decide under the lock
+        group = await groups.relock(tx, key, seen)
+        transition = _decide(group, payload, now, rules)
+        if not transition.merge.changed:
+            return IngestResult("none")
+    write = transition.incident
+    incident_id = None
+    if write is not None:
+        alerts = list(transition.merge.alerts.values())
+        incident_id = await groups.write_incident(tx, group, key, write, alerts, now)
+    merge = transition.merge
+    await groups.mark(tx, group, merge.marks, None if merge.action == "resolve" else incident_id)
+    queued = 0
+    if incident_id is not None:
+        queued = await queue(tx, incident_id, transition, now, rules, group.incident)
+    return IngestResult(merge.action, incident_id, queued)
+
+
+def _decide(group: Group | None, payload: Payload, now: float, rules: IntakeRules) -> Transition:
+    if group is None:
+        state, meta = rows.group_from("{}", None, ())
+    else:
+        state, meta = rows.group_from(group.row["marks"], group.incident, group.alerts)
+    return decide(state, meta, payload, now, rules)
+
+
+async def queue(
+    tx: Tx,
+    incident_id: int,
+    transition: Transition,
+    now: float,
+    rules: IntakeRules,
+    incident: Row | None = None,
+) -> int:
+    """Queue an incident change's messages, or hand it to the escalation engine's policy."""
+    assert transition.incident is not None
+    escalated = await escalation_tx.intake(tx, incident, incident_id, transition, now, rules)
+    if escalated is not None:
+        return escalated
+    planned = outbox_entries(transition, incident_id, transition.incident.state, rules)
+    queued = await repo.queue(tx, incident_id, planned, now, rules)
+    if any(p.kind == "firing" for p in planned):
+        await repo.mark_paged(tx, incident_id)
+    return queued
+
+
+async def apply_batch(
+    tx: Tx,
+    items: Sequence[Item],
+    mark: tuple[str, int] | None,
+    isolated: bool,
+    fatal: tuple[type[Exception], ...],
+) -> list[IngestResult | Exception]:
+    """Apply payloads in one transaction; `isolated`: a savepoint each, so one fails alone.
+
+    With row locks, groups are taken in key order (stable: one group's payloads keep theirs),
+    so two replicas' batches cannot wait on each other in a cycle. `fatal` errors (the
+    database itself) fail the whole batch.
+    """
+    order = list(range(len(items)))
+    if tx.dialect.row_locks:
+        order.sort(key=lambda i: (items[i][0].receiver, items[i][0].groupKey))
+    out: list[IngestResult | Exception | None] = [None] * len(items)
+    for i in order:
+        payload, now, rules = items[i]
+        if not isolated:
+            out[i] = await apply(tx, payload, now, rules)
+            continue
+        await tx.execute("SAVEPOINT intake")
+        try:
+            out[i] = await apply(tx, payload, now, rules)
+        except fatal:
+            raise
+        except Exception as exc:  # handed to that payload's caller, not swallowed
+            await tx.execute("ROLLBACK TO SAVEPOINT intake")
+            out[i] = exc
+        await tx.execute("RELEASE SAVEPOINT intake")
+    if mark is not None:
+        await groups.save_mark(tx, *mark)
+    return [r for r in out if r is not None]
+
+
+async def resolve(
+    tx: Tx, incident_id: int, now: float, by: str, rules: IntakeRules
+) -> IngestResult | None:
+    """Resolve an incident by hand and queue its `resolved` messages; None if not found."""
+    row = await repo.lock_incident(tx, incident_id)
+    if row is None:
+        return None
+    if row["state"] == "resolved":
+        return IngestResult("none", incident_id)
+    alerts = await repo.alerts(tx, incident_id)
+    await groups.resolve(tx, incident_id, now, by)
+    transition = rows.manual_resolve(row, alerts, now)
+    queued = await queue(tx, incident_id, transition, now, rules)
+    return IngestResult("resolve", incident_id, queued)

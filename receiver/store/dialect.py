@@ -1,0 +1,105 @@
+"""How one SQL text becomes SQLite's or PostgreSQL's: placeholders, locks and a few functions.
+
+Every statement is written once with `?` (positional) or `:name` (named) placeholders, which
+SQLite takes as they are; PostgreSQL's driver wants `%s` / `%(name)s`. A statement may also
+hold a few `{token}`s for what the two databases spell differently. Rendering happens once per
+statement text and dialect (cached), not on every execution.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_SKIP_LOCKED_OF = re.compile(r"\{skip_locked of (\w+)\}")
+_LOCK_OF = re.compile(r"\{lock of (\w+)\}")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The spelling of one database; `row_locks`: it has row locks (several writers)."""
+
+    name: str
+    row_locks: bool
+    tokens: Mapping[str, str] = field(default_factory=dict)
+    ddl: Mapping[str, str] = field(default_factory=dict)
+
+    def render(self, sql: str) -> str:
+        """Return `sql` in this dialect (cached per text)."""
+        return _render(self, sql)
+
+    def schema(self, sql: str) -> str:
+        """Return a migration's DDL in this dialect (column types, boolean defaults)."""
+        for token, spelled in self.ddl.items():
+            sql = sql.replace("{" + token + "}", spelled)
+        return sql
+
+    def ids(self, ids: Sequence[int]) -> Any:
+        """Return the one parameter that `{any}` (an id list) takes."""
+        return list(ids) if self.row_locks else json.dumps(list(ids))
+
+    def json_key(self, name: str) -> str:
+        """Return the parameter `{common_label}` takes: the label to read from `common_labels`."""
+        if self.row_locks:
+            return name
+        return '$."' + name.replace('"', '\\"') + '"'
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _render(dialect: Dialect, sql: str) -> str:
+    locks = dialect.row_locks
+    sql = _SKIP_LOCKED_OF.sub(lambda m: f" FOR UPDATE OF {m[1]} SKIP LOCKED" if locks else "", sql)
+    sql = _LOCK_OF.sub(lambda m: f" FOR UPDATE OF {m[1]}" if locks else "", sql)
+    for token, spelled in dialect.tokens.items():
+        sql = sql.replace("{" + token + "}", spelled)
+    if dialect.name == "postgres":
+        sql = sql.replace("%", "%%")
+        sql = _NAMED.sub(r"%(\1)s", sql).replace("?", "%s")
+    return sql
+
+
+SQLITE = Dialect(
+    "sqlite",
+    row_locks=False,
+    # One writer thread owns the file (BEGIN IMMEDIATE): there is nothing to lock or skip.
+    tokens={
+        "lock": "",
+        "skip_locked": "",
+        "greatest": "MAX",
+        "any": "IN (SELECT value FROM json_each(?))",
+        "common_label": "json_extract(common_labels, ?)",
+    },
+    ddl={
+        "id": "INTEGER PRIMARY KEY",
+        "ref": "INTEGER",
+        "time": "REAL",
+        "bool": "INTEGER",
+        "false": "0",
+    },
+)
+POSTGRES = Dialect(
+    "postgres",
+    row_locks=True,
+    tokens={
+        "lock": " FOR UPDATE",
+        "skip_locked": " FOR UPDATE SKIP LOCKED",
+        "greatest": "GREATEST",
+        "any": "= ANY(?)",
+        "common_label": "(common_labels::jsonb ->> ?)",
+    },
+    ddl={
+        "id": "BIGSERIAL PRIMARY KEY",
+        "ref": "BIGINT",
+        "time": "DOUBLE PRECISION",
+        "bool": "BOOLEAN",
+        "false": "FALSE",
+    },
+)
