@@ -42,7 +42,9 @@ def config_text(tmp_path: Path, twilio: FakeTwilio) -> str:
         f"api: {{token: {TOKEN}}}\n"
         f"channels: [{sms_channel_yaml('sms', twilio.url, token)}]\n"
         "default_route: {channels: [sms]}\n"
-        "delivery: {poll_interval: 50ms, backoff_initial: 100ms, send_timeout: 2s}\n"
+        # Rows claimed when the receiver was killed wait out their lease before a resend.
+        "delivery: {poll_interval: 50ms, backoff_initial: 100ms, send_timeout: 2s, "
+        "lease_margin: 1s}\n"
         "sms_rate_limit: {max_messages: 100000, window: 1m}\n"
     )
 
