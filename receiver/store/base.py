@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from receiver.incident_record import IncidentRecord, TimelineEntry
 from receiver.incidents import GroupState, Merge, merge
 from receiver.notify import IncidentInfo, Planned, body, kind_for, plan
 from receiver.routing import Route, route
@@ -377,11 +378,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def incidents(
         self, state: str | None, labels: Mapping[str, str], limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[IncidentRecord]:
         """Return incidents, newest first, filtered by state and common labels."""
 
     @abc.abstractmethod
-    async def incident(self, incident_id: int) -> dict[str, Any] | None:
+    async def incident(self, incident_id: int) -> IncidentRecord | None:
         """Return one incident with its alerts and delivery log."""
 
     @abc.abstractmethod
@@ -413,7 +414,7 @@ class Store(abc.ABC):
         """Return how many open incidents have a timer before `now`, and the oldest one."""
 
     @abc.abstractmethod
-    async def timeline(self, incident_id: int) -> list[dict[str, Any]]:
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]:
         """Return the incident's timeline: events and delivery results, oldest first."""
 
     @abc.abstractmethod

@@ -78,7 +78,8 @@ class TimelineEvent:
 
 @dataclass(frozen=True)
 class IncidentView:
-    """What messages about an incident show: its fields and alerts."""
+    """What messages about an incident show: its fields and alerts (the message side; readers
+    use `receiver.incident_record.IncidentRecord`)."""
 
     info: IncidentInfo
     alerts: tuple[AlertRecord, ...]

@@ -17,6 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from receiver.config import PostgresStore
+from receiver.incident_record import IncidentRecord, TimelineEntry
 from receiver.notify import Planned
 from receiver.store import escalation_rows as e
 from receiver.store import outbox_sql as o
@@ -340,15 +341,17 @@ class PostgresBackend(Store):
 
     async def incidents(
         self, state: str | None, labels: Mapping[str, str], limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[IncidentRecord]:
         """List incidents, newest first."""
         async with self._tx() as conn:
-            return await q.list_incidents(conn, state, labels, limit)
+            found = await q.list_incidents(conn, state, labels, limit)
+        return [IncidentRecord.from_row(r) for r in found]
 
-    async def incident(self, incident_id: int) -> dict[str, Any] | None:
+    async def incident(self, incident_id: int) -> IncidentRecord | None:
         """Return one incident with alerts, outbox rows and delivery log."""
         async with self._tx() as conn:
-            return await q.show_incident(conn, incident_id)
+            found = await q.show_incident(conn, incident_id)
+        return None if found is None else IncidentRecord.from_row(found)
 
     async def stats(self) -> Stats:
         """Count incidents and outbox rows by state."""
@@ -384,10 +387,11 @@ class PostgresBackend(Store):
             found = await q.one(conn, e.pg(e.OVERDUE), (now,))
         return found["n"], found["oldest"]
 
-    async def timeline(self, incident_id: int) -> list[dict[str, Any]]:
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]:
         """Return the incident's timeline."""
         async with self._tx() as conn:
-            return await esc.timeline(conn, incident_id)
+            events = await esc.timeline(conn, incident_id)
+        return [TimelineEntry.from_row(r) for r in events]
 
     async def watchdog_beat(
         self, name: str, now: float, back: Outage, rules: IntakeRules

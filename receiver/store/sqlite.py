@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from receiver.incident_record import IncidentRecord, TimelineEntry
 from receiver.notify import Planned
 from receiver.store import escalation_rows as e
 from receiver.store import outbox_sql as o
@@ -338,13 +339,15 @@ class SqliteBackend(Store):
 
     async def incidents(
         self, state: str | None, labels: Mapping[str, str], limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[IncidentRecord]:
         """List incidents."""
-        return await self._run(q.list_incidents, self.db, state, dict(labels), limit)
+        found = await self._run(q.list_incidents, self.db, state, dict(labels), limit)
+        return [IncidentRecord.from_row(r) for r in found]
 
-    async def incident(self, incident_id: int) -> dict[str, Any] | None:
+    async def incident(self, incident_id: int) -> IncidentRecord | None:
         """Return one incident with alerts, outbox rows and delivery log."""
-        return await self._run(q.show_incident, self.db, incident_id)
+        found = await self._run(q.show_incident, self.db, incident_id)
+        return None if found is None else IncidentRecord.from_row(found)
 
     async def resolve(
         self, incident_id: int, now: float, by: str, rules: IntakeRules
@@ -413,9 +416,10 @@ class SqliteBackend(Store):
         found = await self._run(lambda: self.db.execute(e.OVERDUE, (now,)).fetchone())
         return found["n"], found["oldest"]
 
-    async def timeline(self, incident_id: int) -> list[dict[str, Any]]:
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]:
         """Return the incident's timeline."""
-        return await self._run(esc.timeline, self.db, incident_id)
+        found = await self._run(esc.timeline, self.db, incident_id)
+        return [TimelineEntry.from_row(r) for r in found]
 
     async def watchdog_beat(
         self, name: str, now: float, back: Outage, rules: IntakeRules
