@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from receiver.escalation_plan import ActRequest, ActResult, Verb
+from receiver.incident_record import IncidentRecord
 from receiver.store import IntakeRules, Store
 
 # "alertmanager": the silencer resolving an incident whose silenced alerts ended.
@@ -37,21 +38,12 @@ class InvalidTransition(ActionError):
 
 @dataclass(frozen=True)
 class IncidentSummary:
-    """The incident after an action; `changed` False when it was already in that state."""
+    """What an action did: the incident as it now reads, whether the action `changed` it (False
+    when it already was in that state), and how many messages it queued."""
 
-    id: int
-    state: str
-    severity: str
-    acked_by: str | None
-    acked_at: float | None
-    resolved_by: str | None
-    resolved_at: float | None
+    incident: IncidentRecord
     changed: bool
     notifications: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form."""
-        return dict(vars(self))
 
 
 class IncidentActions:
@@ -116,15 +108,4 @@ _EVENTS: dict[Verb, str] = {
 
 
 def _summary(result: ActResult) -> IncidentSummary:
-    row = result.incident
-    return IncidentSummary(
-        id=row["id"],
-        state=row["state"],
-        severity=row["severity"],
-        acked_by=row.get("acked_by"),
-        acked_at=row.get("acked_at"),
-        resolved_by=row.get("resolved_by"),
-        resolved_at=row.get("resolved_at"),
-        changed=result.changed,
-        notifications=result.queued,
-    )
+    return IncidentSummary(IncidentRecord.from_row(result.incident), result.changed, result.queued)

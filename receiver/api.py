@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -60,7 +61,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     if not 1 <= limit <= MAX_LIMIT:
         return _bad(f"limit: expected 1..{MAX_LIMIT}")
     found = await request.app[STORE].incidents(state, labels, limit)
-    return web.json_response({"incidents": found})
+    return web.json_response({"incidents": [incident.to_json() for incident in found]})
 
 
 def _incident_id(request: web.Request) -> int | None:
@@ -81,8 +82,8 @@ async def _document(request: web.Request, incident_id: int, **extra: bool) -> we
     found = await store.incident(incident_id)
     if found is None:
         return web.json_response({"error": "no such incident"}, status=404)
-    found["events"] = await store.timeline(incident_id)
-    return web.json_response({**found, **extra})
+    events = tuple(await store.timeline(incident_id))
+    return web.json_response({**replace(found, events=events).to_json(), **extra})
 
 
 def _act(verb: str) -> Handler:

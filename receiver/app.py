@@ -53,7 +53,7 @@ from receiver.routing import compile_routes
 from receiver.server import add_routes
 from receiver.silencer import Silencer, SilencerMetrics
 from receiver.store import IntakeRules, StoreUnavailable, make_store
-from receiver.store.escalation_plan import EscalationRules
+from receiver.escalation_plan import EscalationRules
 from receiver.store.sqlite import SqliteBackend
 from receiver.watchdog import WatchdogMonitor
 from receiver.web.ledger import Ledger

@@ -114,7 +114,8 @@ async def _apply(request: web.Request, click: Click, actor: str | None = None) -
     except (IncidentNotFound, InvalidTransition) as exc:
         return Outcome(str(exc), False, actor)
     if not summary.changed:
-        return Outcome(f"Incident {click.incident_id} was already {summary.state}.", False, actor)
+        state = summary.incident.state
+        return Outcome(f"Incident {click.incident_id} was already {state}.", False, actor)
     return Outcome(f"Incident {click.incident_id} {click.done} by {actor}.", True, actor)
 
 

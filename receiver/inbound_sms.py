@@ -127,7 +127,8 @@ async def _answer(request: web.Request, person: str, phone: str, body: str) -> w
         return twiml(f"maintwatch: incident {command.incident_id} is already resolved.")
     done = "acknowledged" if command.action == "ack" else "resolved"
     if not summary.changed:
-        return twiml(f"maintwatch: incident {command.incident_id} was already {summary.state}.")
+        state = summary.incident.state
+        return twiml(f"maintwatch: incident {command.incident_id} was already {state}.")
     return twiml(f"maintwatch: incident {command.incident_id} {done}, thanks {person}.")
 
 

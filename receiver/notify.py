@@ -31,7 +31,11 @@ _ACTION_FIELDS = (
 
 @dataclass(frozen=True)
 class IncidentInfo:
-    """The incident fields a message shows."""
+    """The incident fields a message shows.
+
+    Built by intake and the escalation worker from what they are writing, not read back from
+    the store; readers use `receiver.incident_record.IncidentRecord`, which holds these fields.
+    """
 
     id: int
     state: str

@@ -182,7 +182,7 @@ class Silencer(PeriodicWorker):
     async def _wanted(self) -> list[WantedSilence]:
         out: list[WantedSilence] = []
         for row in await self.store.incidents("acknowledged", {}, MAX_ACKED):
-            detail = await self.store.incident(int(row["id"]))
+            detail = await self.store.incident(row.id)
             if detail is not None:
                 out += wanted(detail, self.config.receivers)
         return out

@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import Field, HttpUrl, SecretStr
 
 from maintwatch.configload import Duration, SecretFromFile, StrictModel
+from receiver.incident_record import IncidentRecord
 
 ACTIVE_STATES = frozenset({"active", "pending"})
 _COMMENT = re.compile(r"^maintwatch incident #(\d+) alert ([0-9a-f]{1,32})\b")
@@ -113,29 +114,27 @@ class Plan:
         return bool(self.create or self.renew or self.expire)
 
 
-def wanted(incident: Mapping[str, Any], receivers: Iterable[str] = ()) -> list[WantedSilence]:
-    """Return the silences an acknowledged incident (the store's incident JSON) should have.
+def wanted(incident: IncidentRecord, receivers: Iterable[str] = ()) -> list[WantedSilence]:
+    """Return the silences an acknowledged incident (as the store reads it) should have.
 
     `receivers` (Alertmanager receiver names) limits this to one Alertmanager's incidents
     when several independent ones post to this receiver.
     """
-    if incident.get("state") != "acknowledged":
+    if incident.state != "acknowledged":
         return []
     only = set(receivers)
-    if only and incident.get("receiver") not in only:
+    if only and incident.receiver not in only:
         return []
-    by = str(incident.get("acked_by") or "someone")
+    by = incident.acked_by or "someone"
     return [
         WantedSilence(
-            int(incident["id"]),
-            str(alert["fingerprint"]),
-            tuple(sorted((str(k), str(v)) for k, v in alert["labels"].items())),
+            incident.id,
+            alert.fingerprint,
+            tuple(sorted((str(k), str(v)) for k, v in alert.labels.items())),
             by,
         )
-        for alert in incident.get("alerts", [])
-        if alert.get("status") == "firing"
-        and alert.get("labels")
-        and _FINGERPRINT.match(str(alert.get("fingerprint", "")))
+        for alert in incident.alerts or ()
+        if alert.status == "firing" and alert.labels and _FINGERPRINT.match(alert.fingerprint)
     ]
 
 

@@ -21,7 +21,7 @@ from receiver.notify import IncidentInfo, body
 from receiver.people import Directory
 from receiver.store import IntakeRules, Store
 from receiver.store.base import IncidentWrite, Outage
-from receiver.store.escalation_plan import Message, TimelineEvent
+from receiver.escalation_plan import Message, TimelineEvent
 from receiver.webhook import Payload
 from receiver.worker import PeriodicWorker
 

@@ -22,6 +22,7 @@ from receiver.lanes import Picker as Picker
 from receiver.lanes import Wanted as Wanted
 from receiver.lanes import priority as priority
 from receiver.lanes import rate_limit as rate_limit
+from receiver.incident_record import IncidentRecord, TimelineEntry
 from receiver.webhook import Payload
 
 if TYPE_CHECKING:
@@ -191,11 +192,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def incidents(
         self, state: str | None, labels: Mapping[str, str], limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[IncidentRecord]:
         """Return incidents, newest first, filtered by state and common labels."""
 
     @abc.abstractmethod
-    async def incident(self, incident_id: int) -> dict[str, Any] | None:
+    async def incident(self, incident_id: int) -> IncidentRecord | None:
         """Return one incident with its alerts and delivery log."""
 
     @abc.abstractmethod
@@ -227,7 +228,7 @@ class Store(abc.ABC):
         """Return how many open incidents have a timer before `now`, and the oldest one."""
 
     @abc.abstractmethod
-    async def timeline(self, incident_id: int) -> list[dict[str, Any]]:
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]:
         """Return the incident's timeline: events and delivery results, oldest first."""
 
     @abc.abstractmethod

@@ -9,6 +9,7 @@ from typing import Any
 from receiver.decide import IncidentWrite, IntakeRules
 from receiver.escalation_plan import Message, TimelineEvent, Update
 from receiver.notify import Planned
+from receiver.incident_record import TimelineEntry
 from receiver.store import escalation_rows as e
 from receiver.store import queries as q
 from receiver.store import rows
@@ -129,10 +130,11 @@ async def open_outage(tx: Tx, write: IncidentWrite) -> int:
     return incident_id
 
 
-async def timeline(tx: Tx, incident_id: int) -> list[dict[str, Any]]:
+async def timeline(tx: Tx, incident_id: int) -> list[TimelineEntry]:
     """Return the incident's timeline."""
     events = await tx.fetchall(e.TIMELINE, (incident_id,))
-    return e.timeline(events, await tx.fetchall(e.DELIVERY_LOG, (incident_id,)))
+    merged = e.timeline(events, await tx.fetchall(e.DELIVERY_LOG, (incident_id,)))
+    return [TimelineEntry.from_row(r) for r in merged]
 
 
 async def next_timer(tx: Tx) -> float | None:

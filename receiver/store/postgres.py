@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from receiver import escalation_tx
 from receiver.config import PostgresStore
 from receiver.escalation_plan import ActRequest, ActResult
+from receiver.incident_record import IncidentRecord, TimelineEntry
 from receiver.intake import apply as intake
 from receiver.store import escalation_sql as esc
 from receiver.store import groups, outbox_sql, queries, retention_sql
@@ -251,11 +252,11 @@ class PostgresBackend(Store):
 
     async def incidents(
         self, state: str | None, labels: Mapping[str, str], limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[IncidentRecord]:
         """List incidents, newest first."""
         return await self.transaction(queries.list_incidents, state, labels, limit)
 
-    async def incident(self, incident_id: int) -> dict[str, Any] | None:
+    async def incident(self, incident_id: int) -> IncidentRecord | None:
         """Return one incident with alerts, outbox rows and delivery log."""
         return await self.transaction(queries.show_incident, incident_id)
 
@@ -285,7 +286,7 @@ class PostgresBackend(Store):
         """Count open incidents whose timer is before `now`."""
         return await self.transaction(esc.overdue, now)
 
-    async def timeline(self, incident_id: int) -> list[dict[str, Any]]:
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]:
         """Return the incident's timeline."""
         return await self.transaction(esc.timeline, incident_id)
 

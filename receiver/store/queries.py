@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from receiver.incident_record import IncidentRecord
 from receiver.store import rows
 from receiver.store.base import Stats
 from receiver.store.tx import Tx, one
@@ -59,7 +60,7 @@ SHOWN = {
 
 async def list_incidents(
     tx: Tx, state: str | None, labels: Mapping[str, str], limit: int
-) -> list[dict[str, Any]]:
+) -> list[IncidentRecord]:
     """Return incidents, newest first, filtered by state and common labels."""
     sql = "SELECT * FROM incidents WHERE (CAST(? AS TEXT) IS NULL OR state = ?)"
     params: list[Any] = [state, state]
@@ -67,18 +68,16 @@ async def list_incidents(
         sql += " AND {common_label} = ?"
         params += [tx.dialect.json_key(name), value]
     sql += " ORDER BY id DESC LIMIT ?"
-    return [rows.to_json(r) for r in await tx.fetchall(sql, [*params, limit])]
+    return [IncidentRecord.from_row(r) for r in await tx.fetchall(sql, [*params, limit])]
 
 
-async def show_incident(tx: Tx, incident_id: int) -> dict[str, Any] | None:
+async def show_incident(tx: Tx, incident_id: int) -> IncidentRecord | None:
     """Return one incident with its alerts, outbox rows and delivery log."""
     row = await tx.fetchone(INCIDENT, (incident_id,))
     if row is None:
         return None
-    out = rows.to_json(row)
-    for key, sql in SHOWN.items():
-        out[key] = [rows.to_json(r) for r in await tx.fetchall(sql, (incident_id,))]
-    return out
+    parts = {key: await tx.fetchall(sql, (incident_id,)) for key, sql in SHOWN.items()}
+    return IncidentRecord.from_row({**row, **parts})
 
 
 async def stats(tx: Tx) -> Stats:

@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from receiver import escalation_tx
 from receiver.escalation_plan import ActRequest, ActResult
+from receiver.incident_record import IncidentRecord, TimelineEntry
 from receiver.intake import apply as intake
 from receiver.store import escalation_sql as esc
 from receiver.store import groups, outbox_sql, queries, retention_sql
@@ -223,11 +224,11 @@ class SqliteBackend(Store):
 
     async def incidents(
         self, state: str | None, labels: Mapping[str, str], limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[IncidentRecord]:
         """List incidents."""
         return await self._run(self._read, queries.list_incidents, state, dict(labels), limit)
 
-    async def incident(self, incident_id: int) -> dict[str, Any] | None:
+    async def incident(self, incident_id: int) -> IncidentRecord | None:
         """Return one incident with alerts, outbox rows and delivery log."""
         return await self._run(self._read, queries.show_incident, incident_id)
 
@@ -263,7 +264,7 @@ class SqliteBackend(Store):
         """Count open incidents whose timer is before `now`."""
         return await self._run(self._read, esc.overdue, now)
 
-    async def timeline(self, incident_id: int) -> list[dict[str, Any]]:
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]:
         """Return the incident's timeline."""
         return await self._run(self._read, esc.timeline, incident_id)
 

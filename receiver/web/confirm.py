@@ -84,6 +84,6 @@ async def _apply(request: web.Request, claim: Claim) -> web.Response:
     text = (
         f"Incident {claim.incident_id} is {done}."
         if summary.changed
-        else (f"Incident {claim.incident_id} was already {summary.state}.")
+        else (f"Incident {claim.incident_id} was already {summary.incident.state}.")
     )
     return message("Done", text, 200)

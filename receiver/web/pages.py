@@ -84,7 +84,8 @@ async def show(request: web.Request) -> web.StreamResponse:
             return message("Not found", f"There is no incident {raw}.", 404)
         view = incident_view(found, now, names=state.names)
     # Outside the gate: waiting on Prometheus costs no CPU and must not hold other views up.
-    graphs = await request.app[GRAPHS].for_alerts(found["alerts"], now)
+    # Graphs read alerts as the API shows them, the form mail's graphs are drawn from too.
+    graphs = await request.app[GRAPHS].for_alerts([a.to_json() for a in found.alerts or ()], now)
     async with state.views:
         return await page_off_loop(
             "incident.html",
@@ -92,7 +93,7 @@ async def show(request: web.Request) -> web.StreamResponse:
             csrf=csrf_token(state, who[1]),
             i=view,
             graphs=graphs,
-            pages=pagination(found["alert_count"], number, PAGE_ALERTS),
+            pages=pagination(found.alert_count or 0, number, PAGE_ALERTS),
             now=now,
             refresh=REFRESH,
         )

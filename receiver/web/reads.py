@@ -8,10 +8,11 @@ the counts come from SQL.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
+from receiver.incident_record import AlertRow, IncidentRecord, NotificationRow
 from receiver.store import Store
-from receiver.store.rows import to_json
 from receiver.web.ledger import Row
 from receiver.web.recent import Recent
 
@@ -77,58 +78,70 @@ class PageReads:
         self.query, self.store = query, store
         self.recent: Recent[Any] = Recent()
 
-    async def listing(self, recent_since: float, page: int) -> tuple[list[Row], list[Row], int]:
+    async def listing(
+        self, recent_since: float, page: int
+    ) -> tuple[list[IncidentRecord], list[IncidentRecord], int]:
         """Return one page of open incidents, the recently resolved, and how many are open."""
-        result: tuple[list[Row], list[Row], int] = await self.recent.get(
+        result: tuple[list[IncidentRecord], list[IncidentRecord], int] = await self.recent.get(
             ("list", page), lambda: self._listing(recent_since, page)
         )
         return result
 
-    async def detail(self, incident_id: int, page: int) -> Row | None:
+    async def detail(self, incident_id: int, page: int) -> IncidentRecord | None:
         """Return one incident with one page of alerts, its notifications and timeline."""
-        result: Row | None = await self.recent.get(
+        result: IncidentRecord | None = await self.recent.get(
             ("incident", incident_id, page), lambda: self._detail(incident_id, page)
         )
         return result
 
-    async def _listing(self, recent_since: float, page: int) -> tuple[list[Row], list[Row], int]:
+    async def _listing(
+        self, recent_since: float, page: int
+    ) -> tuple[list[IncidentRecord], list[IncidentRecord], int]:
         offset = (page - 1) * LIST_OPEN
-        open_ = [to_json(r) for r in await self.query(OPEN, LIST_OPEN, offset)]
-        done = [to_json(r) for r in await self.query(RECENT, recent_since, LIST_RESOLVED)]
+        open_ = await self.query(OPEN, LIST_OPEN, offset)
+        done = await self.query(RECENT, recent_since, LIST_RESOLVED)
         total = (await self.query(OPEN_COUNT))[0]["n"]
-        await self._attach(open_ + done)
-        return open_, done, int(total)
+        read = await self._attach([*open_, *done])
+        return read[: len(open_)], read[len(open_) :], int(total)
 
-    async def _attach(self, incidents: Sequence[Row]) -> None:
+    async def _attach(self, incidents: Sequence[Row]) -> list[IncidentRecord]:
         if not incidents:
-            return
-        ids = [i["id"] for i in incidents]
-        by_id: dict[int, Any] = {i["id"]: i for i in incidents}
-        for i in incidents:
-            i.update(alerts=[], alert_count=0, notifications=[])
+            return []
+        ids = [int(i["id"]) for i in incidents]
+        alerts: dict[int, list[AlertRow]] = {i: [] for i in ids}
+        counts = dict.fromkeys(ids, 0)
+        notices: dict[int, list[NotificationRow]] = {i: [] for i in ids}
         first = " UNION ALL ".join([_FIRST] * len(ids))
         for a in await self.query(first, *(v for i in ids for v in (i, LIST_ALERTS))):
-            by_id[a["incident_id"]]["alerts"].append(to_json(a))
+            alerts[a["incident_id"]].append(AlertRow.from_row(a))
         for c in await self.query(COUNTS.replace("{ids}", _in(len(ids))), *ids):
-            by_id[c["incident_id"]]["alert_count"] = int(c["total"])
+            counts[c["incident_id"]] = int(c["total"])
         for n in await self.query(NOTIFIED.replace("{ids}", _in(len(ids))), *ids):
-            by_id[n["incident_id"]]["notifications"].append(dict(n))
+            notices[n["incident_id"]].append(NotificationRow.from_row(n))
+        return [
+            replace(
+                IncidentRecord.from_row(row),
+                alerts=tuple(alerts[i]),
+                alert_count=counts[i],
+                notifications=tuple(notices[i]),
+            )
+            for row, i in zip(incidents, ids, strict=True)
+        ]
 
-    async def _detail(self, incident_id: int, page: int) -> Row | None:
+    async def _detail(self, incident_id: int, page: int) -> IncidentRecord | None:
         found = await self.query(ONE, incident_id)
         if not found:
             return None
-        incident = to_json(found[0])
         counts = (await self.query(ALERT_COUNTS, incident_id))[0]
         offset = (page - 1) * PAGE_ALERTS
         alerts = await self.query(ALERT_PAGE, incident_id, PAGE_ALERTS, offset)
         notices = await self.query(NOTIFIED.replace("{ids}", "?"), incident_id)
-        incident.update(
-            alerts=[to_json(a) for a in alerts],
+        return replace(
+            IncidentRecord.from_row(found[0]),
+            alerts=tuple(AlertRow.from_row(a) for a in alerts),
             alert_count=int(counts["total"] or 0),
             firing_count=int(counts["firing"] or 0),
             alert_offset=offset,
-            notifications=[dict(n) for n in notices],
-            events=await self.store.timeline(incident_id),
+            notifications=tuple(NotificationRow.from_row(n) for n in notices),
+            events=tuple(await self.store.timeline(incident_id)),
         )
-        return incident

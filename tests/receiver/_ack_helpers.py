@@ -92,4 +92,4 @@ async def incident(rx: Running, incident_id: int) -> dict[str, Any]:
     """Return the stored incident (fails the test when missing)."""
     found = await rx.app[STORE].incident(incident_id)
     assert found is not None
-    return found
+    return found.to_json()

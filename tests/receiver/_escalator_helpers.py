@@ -80,14 +80,14 @@ async def open_incident(rx: Running, body: dict[str, Any] | None = None) -> int:
     response = await rx.post(body or ops())
     assert response.status == 200
     found = await rx.app[STORE].incidents(None, {}, 10)
-    return int(found[0]["id"])
+    return found[0].id
 
 
 async def queued(rx: Running, incident_id: int) -> list[tuple[str, str, str | None]]:
     """Return the incident's outbox rows as (kind, channel, recipient)."""
     found = await rx.app[STORE].incident(incident_id)
     assert found is not None
-    return [(n["kind"], n["channel"], n["recipient"]) for n in found["notifications"]]
+    return [(n.kind, n.channel, n.recipient) for n in found.notifications or ()]
 
 
 async def tick(rx: Running, clock: FakeClock, seconds: float = 0.0) -> list[Fired]:

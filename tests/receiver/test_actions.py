@@ -126,7 +126,8 @@ async def test_actions_raise_typed_errors(rx: Running) -> None:
         await actions.ack(incident, "ann", "pigeon")
     first = await actions.ack(incident, "ann", "slack")
     again = await actions.resolve(incident, "bob", "mattermost")
-    assert (first.state, again.state, again.resolved_by) == ("acknowledged", "resolved", "bob")
+    assert (first.incident.state, again.incident.state) == ("acknowledged", "resolved")
+    assert again.incident.resolved_by == "bob"
 
 
 async def test_ack_without_policy_tells_the_route_and_never_escalates(
@@ -136,7 +137,7 @@ async def test_ack_without_policy_tells_the_route_and_never_escalates(
     incident = await open_incident(rx, plain)
     assert await queued(rx, incident) == [("firing", "chat", None)]
     summary = await rx.app[ACTIONS].ack(incident, "ann", "web")
-    assert summary.state == "acknowledged"
+    assert summary.incident.state == "acknowledged"
     assert await queued(rx, incident) == [("firing", "chat", None), ("acknowledged", "chat", None)]
     assert await tick(rx, clock, 86400) == []
 

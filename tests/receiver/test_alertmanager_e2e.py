@@ -28,7 +28,9 @@ def script(monkeypatch: pytest.MonkeyPatch) -> Script:
 
 
 async def _incident(rx: Running, state: str) -> dict[str, Any] | None:
-    found = await rx.app[STORE].incidents(state, {"alertname": "E2EDiskFull"}, 10)
+    found = [
+        i.to_json() for i in await rx.app[STORE].incidents(state, {"alertname": "E2EDiskFull"}, 10)
+    ]
     return found[0] if found else None
 
 
@@ -58,7 +60,7 @@ async def test_alertmanager_to_receiver(
     async with running(text, run_worker=True, port=receiver_port) as rx:
         await post_alerts(rx.http, alertmanager, alerts)
         opened = await wait_for(lambda: _incident(rx, "triggered"), what="incident opened")
-        detail = await rx.app[STORE].incident(opened["id"])
+        detail = (await rx.app[STORE].incident(opened["id"])).to_json()
         assert detail is not None
         assert sorted(a["labels"]["disk"] for a in detail["alerts"]) == ["sda", "sdb"]
         assert detail["alerts"][0]["labels"]["place"] == "Zürich ✓"

@@ -193,7 +193,7 @@ async def test_a_whole_incident_lives_in_one_thread(slack: FakeSlack, tmp_path: 
         await drain(rx)
         (page,) = slack.method("chat.postMessage")
         assert "thread_ts" not in page
-        rows = await rx.app[STORE].incidents("triggered", {}, 5)
+        rows = [i.to_json() for i in await rx.app[STORE].incidents("triggered", {}, 5)]
         await rx.app[ACTIONS].ack(int(rows[0]["id"]), "alice", "api")
         await drain(rx)
         resolved = json.loads(fixture_bytes("resolved.json"))

@@ -72,7 +72,8 @@ async def test_critical_pages_on_call_at_once_then_escalates_on_time(
 async def test_ack_stops_escalation_and_expiry_resumes_it(rx: Running, clock: FakeClock) -> None:
     incident = await open_incident(rx)
     summary = await rx.app[ACTIONS].ack(incident, "ann", "api")
-    assert (summary.state, summary.acked_by, summary.changed) == ("acknowledged", "ann", True)
+    assert (summary.incident.state, summary.incident.acked_by) == ("acknowledged", "ann")
+    assert summary.changed
     before = await queued(rx, incident)
     assert ("acknowledged", "sms", ON_CALL) in before  # the person paged hears who took it
     assert await tick(rx, clock, 600) == []  # step 2 would have been due at +5m
@@ -81,7 +82,7 @@ async def test_ack_stops_escalation_and_expiry_resumes_it(rx: Running, clock: Fa
     assert fired[0].acted
     after = (await queued(rx, incident))[len(before) :]
     assert ("firing", "sms", ON_CALL) in after
-    detail = await rx.app[STORE].incident(incident)
+    detail = (await rx.app[STORE].incident(incident)).to_json()
     assert detail is not None
     assert detail["state"] == "triggered"
     assert detail["acked_by"] is None
@@ -140,7 +141,7 @@ async def test_quiet_hours_hold_non_critical_messages(
     await tick(rx, clock, 3600)
     await tick(rx, clock, 300)
     await tick(rx, clock, 600)  # step 3 pages cy at 12:21 UTC, inside cy's quiet hours (12-13)
-    rows = await rx.app[STORE].incident(incident)
+    rows = (await rx.app[STORE].incident(incident)).to_json()
     assert rows is not None
     cy = [n for n in rows["notifications"] if n["recipient"] == "cy"]
     assert [(n["channel"], n["created_at"]) for n in cy] == [("pager", "2026-11-18T13:00:00Z")]

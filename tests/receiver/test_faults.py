@@ -50,8 +50,8 @@ def outcome(rx: Running, name: str) -> float:
 async def rows(rx: Running) -> list[tuple[str, str, int]]:
     """Return (channel, status, attempts) of every outbox row."""
     out = []
-    for incident in await rx.app[STORE].incidents(None, {}, 100):
-        detail = await rx.app[STORE].incident(incident["id"])
+    for incident in [i.to_json() for i in await rx.app[STORE].incidents(None, {}, 100)]:
+        detail = (await rx.app[STORE].incident(incident["id"])).to_json()
         assert detail is not None
         out += [(n["channel"], n["status"], n["attempts"]) for n in detail["notifications"]]
     return out
@@ -201,7 +201,7 @@ async def test_twilio_429_and_500_are_retried_then_sent_once(tmp_path: Path) -> 
             assert await rows(rx) == [("sms", "sent", 3)]
             assert len(twilio.bodies) == 1
             assert twilio.lookups == 1  # a 500 may have created it: Twilio is asked first
-            detail = await rx.app[STORE].incident(1)
+            detail = (await rx.app[STORE].incident(1)).to_json()
             assert detail is not None
             reasons = [d["detail"] for d in detail["deliveries"]]
             assert reasons[:2] == [
@@ -238,7 +238,7 @@ async def test_connection_dropped_after_the_request_body_sends_no_second_sms(
             assert len(twilio.bodies) == 1
             assert twilio.lookups == 1
             assert await rows(rx) == [("sms", "sent", 2)]
-            detail = await rx.app[STORE].incident(1)
+            detail = (await rx.app[STORE].incident(1)).to_json()
             assert detail is not None
             assert detail["notifications"][0]["provider_id"] == twilio.messages[0]["sid"]
             first, second = (d["detail"] for d in detail["deliveries"])
@@ -282,7 +282,7 @@ async def test_full_disk_file_channel_recovers(tmp_path: Path) -> None:
         await rx.post(payload(alert("a")))
         await rx.app[WORKER].run_once()
         assert await rows(rx) == [("f", "pending", 1)]
-        detail = await rx.app[STORE].incident(1)
+        detail = (await rx.app[STORE].incident(1)).to_json()
         assert detail is not None
         assert "No space left on device" in detail["notifications"][0]["last_error"]
         link.unlink()

@@ -61,7 +61,7 @@ async def test_a_failing_payload_fails_alone(store: SqliteBackend, rules: Intake
     )
     assert isinstance(results[1], OverflowError)
     assert [r.action for r in (results[0], results[2])] == ["open", "open"]
-    stored = await store.incidents(None, {}, 10)
+    stored = [i.to_json() for i in await store.incidents(None, {}, 10)]
     assert sorted(i["group_key"] for i in stored) == ["one", "two"]
     ids = {r.incident_id for r in (results[0], results[2])}
     assert {i["id"] for i in stored} == ids
@@ -87,7 +87,7 @@ async def test_other_calls_keep_their_place_between_intakes(
         store.incidents(None, {}, 10),
         store.ingest(parsed("second"), T0, rules),
     )
-    assert [i["group_key"] for i in results[1]] == ["first"]
+    assert [i.group_key for i in results[1]] == ["first"]
     assert len(await store.incidents(None, {}, 10)) == 2
 
 
@@ -103,6 +103,6 @@ async def test_closed_store_refuses_work(tmp_path: Path, rules: IntakeRules) -> 
     reopened = SqliteBackend(tmp_path / "receiver.db")
     await reopened.open()
     try:
-        assert [i["group_key"] for i in await reopened.incidents(None, {}, 10)] == ["queued"]
+        assert [i.group_key for i in await reopened.incidents(None, {}, 10)] == ["queued"]
     finally:
         await reopened.close()

@@ -63,8 +63,8 @@ async def tick(rx: Running) -> int:
 async def notifications(rx: Running) -> list[dict[str, Any]]:
     """Return the outbox rows of every incident."""
     out = []
-    for incident in await rx.app[STORE].incidents(None, {}, 100):
-        detail = await rx.app[STORE].incident(incident["id"])
+    for incident in [i.to_json() for i in await rx.app[STORE].incidents(None, {}, 100)]:
+        detail = (await rx.app[STORE].incident(incident["id"])).to_json()
         assert detail is not None
         out += detail["notifications"]
     return sorted(out, key=lambda n: n["id"])
@@ -168,7 +168,7 @@ async def test_at_most_once_row_whose_request_may_have_left_falls_back(
         "sent",
         sms["id"],
     )
-    timeline = [e["detail"] for e in await rx.app[STORE].timeline(row.incident_id)]
+    timeline = [e.detail for e in await rx.app[STORE].timeline(row.incident_id)]
     assert any(d.startswith("firing via sms: unknown") for d in timeline), timeline
     assert any(d.startswith("firing via backup: sent") for d in timeline), timeline
     fallbacks = rx.app[METRICS].registry.get_sample_value(

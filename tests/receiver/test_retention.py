@@ -64,7 +64,7 @@ async def fire_and_resolve(rx: Running, group: str, clock: FakeClock) -> int:
     clock.advance(600)
     await rx.post(payload(alert("a", status="resolved", ends=RESOLVED), group=group))
     await drain(rx)
-    (found,) = await rx.app[STORE].incidents(None, {}, 1)
+    (found,) = [i.to_json() for i in await rx.app[STORE].incidents(None, {}, 1)]
     assert found["state"] == "resolved"
     return int(found["id"])
 
@@ -78,8 +78,8 @@ async def drain(rx: Running) -> None:
 async def counts(rx: Running) -> dict[int, tuple[int, int, int]]:
     """Return incidents by id with their notification and delivery counts."""
     out = {}
-    for incident in await rx.app[STORE].incidents(None, {}, 1000):
-        detail = await rx.app[STORE].incident(incident["id"])
+    for incident in [i.to_json() for i in await rx.app[STORE].incidents(None, {}, 1000)]:
+        detail = (await rx.app[STORE].incident(incident["id"])).to_json()
         assert detail is not None
         out[incident["id"]] = (
             len(detail["alerts"]),
@@ -155,7 +155,7 @@ async def test_fallback_copies_and_their_originals_are_pruned(
 ) -> None:
     script.plan["pager"] = ["fail", "fail"]
     incident = await fire_and_resolve(rx, "g", clock)
-    detail = await rx.app[STORE].incident(incident)
+    detail = (await rx.app[STORE].incident(incident)).to_json()
     assert detail is not None
     assert sorted(n["channel"] for n in detail["notifications"]) == [
         "backup",

@@ -85,7 +85,10 @@ def silencer(rx: Running) -> Silencer:
 
 async def opened(rx: Running, unique: str) -> dict[str, Any]:
     async def find() -> dict[str, Any] | None:
-        rows = await rx.app[STORE].incidents("triggered", {"alertname": f"Disk{unique}"}, 5)
+        rows = [
+            i.to_json()
+            for i in await rx.app[STORE].incidents("triggered", {"alertname": f"Disk{unique}"}, 5)
+        ]
         return rows[0] if rows else None
 
     row: dict[str, Any] = await wait_for(find, what="incident opened from Alertmanager")
@@ -135,7 +138,7 @@ async def test_ack_silences_each_alert_and_the_silences_follow_the_incident(
         await post_alerts(rx.http, alertmanager, [{**a, "endsAt": now_rfc3339()} for a in alerts])
         gone = await silencer(rx).run_once()
         assert gone.resolved == [incident_id]
-        detail = await rx.app[STORE].incident(incident_id)
+        detail = (await rx.app[STORE].incident(incident_id)).to_json()
         assert detail is not None
         assert (detail["state"], detail["resolved_by"]) == ("resolved", "alertmanager")
         assert (await silencer(rx).run_once()).expired == 2
@@ -154,7 +157,7 @@ async def test_unack_expires_the_silences_so_alertmanager_notifies_again(
         await rx.app[ACTIONS].unack(incident_id, "alice", "api")
         assert (await silencer(rx).run_once()).expired == 2
         assert await ours(rx, alertmanager, unique) == []
-        detail = await rx.app[STORE].incident(incident_id)
+        detail = (await rx.app[STORE].incident(incident_id)).to_json()
         assert detail is not None
         assert detail["state"] == "triggered"  # still firing: only the silences ended
 
@@ -190,7 +193,7 @@ async def test_alertmanager_down_is_reported_once_and_retried(
             token="s3cr3t",
         )
         assert incident.status == 200
-        rows = await rx.app[STORE].incidents("triggered", {}, 5)
+        rows = [i.to_json() for i in await rx.app[STORE].incidents("triggered", {}, 5)]
         await rx.app[ACTIONS].ack(int(rows[0]["id"]), "alice", "api")
         with pytest.raises(AlertmanagerError, match=r"GET /silences: .*Connect"):
             await silencer(rx).run_once()
@@ -268,7 +271,7 @@ async def test_a_silence_alertmanager_rejects_fails_alone(
         )
         good = await rx.post(webhook_alert(f"Good{unique}", "0900d", disk="sda"), token="s3cr3t")
         assert (bad.status, good.status) == (200, 200)
-        rows = await rx.app[STORE].incidents("triggered", {}, 5)
+        rows = [i.to_json() for i in await rx.app[STORE].incidents("triggered", {}, 5)]
         ids = {r["common_labels"]["alertname"]: int(r["id"]) for r in rows}
         for incident_id in ids.values():
             await rx.app[ACTIONS].ack(incident_id, "alice", "api")

@@ -8,6 +8,7 @@ import pytest
 
 from maintwatch.configload import ConfigError
 from receiver.config import load_config_text
+from receiver.incident_record import AlertRow, IncidentRecord
 from receiver.silences import (
     ExistingSilence,
     WantedSilence,
@@ -26,17 +27,22 @@ DAY = 86400.0
 NOW = 1_800_000_000.0
 
 
-def incident(state: str = "acknowledged", receiver: str = "hook", **alerts: str) -> dict[str, Any]:
-    return {
-        "id": 7,
-        "state": state,
-        "receiver": receiver,
-        "acked_by": "alice",
-        "alerts": [
-            {"fingerprint": fp, "status": status, "labels": {"alertname": "Disk", "disk": fp}}
+def incident(state: str = "acknowledged", receiver: str = "hook", **alerts: str) -> IncidentRecord:
+    return IncidentRecord(
+        id=7,
+        state=state,
+        severity="warning",
+        group_labels={},
+        common_labels={},
+        common_annotations={},
+        opened_at=NOW,
+        receiver=receiver,
+        acked_by="alice",
+        alerts=tuple(
+            AlertRow(7, fp, status, NOW, None, {"alertname": "Disk", "disk": fp}, {}, "", NOW)
             for fp, status in alerts.items()
-        ],
-    }
+        ),
+    )
 
 
 def want(fp: str = "aa01", incident_id: int = 7) -> WantedSilence:

@@ -70,7 +70,7 @@ async def test_fixture_lifecycle(store: Store, rules: IntakeRules) -> None:
     late = await store.ingest(body(fixture_bytes("firing-single.json")), T0 + 3, rules)
     assert late.action == "none"  # the old firing payload after the resolution changes nothing
     assert opened.incident_id is not None
-    incident = await store.incident(opened.incident_id)
+    incident = (await store.incident(opened.incident_id)).to_json()
     assert incident is not None
     assert incident["state"] == "resolved"
     assert incident["routes"] == ["crit"]
@@ -89,7 +89,7 @@ async def test_partly_resolved_group(store: Store, rules: IntakeRules) -> None:
     partly = await store.ingest(body(fixture_bytes("group-partly-resolved.json")), T0 + 1, rules)
     assert (partly.action, partly.notifications) == ("refresh", 0)
     assert opened.incident_id is not None
-    incident = await store.incident(opened.incident_id)
+    incident = (await store.incident(opened.incident_id)).to_json()
     assert incident is not None
     assert incident["state"] == "triggered"
     assert incident["severity"] == "warning"
@@ -114,7 +114,7 @@ async def test_refire_opens_a_new_incident(store: Store, rules: IntakeRules) -> 
     two = await store.ingest(body(payload(alert("a", starts="2026-11-22T14:00:00Z"))), T0, rules)
     assert two.action == "open"
     assert two.incident_id != one.incident_id
-    states = [i["state"] for i in await store.incidents(None, {}, 10)]
+    states = [i.state for i in await store.incidents(None, {}, 10)]
     assert states == ["triggered", "resolved"]
 
 
@@ -130,7 +130,7 @@ async def test_thousand_unicode_alerts_and_truncation(store: Store, rules: Intak
     result = await store.ingest(body(payload(*alerts, truncated=25)), T0, rules)
     assert result.action == "open"
     assert result.incident_id is not None
-    incident = await store.incident(result.incident_id)
+    incident = (await store.incident(result.incident_id)).to_json()
     assert incident is not None
     assert len(incident["alerts"]) == 1000
     assert incident["truncated_alerts"] == 25
@@ -146,7 +146,7 @@ async def test_the_largest_truncation_count_the_parser_accepts_is_stored(
     largest = 2**31 - 1
     result = await store.ingest(body(payload(alert("a"), truncated=largest)), T0, rules)
     assert result.incident_id is not None
-    incident = await store.incident(result.incident_id)
+    incident = (await store.incident(result.incident_id)).to_json()
     assert incident is not None
     assert incident["truncated_alerts"] == largest
     with pytest.raises(PayloadError, match="truncatedAlerts"):
@@ -159,7 +159,7 @@ async def test_info_is_stored_for_the_digest_and_never_pages(
     info = payload(alert("a", severity="info"), severity="info")
     result = await store.ingest(body(info), T0, rules)
     assert (result.action, result.notifications) == ("open", 0)
-    listed = await store.incidents("triggered", {"severity": "info"}, 10)
+    listed = [i.to_json() for i in await store.incidents("triggered", {"severity": "info"}, 10)]
     assert [(i["id"], i["digest"], i["paged"]) for i in listed] == [
         (result.incident_id, True, False)
     ]
@@ -172,7 +172,7 @@ async def test_info_is_stored_for_the_digest_and_never_pages(
 async def test_filters(store: Store, rules: IntakeRules) -> None:
     await store.ingest(body(payload(alert("a"), group="g1", team="db")), T0, rules)
     await store.ingest(body(payload(alert("b"), group="g2", team="ops")), T0, rules)
-    db = await store.incidents(None, {"team": "db"}, 10)
+    db = [i.to_json() for i in await store.incidents(None, {"team": "db"}, 10)]
     assert [i["group_key"] for i in db] == ["g1"]
     assert db[0]["channels"] == ["chat"]
     assert await store.incidents("resolved", {}, 10) == []

@@ -91,12 +91,10 @@ async def test_missing_heartbeat_pages_once_and_recovery_is_told(
     assert (await rx.post(heartbeat())).status == 200
     await deliver(rx)
     assert sent(script, "sms") == [("watchdog", "ann"), ("resolved", "ann")]
-    found = await rx.app[STORE].incident(incident)
+    found = (await rx.app[STORE].incident(incident)).to_json()
     assert found is not None
     assert (found["state"], found["resolved_by"]) == ("resolved", "watchdog")
-    assert [
-        e["kind"] for e in await rx.app[STORE].timeline(incident) if e["kind"] != "delivery"
-    ] == [
+    assert [e.kind for e in await rx.app[STORE].timeline(incident) if e.kind != "delivery"] == [
         "watchdog_missing",
         "watchdog_back",
     ]
