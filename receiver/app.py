@@ -42,6 +42,7 @@ from receiver.channels import REGISTRY, ChannelContext, Recipient
 from receiver.config import ReceiverBase
 from receiver.connections import ConnectionGuard, track
 from receiver.digest import DigestTask
+from receiver.escalation_plan import EscalationRules
 from receiver.escalator import EscalationWorker, EscalatorMetrics
 from receiver.graphs import graphs_ctx
 from receiver.intake import wiring as intake
@@ -53,7 +54,6 @@ from receiver.routing import compile_routes
 from receiver.server import add_routes
 from receiver.silencer import Silencer, SilencerMetrics
 from receiver.store import IntakeRules, StoreUnavailable, make_store
-from receiver.escalation_plan import EscalationRules
 from receiver.store.sqlite import SqliteBackend
 from receiver.watchdog import WatchdogMonitor
 from receiver.web.ledger import Ledger

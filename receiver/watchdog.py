@@ -15,13 +15,13 @@ from typing import Any
 
 from maintwatch.durations import format_duration
 from receiver.channels.base import NotificationKind
+from receiver.escalation_plan import Message, TimelineEvent
 from receiver.escalation_settings import WatchdogConfig
 from receiver.incidents import AlertRecord
 from receiver.notify import IncidentInfo, body
 from receiver.people import Directory
 from receiver.store import IntakeRules, Store
 from receiver.store.base import IncidentWrite, Outage
-from receiver.escalation_plan import Message, TimelineEvent
 from receiver.webhook import Payload
 from receiver.worker import PeriodicWorker
 

@@ -18,11 +18,11 @@ from receiver.decide import IngestResult as IngestResult
 from receiver.decide import IntakeRules as IntakeRules
 from receiver.decide import Transition as Transition
 from receiver.escalation_plan import ActRequest, ActResult, Message, TimelineEvent
+from receiver.incident_record import IncidentRecord, TimelineEntry
 from receiver.lanes import Picker as Picker
 from receiver.lanes import Wanted as Wanted
 from receiver.lanes import priority as priority
 from receiver.lanes import rate_limit as rate_limit
-from receiver.incident_record import IncidentRecord, TimelineEntry
 from receiver.webhook import Payload
 
 if TYPE_CHECKING:

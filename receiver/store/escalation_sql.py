@@ -8,8 +8,8 @@ from typing import Any
 
 from receiver.decide import IncidentWrite, IntakeRules
 from receiver.escalation_plan import Message, TimelineEvent, Update
-from receiver.notify import Planned
 from receiver.incident_record import TimelineEntry
+from receiver.notify import Planned
 from receiver.store import escalation_rows as e
 from receiver.store import queries as q
 from receiver.store import rows

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from receiver.incident_record import IncidentRecord
-from receiver.store import rows
 from receiver.store.base import Stats
 from receiver.store.tx import Tx, one
 

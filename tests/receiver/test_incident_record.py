@@ -9,20 +9,10 @@ from typing import Any
 
 import pytest
 
-from receiver.incident_record import IncidentRecord, TimelineEntry
-from receiver.store import (
-    Finish,
-    IntakeRules,
-    Store,
-    postgres_escalation,
-    postgres_queries,
-    rows,
-    sqlite_escalation,
-    sqlite_queries,
-)
 from receiver.escalation_plan import ActRequest
-from receiver.store.postgres import PostgresBackend
-from receiver.store.sqlite import SqliteBackend
+from receiver.incident_record import IncidentRecord, TimelineEntry
+from receiver.store import Finish, IntakeRules, Store, escalation_rows, queries, rows
+from receiver.store.tx import Tx, one
 from receiver.webhook import parse_payload
 from tests.receiver._helpers import (
     BASE_CONFIG,
@@ -67,32 +57,24 @@ async def _lived(store: Store, rules: IntakeRules) -> int:
     return opened.incident_id
 
 
+async def _api_shape(tx: Tx, incident_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    # The JSON the API sent before the read model: the rows shaped by `rows.to_json`.
+    shown = rows.to_json(await one(tx, queries.INCIDENT, (incident_id,)))
+    for key, sql in queries.SHOWN.items():
+        shown[key] = [rows.to_json(r) for r in await tx.fetchall(sql, (incident_id,))]
+    events = await tx.fetchall(escalation_rows.TIMELINE, (incident_id,))
+    deliveries = await tx.fetchall(escalation_rows.DELIVERY_LOG, (incident_id,))
+    return shown, escalation_rows.timeline(events, deliveries)
+
+
 async def _shaped(store: Store, incident_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Return what the query modules shape for the API (the JSON before the read model)."""
-    if isinstance(store, SqliteBackend):
-        return (
-            await store._run(sqlite_queries.show_incident, store.db, incident_id),
-            await store._run(sqlite_escalation.timeline, store.db, incident_id),
-        )
-    assert isinstance(store, PostgresBackend)
-    async with store._tx() as conn:
-        shown = await postgres_queries.show_incident(conn, incident_id)
-        events = await postgres_escalation.timeline(conn, incident_id)
-    assert shown is not None
-    return shown, events
+    """Return the JSON the API shaped from the rows before the read model."""
+    return await store.transaction(_api_shape, incident_id)
 
 
 async def _raw(store: Store, incident_id: int) -> dict[str, Any]:
     """Return the incident's row as the backend's driver reads it (JSON as text, 0/1 flags)."""
-    sql = "SELECT * FROM incidents WHERE id = %s"
-    if isinstance(store, SqliteBackend):
-        found = await store._run(
-            lambda: store.db.execute(sql.replace("%s", "?"), (incident_id,)).fetchone()
-        )
-        return dict(found)
-    assert isinstance(store, PostgresBackend)
-    async with store._tx() as conn:
-        return dict(await postgres_queries.one(conn, sql, (incident_id,)))
+    return dict(await store.transaction(one, queries.INCIDENT, (incident_id,)))
 
 
 async def test_detail_reads_back_the_api_json(store: Store, rules: IntakeRules) -> None:
