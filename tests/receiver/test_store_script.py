@@ -82,7 +82,7 @@ async def test_a_failing_payload_in_the_middle_fails_alone(
     ]
     assert await store.inbox_mark("inbox") == 7
     stored = await store.incidents(None, {}, 10)
-    assert sorted(i["group_key"] for i in stored) == ["one", "two"]
+    assert sorted(i.group_key for i in stored) == ["one", "two"]
 
 
 async def test_a_duplicate_changes_nothing_in_a_batch(store: Store, rules: IntakeRules) -> None:
@@ -253,6 +253,6 @@ async def test_two_replicas_batches_in_opposite_orders_do_not_deadlock(
                     assert not [r for r in results if isinstance(r, Exception)]
             incidents = await one.incidents(None, {}, 100)
             assert len(incidents) == len(keys)
-            assert {i["state"] for i in incidents} == {"triggered"}
+            assert {i.state for i in incidents} == {"triggered"}
         finally:
             await two.close()
