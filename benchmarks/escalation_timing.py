@@ -27,9 +27,9 @@ from common import median, percentile, rss_mb
 
 from receiver.app import intake_rules
 from receiver.config import PostgresStore, SqliteStore, load_config_text
-from receiver.escalator import EscalationWorker, EscalatorMetrics
+from receiver.escalation.worker import EscalationWorker, EscalatorMetrics
+from receiver.intake.payload import parse_payload
 from receiver.store import IntakeRules, Store, make_store
-from receiver.webhook import parse_payload
 
 T0 = 1_795_000_000.0
 CONFIG = """

@@ -32,10 +32,10 @@ from prometheus_client import CollectorRegistry
 
 from receiver.app import intake_rules
 from receiver.config import PostgresStore, RetentionConfig, SqliteStore, load_config_text
-from receiver.retention import Retention, RetentionMetrics
+from receiver.intake.payload import parse_payload
 from receiver.store import Finish, IntakeRules, Store, Wanted, make_store
+from receiver.store.retention import Retention, RetentionMetrics
 from receiver.store.tx import Tx, one
-from receiver.webhook import parse_payload
 
 DAY = 86400.0
 START = 1_767_225_600.0  # 2026-01-01

@@ -16,8 +16,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from receiver.actions import IncidentActions
-from receiver.alertmanager_api import AlertmanagerAPI
+from receiver.ack.actions import IncidentActions
 from receiver.appkeys import (
     ACTIONS,
     CHANNELS,
@@ -38,24 +37,25 @@ from receiver.appkeys import (
     WATCHDOG,
     WORKER,
 )
-from receiver.channels import REGISTRY, ChannelContext, Recipient
 from receiver.config import ReceiverBase
 from receiver.connections import ConnectionGuard, track
-from receiver.digest import DigestTask
-from receiver.escalation_plan import EscalationRules
-from receiver.escalator import EscalationWorker, EscalatorMetrics
+from receiver.delivery.channels import REGISTRY, ChannelContext, Recipient
+from receiver.delivery.digest import DigestTask
+from receiver.delivery.outbox import OutboxWorker
+from receiver.escalation.plan import EscalationRules
+from receiver.escalation.worker import EscalationWorker, EscalatorMetrics
 from receiver.graphs import graphs_ctx
 from receiver.intake import wiring as intake
+from receiver.intake.watchdog import WatchdogMonitor
 from receiver.metrics import ReceiverMetrics
-from receiver.outbox import OutboxWorker
-from receiver.people import Directory
-from receiver.retention import Retention, RetentionMetrics
-from receiver.routing import compile_routes
+from receiver.oncall.people import Directory
+from receiver.routing.routes import compile_routes
 from receiver.server import add_routes
-from receiver.silencer import Silencer, SilencerMetrics
+from receiver.silences.alertmanager import AlertmanagerAPI
+from receiver.silences.silencer import Silencer, SilencerMetrics
 from receiver.store import IntakeRules, StoreUnavailable, make_store
+from receiver.store.retention import Retention, RetentionMetrics
 from receiver.store.sqlite import SqliteBackend
-from receiver.watchdog import WatchdogMonitor
 from receiver.web.ledger import Ledger
 from receiver.web.reads import PageReads
 from receiver.web.sqlite_reader import SqliteReader

@@ -7,19 +7,19 @@ from typing import Any
 
 from aiohttp import web
 
-from receiver.actions import IncidentActions
-from receiver.channels import Channel
+from receiver.ack.actions import IncidentActions
 from receiver.config import ReceiverBase
 from receiver.connections import ConnectionGuard
-from receiver.digest import DigestTask
-from receiver.escalator import EscalationWorker
+from receiver.delivery.channels import Channel
+from receiver.delivery.digest import DigestTask
+from receiver.delivery.outbox import OutboxWorker
+from receiver.escalation.worker import EscalationWorker
 from receiver.intake.supervisor import Intake
+from receiver.intake.watchdog import WatchdogMonitor
 from receiver.metrics import ReceiverMetrics
-from receiver.outbox import OutboxWorker
-from receiver.retention import Retention
-from receiver.silencer import Silencer
+from receiver.silences.silencer import Silencer
 from receiver.store import IntakeRules, Store
-from receiver.watchdog import WatchdogMonitor
+from receiver.store.retention import Retention
 
 CONFIG = web.AppKey("config", ReceiverBase)
 METRICS = web.AppKey("metrics", ReceiverMetrics)

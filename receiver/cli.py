@@ -24,9 +24,9 @@ from receiver.app import make_app
 from receiver.appkeys import GUARD
 from receiver.config import ReceiverBase, load_config
 from receiver.connections import GuardedSite, exception_handler
-from receiver.matchers import parse_labels
-from receiver.people import Directory, who_is_on_call
-from receiver.routing import compile_routes, explain, gaps
+from receiver.oncall.people import Directory, who_is_on_call
+from receiver.routing.matchers import parse_labels
+from receiver.routing.routes import compile_routes, explain, gaps
 
 DEFAULT_CONFIG = "maintwatch-receiver.yml"
 

@@ -22,18 +22,18 @@ from maintwatch.configload import (
     load_file,
     load_model,
 )
-from receiver.channels import REGISTRY, ChannelConfig
 from receiver.connections import ServerConfig
-from receiver.escalation_model import PolicyConfig, policy_reference_problems
-from receiver.escalation_settings import (
+from receiver.delivery.channels import REGISTRY, ChannelConfig
+from receiver.escalation.model import PolicyConfig, policy_reference_problems
+from receiver.escalation.settings import (
     EscalatorConfig,
     WatchdogConfig,
     watchdog_reference_problems,
 )
-from receiver.matchers import parse_matcher
-from receiver.people import PersonConfig, people_reference_problems
-from receiver.schedules import ScheduleConfig, schedule_reference_problems
-from receiver.silences import AlertmanagerConfig, alertmanager_problems
+from receiver.oncall.people import PersonConfig, people_reference_problems
+from receiver.oncall.schedules import ScheduleConfig, schedule_reference_problems
+from receiver.routing.matchers import parse_matcher
+from receiver.silences.plan import AlertmanagerConfig, alertmanager_problems
 from receiver.web.settings import (
     DigestConfig,
     InboundConfig,

@@ -11,7 +11,6 @@ from importlib import resources
 from aiohttp import web
 from prometheus_client import exposition
 
-from receiver import api
 from receiver.appkeys import (
     CLOCK,
     CONFIG,
@@ -24,10 +23,11 @@ from receiver.appkeys import (
 )
 from receiver.config import ReceiverBase, WebhookConfig
 from receiver.intake import wiring as intake
+from receiver.intake.payload import Payload, PayloadError, parse_payload
 from receiver.intake.protocol import Applied
 from receiver.store import StoreUnavailable
+from receiver.web import api
 from receiver.web import routes as web_routes
-from receiver.webhook import Payload, PayloadError, parse_payload
 
 READY_TIMEOUT = 2.0
 

@@ -8,7 +8,7 @@ import re
 import time
 from pathlib import Path
 
-from receiver.links import derive, verify
+from receiver.ack.links import derive, verify
 
 REPO = Path(__file__).resolve().parents[1]
 

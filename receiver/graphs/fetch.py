@@ -21,11 +21,11 @@ from aiohttp import web
 from markupsafe import Markup
 
 from maintwatch.httpauth import basic_auth
+from receiver.delivery.templates import humanize_duration
 from receiver.graphs.curves import Curves
 from receiver.graphs.promql import plot, source
 from receiver.graphs.settings import GraphsConfig
 from receiver.graphs.svg import svg
-from receiver.templates import humanize_duration
 
 MAX_BODY = 4 * 1024 * 1024  # bytes of one query_range answer
 POINTS = 240  # samples across the window

@@ -26,10 +26,10 @@ from typing import TypeVar
 
 from receiver.config import PostgresStore, SqliteStore
 from receiver.intake import inbox
+from receiver.intake.payload import Payload, PayloadError, parse_payload
 from receiver.intake.protocol import Applied, encode
+from receiver.intake.watchdog import split
 from receiver.store import IngestResult, IntakeRules, Store, StoreUnavailable, make_store
-from receiver.watchdog import split
-from receiver.webhook import Payload, PayloadError, parse_payload
 
 BATCH = 256
 PRUNE_EVERY = 4096  # rows; and whenever caught up. Each prune takes the append lock briefly.

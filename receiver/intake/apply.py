@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from receiver import escalation_tx
-from receiver.decide import IngestResult, IntakeRules, Transition, decide, outbox_entries
+from receiver.escalation import transactions as escalation_tx
+from receiver.intake.decide import IngestResult, IntakeRules, Transition, decide, outbox_entries
+from receiver.intake.payload import Payload
 from receiver.store import escalation_sql as repo
 from receiver.store import groups, rows
 from receiver.store.groups import Group
 from receiver.store.tx import Row, Tx
-from receiver.webhook import Payload
 
 Item = tuple[Payload, float, IntakeRules]
 

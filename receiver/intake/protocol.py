@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 
+from receiver.intake.payload import Payload
 from receiver.store import IngestResult
-from receiver.webhook import Payload
 
 
 @dataclass(frozen=True)

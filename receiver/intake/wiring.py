@@ -24,12 +24,12 @@ from receiver.appkeys import (
 from receiver.config import ReceiverBase, SqliteStore
 from receiver.intake.applier import Setup
 from receiver.intake.inbox import Inbox
+from receiver.intake.payload import Payload
 from receiver.intake.protocol import Applied
 from receiver.intake.supervisor import Intake, Supervisor
+from receiver.intake.watchdog import split
 from receiver.store import StoreUnavailable
 from receiver.store.batch import WriterStopped
-from receiver.watchdog import split
-from receiver.webhook import Payload
 
 READ_YOUR_WRITES_WAIT = 2.0
 _READS = ("/api/v1/incidents", "/incidents")  # and "/", the incidents page

@@ -2,7 +2,8 @@
 
 The SQL is written once (scripts over `receiver.store.tx.Tx`, spelled per database by
 `receiver.store.dialect`); what happens to a payload is decided outside the store
-(`receiver.decide`, `receiver.intake.apply`, `receiver.lanes`), so both databases behave alike.
+(`receiver.intake.decide`, `receiver.intake.apply`, `receiver.delivery.lanes`), so both
+databases behave alike.
 """
 
 from __future__ import annotations
@@ -12,18 +13,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
-from receiver.decide import IncidentMeta as IncidentMeta
-from receiver.decide import IncidentWrite as IncidentWrite
-from receiver.decide import IngestResult as IngestResult
-from receiver.decide import IntakeRules as IntakeRules
-from receiver.decide import Transition as Transition
-from receiver.escalation_plan import ActRequest, ActResult, Message, TimelineEvent
+from receiver.delivery.lanes import Picker as Picker
+from receiver.delivery.lanes import Wanted as Wanted
+from receiver.delivery.lanes import priority as priority
+from receiver.delivery.lanes import rate_limit as rate_limit
+from receiver.escalation.plan import ActRequest, ActResult, Message, TimelineEvent
 from receiver.incident_record import IncidentRecord, TimelineEntry
-from receiver.lanes import Picker as Picker
-from receiver.lanes import Wanted as Wanted
-from receiver.lanes import priority as priority
-from receiver.lanes import rate_limit as rate_limit
-from receiver.webhook import Payload
+from receiver.intake.decide import IncidentMeta as IncidentMeta
+from receiver.intake.decide import IncidentWrite as IncidentWrite
+from receiver.intake.decide import IngestResult as IngestResult
+from receiver.intake.decide import IntakeRules as IntakeRules
+from receiver.intake.decide import Transition as Transition
+from receiver.intake.payload import Payload
 
 if TYPE_CHECKING:
     from receiver.store.tx import Script
@@ -34,7 +35,7 @@ T = TypeVar("T")
 Outcome = Literal["sent", "pending", "failed", "unknown"]
 STATES = ("triggered", "acknowledged", "resolved")
 OUTBOX_STATES = ("pending", "sending", "sent", "failed", "unknown")
-PruneTarget = Literal["incidents", "notifications"]  # see receiver.retention
+PruneTarget = Literal["incidents", "notifications"]  # see receiver.store.retention
 
 
 class StoreError(Exception):

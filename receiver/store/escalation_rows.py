@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from receiver.decide import IntakeRules, Transition
-from receiver.escalation_model import EscalationState
-from receiver.escalation_plan import (
+from receiver.delivery.notify import IncidentInfo, Planned
+from receiver.escalation.model import EscalationState
+from receiver.escalation.plan import (
     ALLOWED,
     EMPTY_RULES,
     NO_POLICY,
@@ -24,7 +24,7 @@ from receiver.escalation_plan import (
     event_for_intake,
     state_of,
 )
-from receiver.notify import IncidentInfo, Planned
+from receiver.intake.decide import IntakeRules, Transition
 from receiver.store import rows
 from receiver.store.base import Outage
 

@@ -1,15 +1,16 @@
 """What escalation reads and writes: incident engine columns, timers, timeline, the outbox,
-and the dead man's switch rows. The transactions themselves are `receiver.escalation_tx`."""
+and the dead man's switch rows. The transactions themselves are in
+`receiver.escalation.transactions`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from receiver.decide import IncidentWrite, IntakeRules
-from receiver.escalation_plan import Message, TimelineEvent, Update
+from receiver.delivery.notify import Planned
+from receiver.escalation.plan import Message, TimelineEvent, Update
 from receiver.incident_record import TimelineEntry
-from receiver.notify import Planned
+from receiver.intake.decide import IncidentWrite, IntakeRules
 from receiver.store import escalation_rows as e
 from receiver.store import queries as q
 from receiver.store import rows

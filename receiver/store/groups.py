@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from receiver.decide import IncidentWrite
-from receiver.incidents import AlertRecord, Mark
+from receiver.intake.decide import IncidentWrite
+from receiver.intake.merge import AlertRecord, Mark
 from receiver.store import queries as q
 from receiver.store import rows
 from receiver.store.tx import Row, Tx

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from receiver.lanes import Picker, Wanted, priority, rate_limit
+from receiver.delivery.lanes import Picker, Wanted, priority, rate_limit
 from receiver.store import queries as q
 from receiver.store import rows
 from receiver.store.base import Fallback, Finish, OutboxRow, Recovered

@@ -17,11 +17,12 @@ from typing import Any, ParamSpec, TypeVar
 import psycopg
 from psycopg.rows import dict_row
 
-from receiver import escalation_tx
 from receiver.config import PostgresStore
-from receiver.escalation_plan import ActRequest, ActResult
+from receiver.escalation import transactions as escalation_tx
+from receiver.escalation.plan import ActRequest, ActResult
 from receiver.incident_record import IncidentRecord, TimelineEntry
 from receiver.intake import apply as intake
+from receiver.intake.payload import Payload
 from receiver.store import escalation_sql as esc
 from receiver.store import groups, outbox_sql, queries, retention_sql
 from receiver.store.base import (
@@ -42,7 +43,6 @@ from receiver.store.batch import Batcher
 from receiver.store.dialect import POSTGRES, Dialect
 from receiver.store.migrate import migrate
 from receiver.store.tx import Params, Row, Script
-from receiver.webhook import Payload
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
 P = ParamSpec("P")
@@ -265,7 +265,7 @@ class PostgresBackend(Store):
         return await self.transaction(queries.stats)
 
     async def prune(self, target: PruneTarget, before: float, limit: int) -> int:
-        """Delete one bounded batch of expired rows (receiver.retention)."""
+        """Delete one bounded batch of expired rows (receiver.store.retention)."""
         return await self.transaction(retention_sql.prune, target, before, limit)
 
     async def act(

@@ -10,9 +10,9 @@ from typing import Any, Protocol
 
 import pydantic_core
 
-from receiver.decide import IncidentMeta, IncidentWrite, IntakeRules, Transition
-from receiver.incidents import AlertRecord, GroupState, Mark, Merge, OpenIncident
-from receiver.lanes import priority
+from receiver.delivery.lanes import priority
+from receiver.intake.decide import IncidentMeta, IncidentWrite, IntakeRules, Transition
+from receiver.intake.merge import AlertRecord, GroupState, Mark, Merge, OpenIncident
 from receiver.store.base import OutboxRow
 
 Row = Mapping[str, Any]

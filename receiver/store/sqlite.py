@@ -14,10 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from receiver import escalation_tx
-from receiver.escalation_plan import ActRequest, ActResult
+from receiver.escalation import transactions as escalation_tx
+from receiver.escalation.plan import ActRequest, ActResult
 from receiver.incident_record import IncidentRecord, TimelineEntry
 from receiver.intake import apply as intake
+from receiver.intake.payload import Payload
 from receiver.store import escalation_sql as esc
 from receiver.store import groups, outbox_sql, queries, retention_sql
 from receiver.store.base import (
@@ -38,7 +39,6 @@ from receiver.store.batch import WriterThread
 from receiver.store.dialect import SQLITE, Dialect
 from receiver.store.migrate import migrate
 from receiver.store.tx import Params, Row, Script, run_sync
-from receiver.webhook import Payload
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -243,7 +243,7 @@ class SqliteBackend(Store):
         return await self._run(self._read, queries.stats)
 
     async def prune(self, target: PruneTarget, before: float, limit: int) -> int:
-        """Delete one bounded batch of expired rows (receiver.retention)."""
+        """Delete one bounded batch of expired rows (receiver.store.retention)."""
         return await self._run(self._in_tx, retention_sql.prune, target, before, limit)
 
     async def act(

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from receiver.ack.links import mac
 from receiver.appkeys import CLOCK
-from receiver.links import mac
 from receiver.numbers import parse_uint
 from receiver.web.state import WEB, WebState
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from receiver.actions import IncidentNotFound, InvalidTransition
+from receiver.ack.actions import IncidentNotFound, InvalidTransition
+from receiver.ack.links import Claim, LinkError, verify
 from receiver.appkeys import ACTIONS, CLOCK, LOG
-from receiver.links import Claim, LinkError, verify
 from receiver.store import StoreUnavailable
 from receiver.web.render import message, page
 from receiver.web.state import WEB

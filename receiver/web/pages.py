@@ -6,7 +6,7 @@ import math
 
 from aiohttp import web
 
-from receiver.actions import IncidentNotFound, InvalidTransition
+from receiver.ack.actions import IncidentNotFound, InvalidTransition
 from receiver.appkeys import ACTIONS, CLOCK, LOG
 from receiver.graphs import GRAPHS
 from receiver.numbers import parse_uint

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from receiver import chat_actions, inbound_sms
+from receiver.ack import chat as chat_actions
+from receiver.ack import sms as inbound_sms
 from receiver.config import ReceiverBase
 from receiver.web import confirm, pages, runbooks
 

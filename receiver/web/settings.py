@@ -9,7 +9,7 @@ from pydantic import BeforeValidator, Field
 
 from maintwatch.configload import Duration, SecretFromFile, StrictModel
 from receiver.graphs.settings import GraphsConfig
-from receiver.schedules import TimeZoneName, parse_clock
+from receiver.oncall.schedules import TimeZoneName, parse_clock
 from receiver.web.throttle import LoginThrottleConfig
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from receiver.ack.links import MATTERMOST_PATH, LinkMaker, derive, link_maker, mattermost_context
 from receiver.config import ReceiverBase
-from receiver.links import MATTERMOST_PATH, LinkMaker, derive, link_maker, mattermost_context
 from receiver.web.ledger import Ledger
 from receiver.web.reads import PageReads
 from receiver.web.settings import LinksConfig, WebConfig
@@ -61,7 +61,7 @@ class WebState:
     def link_fields(
         self, clock: Callable[[], float]
     ) -> Callable[[int, str | None], Mapping[str, str]]:
-        """Return the `links` callable `receiver.notify.notification` takes."""
+        """Return the `links` callable `receiver.delivery.notify.notification` takes."""
 
         def fields(incident_id: int, person: str | None) -> Mapping[str, str]:
             out = {"reply_code": str(incident_id)} if self.reply_codes else {}

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from receiver.delivery.templates import humanize_duration
 from receiver.incident_record import (
     AlertRow,
     IncidentRecord,
@@ -13,7 +14,6 @@ from receiver.incident_record import (
     TimelineEntry,
     iso,
 )
-from receiver.templates import humanize_duration
 from receiver.web.render import safe_url
 
 # A plain relative path: no scheme, host, backslash (browsers read `\\` as `/`) or space.

@@ -13,9 +13,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from receiver.channels import REGISTRY
-from receiver.channels.base import AlertView, ChannelContext, Notification, Recipient
-from receiver.templates import TemplateBlocks
+from receiver.delivery.channels import REGISTRY
+from receiver.delivery.channels.base import AlertView, ChannelContext, Notification, Recipient
+from receiver.delivery.templates import TemplateBlocks
 from tests.conftest import free_port
 
 HOSTILE = '<script>alert("x")</script> & Ünïcødé ✓'

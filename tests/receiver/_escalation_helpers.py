@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from receiver.config import ReceiverBase, load_config
-from receiver.escalation import (
+from receiver.escalation.engine import (
     Action,
     CancelTimer,
     EscalationState,
@@ -18,7 +18,7 @@ from receiver.escalation import (
     due_event,
     step,
 )
-from receiver.people import Directory
+from receiver.oncall.people import Directory
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "receiver"
 

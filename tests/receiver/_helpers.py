@@ -18,7 +18,8 @@ import structlog
 from aiohttp import web
 
 from receiver.app import intake_rules, make_app
-from receiver.channels import (
+from receiver.config import IntakeConfig, PostgresStore, ReceiverBase, load_config_text
+from receiver.delivery.channels import (
     REGISTRY,
     Channel,
     ChannelConfig,
@@ -26,7 +27,6 @@ from receiver.channels import (
     DeliveryReceipt,
     Notification,
 )
-from receiver.config import IntakeConfig, PostgresStore, ReceiverBase, load_config_text
 from receiver.store import IntakeRules, Store, Wanted, make_store
 from tests.conftest import free_port
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from receiver.actions import IncidentNotFound, InvalidTransition
+from receiver.ack.actions import IncidentNotFound, InvalidTransition
 from receiver.appkeys import ACTIONS
-from receiver.channels import REGISTRY, DeliveryReceipt, Notification
+from receiver.delivery.channels import REGISTRY, DeliveryReceipt, Notification
 from tests.receiver._escalator_helpers import (
     deliver,
     logs,  # noqa: F401 - a fixture, used by name

@@ -10,11 +10,11 @@ import aiohttp
 import pytest
 from pydantic import ValidationError
 
-from receiver.channels import REGISTRY
-from receiver.channels.base import Channel, DeliveryError
-from receiver.channels.mattermost import MattermostChannel, MattermostConfig
-from receiver.channels.slack import SlackChannel, SlackConfig
-from receiver.channels.teams import CARD_TYPE, TeamsChannel, TeamsConfig
+from receiver.delivery.channels import REGISTRY
+from receiver.delivery.channels.base import Channel, DeliveryError
+from receiver.delivery.channels.mattermost import MattermostChannel, MattermostConfig
+from receiver.delivery.channels.slack import SlackChannel, SlackConfig
+from receiver.delivery.channels.teams import CARD_TYPE, TeamsChannel, TeamsConfig
 from tests.receiver._channel_helpers import (
     HOSTILE,
     make_context,

@@ -20,8 +20,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from pydantic import ValidationError
 
-from receiver.channels.base import DeliveryError
-from receiver.channels.email import EmailChannel, EmailConfig
+from receiver.delivery.channels.base import DeliveryError
+from receiver.delivery.channels.email import EmailChannel, EmailConfig
 from tests.conftest import free_port
 from tests.receiver._channel_helpers import (
     HOSTILE,

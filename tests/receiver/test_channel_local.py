@@ -11,9 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from receiver.channels.base import DeliveryError
-from receiver.channels.console import ConsoleChannel, ConsoleConfig
-from receiver.channels.file import FileChannel, FileConfig, append_line
+from receiver.delivery.channels.base import DeliveryError
+from receiver.delivery.channels.console import ConsoleChannel, ConsoleConfig
+from receiver.delivery.channels.file import FileChannel, FileConfig, append_line
 from tests.receiver._channel_helpers import HOSTILE, make_context, make_notification
 
 

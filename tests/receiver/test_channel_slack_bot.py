@@ -20,9 +20,9 @@ from aiohttp import web
 
 from maintwatch.configload import ConfigError
 from receiver.appkeys import ACTIONS, LOG, STORE, WORKER
-from receiver.channels.base import DeliveryError
-from receiver.channels.slack_bot import SlackBotChannel, SlackBotConfig
 from receiver.config import load_config_text
+from receiver.delivery.channels.base import DeliveryError
+from receiver.delivery.channels.slack_bot import SlackBotChannel, SlackBotConfig
 from tests.conftest import free_port
 from tests.receiver._ack_helpers import serve
 from tests.receiver._channel_helpers import RecordingLogger, make_context, make_notification

@@ -17,9 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from receiver.channels._sms_text import encoding, fit, segments, units
-from receiver.channels.base import DeliveryError
-from receiver.channels.sms import SmsChannel, SmsConfig
+from receiver.delivery.channels._sms_text import encoding, fit, segments, units
+from receiver.delivery.channels.base import DeliveryError
+from receiver.delivery.channels.sms import SmsChannel, SmsConfig
 from tests.receiver._channel_helpers import (
     HOSTILE,
     Recorded,

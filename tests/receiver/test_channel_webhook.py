@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from receiver.channels.base import DeliveryError
-from receiver.channels.webhook import SIGNATURE_HEADER, WebhookChannel, WebhookConfig, sign
+from receiver.delivery.channels.base import DeliveryError
+from receiver.delivery.channels.webhook import SIGNATURE_HEADER, WebhookChannel, WebhookConfig, sign
 from tests.receiver._channel_helpers import (
     HOSTILE,
     NOW,

@@ -12,10 +12,10 @@ from urllib.parse import urlencode
 
 import pytest
 
+from receiver.ack.chat import parse_value
+from receiver.ack.links import derive, mattermost_context
 from receiver.appkeys import CLOCK, LOG, WORKER
-from receiver.channels.slack import after_click, slack_message
-from receiver.chat_actions import parse_value
-from receiver.links import derive, mattermost_context
+from receiver.delivery.channels.slack import after_click, slack_message
 from receiver.web.state import WEB
 from tests.receiver._ack_helpers import SLACK_SECRET, ack_config, incident, serve
 from tests.receiver._channel_helpers import (

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from receiver.appkeys import DIGEST, STORE
-from receiver.digest import Window, build, due_window, notification
-from receiver.templates import Renderer
+from receiver.delivery.digest import Window, build, due_window, notification
+from receiver.delivery.templates import Renderer
 from receiver.web.settings import DigestConfig
 from tests.receiver._ack_helpers import ack_config, serve
 from tests.receiver._channel_helpers import blocks

@@ -12,8 +12,8 @@ from email.message import EmailMessage, Message
 import aiohttp
 import pytest
 
-from receiver.channels.base import ChannelContext, Notification
-from receiver.channels.email import GRAPH_CID, EmailChannel
+from receiver.delivery.channels.base import ChannelContext, Notification
+from receiver.delivery.channels.email import GRAPH_CID, EmailChannel
 from tests.conftest import free_port
 from tests.receiver._channel_helpers import RecordingLogger, make_alert, make_context
 from tests.receiver._channel_helpers import make_notification as notification_of

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from receiver.config import ReceiverBase
-from receiver.escalation import (
+from receiver.escalation.engine import (
     AckExpired,
     Acknowledged,
     AlertsAdded,
@@ -25,8 +25,8 @@ from receiver.escalation import (
     Unacknowledged,
     step,
 )
-from receiver.people import Directory, PersonConfig
-from receiver.schedules import ScheduleConfig, localize
+from receiver.oncall.people import Directory, PersonConfig
+from receiver.oncall.schedules import ScheduleConfig, localize
 from tests.receiver._escalation_helpers import Run, load_example, pages
 
 BERLIN = ZoneInfo("Europe/Berlin")

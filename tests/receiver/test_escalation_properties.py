@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.escalation import (
+from receiver.escalation.engine import (
     AckExpired,
     Acknowledged,
     Action,
@@ -25,8 +25,8 @@ from receiver.escalation import (
     Unacknowledged,
     step,
 )
-from receiver.people import Directory, PersonConfig
-from receiver.schedules import ScheduleConfig
+from receiver.oncall.people import Directory, PersonConfig
+from receiver.oncall.schedules import ScheduleConfig
 
 START = datetime(2026, 3, 28, 20, 0, tzinfo=UTC)  # across the Berlin spring-forward night
 PEOPLE = [

@@ -19,8 +19,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from receiver.appkeys import METRICS, STORE, WORKER
-from receiver.channels.base import DeliveryError
-from receiver.channels.email import EmailChannel, EmailConfig
+from receiver.delivery.channels.base import DeliveryError
+from receiver.delivery.channels.email import EmailChannel, EmailConfig
 from receiver.store import StoreUnavailable
 from tests.conftest import free_port, require_tool
 from tests.receiver._channel_helpers import make_context, make_notification

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.matchers import Matcher, parse_labels, parse_matcher
-from receiver.webhook import Payload, PayloadError, parse_payload
+from receiver.intake.payload import Payload, PayloadError, parse_payload
+from receiver.routing.matchers import Matcher, parse_labels, parse_matcher
 from tests.receiver._helpers import alert, fixture_bytes, payload
 
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True)

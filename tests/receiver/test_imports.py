@@ -17,9 +17,9 @@ RECEIVER = Path(receiver.__file__).parent
 @pytest.mark.parametrize(
     ("first", "second"),
     [
-        ("receiver.templates", "receiver.channels.base"),
-        ("receiver.channels.base", "receiver.templates"),
-        ("receiver.channels", "receiver.templates"),
+        ("receiver.delivery.templates", "receiver.delivery.channels.base"),
+        ("receiver.delivery.channels.base", "receiver.delivery.templates"),
+        ("receiver.delivery.channels", "receiver.delivery.templates"),
     ],
 )
 def test_each_imports_first_in_a_fresh_interpreter(first: str, second: str) -> None:
@@ -41,5 +41,9 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("module", ["templates.py", "messages.py"])
 def test_the_template_code_knows_no_channel(module: str) -> None:
-    channels = {m for m in _imports(RECEIVER / module) if m.startswith("receiver.channels")}
+    channels = {
+        m
+        for m in _imports(RECEIVER / "delivery" / module)
+        if m.startswith("receiver.delivery.channels")
+    }
     assert channels == set()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from twilio.request_validator import RequestValidator
 
+from receiver.ack.sms import Command, parse_reply
 from receiver.appkeys import ACTIONS
-from receiver.inbound_sms import Command, parse_reply
 from tests.receiver._ack_helpers import TWILIO_TOKEN, ack_config, incident, serve
 from tests.receiver._helpers import (
     T0,

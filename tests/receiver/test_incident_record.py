@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from receiver.escalation_plan import ActRequest
+from receiver.escalation.plan import ActRequest
 from receiver.incident_record import IncidentRecord, TimelineEntry
+from receiver.intake.payload import parse_payload
 from receiver.store import Finish, IntakeRules, Store, escalation_rows, queries, rows
 from receiver.store.tx import Tx, one
-from receiver.webhook import parse_payload
 from tests.receiver._helpers import (
     BASE_CONFIG,
     EVERYTHING,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from receiver.incidents import GroupState, Merge, OpenIncident, merge
-from receiver.webhook import parse_payload
+from receiver.intake.merge import GroupState, Merge, OpenIncident, merge
+from receiver.intake.payload import parse_payload
 from tests.receiver._helpers import alert, payload
 
 LATER = "2026-11-22T13:00:00Z"

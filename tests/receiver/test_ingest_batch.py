@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from receiver.intake.payload import Payload, parse_payload
 from receiver.store import IngestResult, IntakeRules, Store
-from receiver.webhook import Payload, parse_payload
 from tests.receiver._helpers import T0, alert, opened_store, payload, rules_for
 
 

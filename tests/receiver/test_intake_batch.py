@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from receiver.intake.payload import Payload, parse_payload
 from receiver.store import IngestResult, IntakeRules, StoreUnavailable
 from receiver.store.sqlite import SqliteBackend
-from receiver.webhook import Payload, parse_payload
 from tests.receiver._helpers import T0, alert, payload, rules_for
 
 

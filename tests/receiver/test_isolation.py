@@ -16,9 +16,9 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from receiver.appkeys import PENDING, STORE, WORKER
-from receiver.channels import REGISTRY
 from receiver.cli import main
-from receiver.templates import Renderer
+from receiver.delivery.channels import REGISTRY
+from receiver.delivery.templates import Renderer
 from tests.conftest import free_port
 from tests.exporter._fault_helpers import fault_proxy
 from tests.receiver._ack_helpers import API_TOKEN, PASSWORD, ack_config, serve

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from receiver.ack.links import Claim, LinkError, LinkMaker, derive, sign, verify
 from receiver.appkeys import CLOCK, WORKER
-from receiver.links import Claim, LinkError, LinkMaker, derive, sign, verify
-from receiver.notify import notification
+from receiver.delivery.notify import notification
 from receiver.web.state import WEB
 from tests.conftest import free_port
 from tests.receiver._ack_helpers import SECRET, ack_config, incident, serve

@@ -13,14 +13,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from receiver.channels import REGISTRY
-from receiver.channels._sms_text import segments
-from receiver.channels.base import Notification
-from receiver.channels.console import ConsoleChannel, ConsoleConfig
-from receiver.channels.email import EmailChannel
-from receiver.channels.file import FileChannel, FileConfig
-from receiver.channels.sms import SmsChannel
-from receiver.notify import notification
+from receiver.delivery.channels import REGISTRY
+from receiver.delivery.channels._sms_text import segments
+from receiver.delivery.channels.base import Notification
+from receiver.delivery.channels.console import ConsoleChannel, ConsoleConfig
+from receiver.delivery.channels.email import EmailChannel
+from receiver.delivery.channels.file import FileChannel, FileConfig
+from receiver.delivery.channels.sms import SmsChannel
+from receiver.delivery.notify import notification
 from tests.receiver._channel_helpers import (
     make_alert,
     make_context,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from receiver.appkeys import METRICS, STORE, WORKER
-from receiver.channels import DeliveryError
-from receiver.outbox import RetryRules, after_failure
+from receiver.delivery.channels import DeliveryError
+from receiver.delivery.outbox import RetryRules, after_failure
 from receiver.store import OutboxRow
 from receiver.store.base import Fallback
 from tests.receiver._helpers import (

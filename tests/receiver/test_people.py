@@ -9,8 +9,8 @@ import pytest
 
 from maintwatch.configload import ConfigError
 from receiver.config import load_config_text
-from receiver.people import Directory, PersonConfig, quiet_until
-from receiver.schedules import ScheduleConfig, localize
+from receiver.oncall.people import Directory, PersonConfig, quiet_until
+from receiver.oncall.schedules import ScheduleConfig, localize
 from tests.receiver._helpers import open_webhook
 
 BERLIN = ZoneInfo("Europe/Berlin")

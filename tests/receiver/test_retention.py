@@ -10,7 +10,7 @@ import pytest
 
 from receiver.appkeys import METRICS, RETENTION, STORE, WORKER
 from receiver.config import RetentionConfig
-from receiver.retention import cutoffs
+from receiver.store.retention import cutoffs
 from tests.receiver._helpers import (
     BASE_CONFIG,
     EVERYTHING,

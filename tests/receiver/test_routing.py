@@ -11,8 +11,8 @@ import structlog
 from maintwatch.configload import ConfigError
 from receiver.cli import main
 from receiver.config import load_config_text
-from receiver.matchers import parse_labels, parse_matcher
-from receiver.routing import compile_routes, gaps, route
+from receiver.routing.matchers import parse_labels, parse_matcher
+from receiver.routing.routes import compile_routes, gaps, route
 from tests.receiver._helpers import BASE_CONFIG, Script, register_script
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from maintwatch.configload import ConfigError
 from receiver.config import load_config_text
-from receiver.schedules import (
+from receiver.oncall.schedules import (
     ScheduleConfig,
     handoff_at,
     layer_on_call,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from receiver.cli import main
-from receiver.ical import render
-from receiver.schedules import Shift
+from receiver.oncall.ical import render
+from receiver.oncall.schedules import Shift
 from tests.receiver._helpers import OPEN_WEBHOOK, running
 
 SCHEDULES = """

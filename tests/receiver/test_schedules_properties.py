@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.schedules import (
+from receiver.oncall.schedules import (
     ScheduleConfig,
     handoff_at,
     layer_on_call,

@@ -18,10 +18,10 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from maintwatch.httpauth import basic_auth
-from receiver.alertmanager_api import AlertmanagerAPI, AlertmanagerError
 from receiver.appkeys import ACTIONS, SILENCER, STORE
-from receiver.silencer import Silencer
-from receiver.silences import AlertmanagerConfig
+from receiver.silences.alertmanager import AlertmanagerAPI, AlertmanagerError
+from receiver.silences.plan import AlertmanagerConfig
+from receiver.silences.silencer import Silencer
 from tests.conftest import free_port
 from tests.receiver._alertmanager_helpers import (
     alertmanager,

@@ -9,7 +9,7 @@ import pytest
 from maintwatch.configload import ConfigError
 from receiver.config import load_config_text
 from receiver.incident_record import AlertRow, IncidentRecord
-from receiver.silences import (
+from receiver.silences.plan import (
     ExistingSilence,
     WantedSilence,
     due_to_resolve,

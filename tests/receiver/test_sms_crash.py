@@ -36,8 +36,8 @@ import aiohttp
 import psycopg
 import pytest
 
+from receiver.intake.payload import parse_payload
 from receiver.store.sqlite import SqliteBackend
-from receiver.webhook import parse_payload
 from tests.conftest import free_port
 from tests.receiver._helpers import (
     EVERYTHING,

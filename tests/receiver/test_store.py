@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from receiver.routing import Route
+from receiver.intake.payload import Payload, PayloadError, parse_payload
+from receiver.routing.routes import Route
 from receiver.store import Finish, IntakeRules, Store, Wanted
-from receiver.webhook import Payload, PayloadError, parse_payload
 from tests.receiver._helpers import (
     BASE_CONFIG,
     EVERYTHING,

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 from receiver.config import PostgresStore, SqliteStore
+from receiver.intake.payload import Payload, parse_payload
 from receiver.store import IngestResult, IntakeRules, Store, make_store
 from receiver.store.dialect import POSTGRES, SQLITE
-from receiver.webhook import Payload, parse_payload
 from tests.receiver._helpers import (
     T0,
     alert,

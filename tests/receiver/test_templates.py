@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from receiver.channels import REGISTRY
-from receiver.channels.base import Notification
-from receiver.channels.console import ConsoleConfig
-from receiver.channels.email import EmailConfig
-from receiver.templates import Renderer, humanize_duration
+from receiver.delivery.channels import REGISTRY
+from receiver.delivery.channels.base import Notification
+from receiver.delivery.channels.console import ConsoleConfig
+from receiver.delivery.channels.email import EmailConfig
+from receiver.delivery.templates import Renderer, humanize_duration
 from tests.receiver._channel_helpers import (
     HOSTILE,
     NOW,

@@ -11,8 +11,8 @@ import structlog
 
 from receiver.appkeys import STORE, WATCHDOG
 from receiver.config import load_config_text
-from receiver.watchdog import WatchdogMonitor, split
-from receiver.webhook import parse_payload
+from receiver.intake.payload import parse_payload
+from receiver.intake.watchdog import WatchdogMonitor, split
 from tests.receiver._escalator_helpers import (
     POLICY_CONFIG,
     deliver,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from twilio.request_validator import RequestValidator
 
-from receiver.links import Claim, derive, sign
+from receiver.ack.links import Claim, derive, sign
 from tests.conftest import free_port
 from tests.receiver._ack_helpers import PASSWORD, ack_config, serve
 from tests.receiver._helpers import T0, FakeClock, Running, register_script, store_yaml

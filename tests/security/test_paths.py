@@ -19,7 +19,7 @@ from maintwatch.configload import ConfigError
 from receiver.app import make_app
 from receiver.appkeys import WORKER
 from receiver.config import load_config_text
-from receiver.templates import Renderer
+from receiver.delivery.templates import Renderer
 from tests.receiver._ack_helpers import recording_logger
 from tests.receiver._channel_helpers import NOW, RecordingLogger, blocks, make_notification
 from tests.receiver._helpers import alert, payload, register_script, wait_for

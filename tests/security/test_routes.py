@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from receiver.ack.links import derive, mac, mattermost_context
 from receiver.appkeys import STORE
-from receiver.links import derive, mac, mattermost_context
 from receiver.web.auth import session_value
 from receiver.web.state import WEB, Keys
 from tests.receiver._ack_helpers import API_TOKEN, SLACK_SECRET, TWILIO_TOKEN, incident, serve

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.templates import Renderer
+from receiver.delivery.templates import Renderer
 from tests.receiver._channel_helpers import NOW, RecordingLogger, blocks, make_notification
 
 # Ways out of a jinja2 sandbox seen in the wild (SSTI payloads); each must yield nothing useful.

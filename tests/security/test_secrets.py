@@ -344,8 +344,8 @@ async def test_exporter_failures_reveal_no_secret(tmp_path: Path) -> None:
 
 
 async def test_chat_error_answers_echoing_the_secret_url_are_redacted() -> None:
-    from receiver.channels.base import DeliveryError
-    from receiver.channels.slack import SlackChannel, SlackConfig
+    from receiver.delivery.channels.base import DeliveryError
+    from receiver.delivery.channels.slack import SlackChannel, SlackConfig
     from tests.receiver._channel_helpers import make_context, make_notification
 
     async with recording_server(echo_failure) as echo, aiohttp.ClientSession() as http:

@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from receiver.ack.links import _b64, _unb64, mattermost_context
 from receiver.appkeys import CLOCK
-from receiver.links import _b64, _unb64, mattermost_context
 from receiver.web.state import WEB
 from tests.receiver._ack_helpers import API_TOKEN, SLACK_SECRET, TWILIO_TOKEN, incident
 from tests.receiver._helpers import T0, FakeClock, Running, alert, fixture_bytes, payload

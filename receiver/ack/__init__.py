@@ -1,0 +1,1 @@
+"""Acknowledgement: one entry point, and its paths (links, SMS, chat)."""

@@ -1,0 +1,1 @@
+"""Delivery: messages, the outbox, channels, templates, the digest."""

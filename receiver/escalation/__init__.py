@@ -1,0 +1,1 @@
+"""Escalation: policies, the pure engine, its plan and worker."""

@@ -1,0 +1,1 @@
+"""On-call: people, rotations and their iCal feed."""

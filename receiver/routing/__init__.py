@@ -1,0 +1,1 @@
+"""Routes: label matchers; the channels, people and policy of a group."""

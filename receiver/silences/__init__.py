@@ -1,0 +1,1 @@
+"""Alertmanager silences that follow acknowledged incidents."""
