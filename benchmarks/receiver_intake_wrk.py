@@ -1,11 +1,12 @@
 """Webhook intake under `wrk`: the real receiver vs a bare aiohttp JSON handler, same run.
 
-For each setup (SQLite with the inbox, SQLite applied in the request, PostgreSQL applied in
-the request) and each connection count, `wrk` loads the bare handler and the receiver in turn
-(the order flips every round), each for `--seconds`; every request is a new alert group (a new
-incident, the worst-case write), built by a Lua script. Printed: the medians over the rounds of
+For each setup (SQLite with the inbox file, SQLite applied in the request, PostgreSQL with the
+inbox table, PostgreSQL applied in the request) and each connection count, `wrk` loads the
+bare handler and the receiver in turn (the order flips every round), each for `--seconds`;
+every request is a new alert group (a new incident, the worst-case write), built by a Lua
+script. Printed: the medians over the rounds of
 requests/s and p99, and the receiver / bare throughput ratio. Then the time from sending a
-webhook to the first SMS call at a local Twilio stand-in, inbox vs in-request (medians of a few).
+webhook to the first SMS call at a local Twilio stand-in, per setup (medians of a few).
 
     .venv/bin/python benchmarks/receiver_intake_wrk.py [--rounds 3] [--seconds 5]
 """
@@ -180,7 +181,7 @@ def _row_text(row: dict[str, Any]) -> str:
     )
 
 
-async def first_sms(mode: str, work: Path, pages: int) -> list[float]:
+async def first_sms(label: str, store: str, mode: str, work: Path, pages: int) -> list[float]:
     """Return seconds from sending each critical webhook to its SMS at the Twilio stand-in."""
     ends = Endpoints()
     runner, twilio = await serve(ends.twilio)
@@ -189,7 +190,7 @@ async def first_sms(mode: str, work: Path, pages: int) -> list[float]:
     sid = "AC" + "0" * 31 + "1"
     config = receiver_config(
         work,
-        f"{{type: sqlite, path: {work / f'sms-{mode}.db'}}}",
+        store,
         mode,
         "channels:\n"
         f"  - {{name: sms, type: sms, account_sid: {sid}, auth_token_file: {token},"
@@ -206,7 +207,7 @@ async def first_sms(mode: str, work: Path, pages: int) -> list[float]:
             await wait_ready(url)
             async with aiohttp.ClientSession() as http:
                 for index in range(pages):
-                    name = f"P{mode}{index}"
+                    name = f"P{label.replace(' ', '')}{index}"
                     sent = time.monotonic()  # before the POST: inbox mode applies after the 200
                     await post(http, url, body(name, "critical"))
                     while name not in ends.arrived:
@@ -238,14 +239,22 @@ def main() -> None:
         for mode in ("inbox", "direct"):
             config = receiver_config(work, f"{{type: sqlite, path: {work / f'{mode}.db'}}}", mode)
             rows += load_pair(f"sqlite {mode}", config, connections, args.rounds, args.seconds, lua)
+        sms: dict[str, list[float]] = {}
+        for mode in ("inbox", "direct"):
+            store = f"{{type: sqlite, path: {work / f'sms-{mode}.db'}}}"
+            sms[f"sqlite {mode}"] = asyncio.run(first_sms(mode, store, mode, work, args.pages))
         if not args.skip_postgres:
-            with postgres_db() as dsn:
-                store = f"{{type: postgres, dsn: '{dsn}'}}"
-                config = receiver_config(work, store, "direct")
-                rows += load_pair(
-                    "postgres direct", config, connections, args.rounds, args.seconds, lua
-                )
-        sms = {mode: asyncio.run(first_sms(mode, work, args.pages)) for mode in ("inbox", "direct")}
+            for mode in ("inbox", "direct"):
+                with postgres_db() as dsn:
+                    store = f"{{type: postgres, dsn: '{dsn}'}}"
+                    config = receiver_config(work, store, mode)
+                    rows += load_pair(
+                        f"postgres {mode}", config, connections, args.rounds, args.seconds, lua
+                    )
+                with postgres_db() as dsn:
+                    store = f"{{type: postgres, dsn: '{dsn}'}}"
+                    label = f"postgres {mode}"
+                    sms[label] = asyncio.run(first_sms(label, store, mode, work, args.pages))
     for mode, found in sms.items():
         print(f"webhook sent -> first SMS call, {mode}: median {median(found) * 1e3:.1f} ms")
     print(json.dumps({"rows": rows, "first_sms_ms": {m: median(v) * 1e3 for m, v in sms.items()}}))

@@ -65,11 +65,13 @@ class PostgresStore(StrictModel):
 class IntakeConfig(StrictModel):
     """How an accepted webhook reaches the incidents.
 
-    `inbox`: the webhook is appended to a local inbox file (WAL, fsync'd) and answered; a
-    separate applier process applies the inbox to the store in order. `direct`: the webhook
-    is applied to the store before the answer. Unset: `inbox` for the SQLite store (the inbox
-    sits beside the store file), `direct` for PostgreSQL unless `inbox_path` is set, because
-    a replica's local inbox holds the webhooks it accepted hostage to that replica's disk.
+    `inbox` (the default): the webhook is appended to an inbox and answered once the append
+    is durable; a separate applier process applies the inbox to the store in order. With
+    SQLite the inbox is a local file beside the store (WAL, fsync'd); with PostgreSQL it is
+    the store's `inbox` table, shared by the replicas (one applier at a time applies it), so
+    what a replica accepted never waits on that replica's disk. `inbox_path` with PostgreSQL
+    selects a local inbox file instead. `direct`: the webhook is applied to the store before
+    the answer.
     """
 
     mode: Literal["inbox", "direct"] | None = None

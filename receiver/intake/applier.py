@@ -3,8 +3,9 @@
 Run as `python -m receiver.intake.applier` by the receiver: the first stdin line is its setup;
 every later byte on stdin is a doorbell (rows were appended); the end of stdin means the
 receiver is gone, and the applier exits with it. Each applied batch is reported as one stdout
-line. The store's mark, saved in the transaction that applies the rows, is the only record of
-progress: a killed applier resumes right after the last committed batch.
+line. A killed applier resumes right after the last committed batch: with the SQLite inbox
+file, the store's mark saved in the transaction that applies the rows is the only record of
+progress; with the PostgreSQL inbox table, that transaction deletes the rows it applied.
 """
 
 from __future__ import annotations
@@ -22,18 +23,21 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from receiver.config import PostgresStore, SqliteStore
 from receiver.intake import inbox
+from receiver.intake.apply import Prepared
 from receiver.intake.payload import Payload, PayloadError, parse_payload
 from receiver.intake.protocol import Applied, encode
 from receiver.intake.watchdog import split
 from receiver.store import IngestResult, IntakeRules, Store, StoreUnavailable, make_store
+from receiver.store.postgres import PostgresBackend
 
 BATCH = 256
 PRUNE_EVERY = 4096  # rows; and whenever caught up. Each prune takes the append lock briefly.
 IDLE_CHECK = 1.0  # a lost doorbell costs at most this long
+STANDBY_POLL = 0.02  # while another replica's applier holds the inbox lock
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
 T = TypeVar("T")
 
@@ -44,7 +48,7 @@ class Setup:
 
     store: SqliteStore | PostgresStore
     rules: IntakeRules
-    inbox_path: Path
+    inbox_path: Path | None  # None: the PostgreSQL store's inbox table
     watchdog_alertname: str | None
 
     def encode(self) -> bytes:
@@ -73,52 +77,56 @@ async def listen(stdin: asyncio.StreamReader, rung: asyncio.Event) -> None:
     os._exit(0)
 
 
-class Applier:
-    """Reads rows after the mark, applies them, reports, prunes."""
+class Source(Protocol):
+    """One kind of inbox as the applier sees it: apply a batch, say how far it got."""
 
-    def __init__(
-        self,
-        setup: Setup,
-        store: Store,
-        db: sqlite3.Connection,
-        inbox_id: str,
-        rung: asyncio.Event,
-    ) -> None:
+    async def start(self) -> int:
+        """Open; return the mark to report first (the applier is up)."""
+        ...
+
+    async def step(self, prepare: Callable[[inbox.Row], Prepared]) -> Report | None:
+        """Apply the next batch; None: nothing to apply now (wait for the doorbell)."""
+        ...
+
+
+Report = tuple[int, list[Applied]]  # the mark after a batch, and what each row did
+
+
+class FileSource:
+    """The SQLite inbox file: rows after the store's mark; the applied ones pruned later."""
+
+    def __init__(self, setup: Setup, store: Store, db: sqlite3.Connection, inbox_id: str) -> None:
         self.setup, self.store, self.db, self.inbox_id = setup, store, db, inbox_id
-        self.rung = rung
+        self.mark = 0
+        self.unpruned = 1
 
-    async def run(self, out: asyncio.StreamWriter) -> None:
-        """Apply rows as they come, forever (`listen` ends the process)."""
-        mark = await retry(lambda: self.store.inbox_mark(self.inbox_id))
-        out.write(encode(mark, []))  # the receiver learns the mark: the applier is up
-        await out.drain()
+    async def start(self) -> int:
+        """Read the store's mark for this inbox."""
+        self.mark = await retry(lambda: self.store.inbox_mark(self.inbox_id))
         # Rows at or below the mark found at start stay: this applier cannot tell whether one
         # failed (its failure record would have been written after the mark). They are few.
-        unpruned = mark + 1
-        while True:
-            self.rung.clear()  # before reading: an append committed after the read rings again
-            rows = inbox.read_after(self.db, mark, BATCH)
-            if mark - unpruned >= PRUNE_EVERY or (not rows and unpruned <= mark):
-                inbox.prune(self.db, unpruned, mark)
-                unpruned = mark + 1
-            if not rows:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.rung.wait(), IDLE_CHECK)
-                continue
-            applied = await self._apply(rows)
-            mark = rows[-1].seq
-            out.write(encode(mark, applied))
-            await out.drain()
+        self.unpruned = self.mark + 1
+        return self.mark
 
-    async def _apply(self, rows: list[inbox.Row]) -> list[Applied]:
-        parsed = [self._parse(r) for r in rows]
+    async def step(self, prepare: Callable[[inbox.Row], Prepared]) -> Report | None:
+        """Apply the rows after the mark; prune applied rows now and then."""
+        mark = self.mark
+        rows = inbox.read_after(self.db, mark, BATCH)
+        if mark - self.unpruned >= PRUNE_EVERY or (not rows and self.unpruned <= mark):
+            inbox.prune(self.db, self.unpruned, mark)
+            self.unpruned = mark + 1
+        if not rows:
+            return None
+        prepared = [prepare(r) for r in rows]
         items = [
-            (p, r.received_at) for p, r in zip(parsed, rows, strict=True) if isinstance(p, Payload)
+            (p, r.received_at)
+            for p, r in zip(prepared, rows, strict=True)
+            if isinstance(p, Payload)
         ]
-        mark = (self.inbox_id, rows[-1].seq)
-        results = iter(await retry(lambda: self.store.ingest_batch(items, self.setup.rules, mark)))
+        at = (self.inbox_id, rows[-1].seq)
+        results = iter(await retry(lambda: self.store.ingest_batch(items, self.setup.rules, at)))
         applied, failed = [], []
-        for row, item in zip(rows, parsed, strict=True):
+        for row, item in zip(rows, prepared, strict=True):
             payload = item if isinstance(item, Payload) else None
             result = next(results) if isinstance(item, Payload) else item
             assert not isinstance(result, Payload)
@@ -127,9 +135,62 @@ class Applier:
             applied.append(Applied.of(row.seq, payload, result))
         if failed:
             inbox.keep_failed(self.db, failed, time.time())
-        return applied
+        self.mark = rows[-1].seq
+        return self.mark, applied
 
-    def _parse(self, row: inbox.Row) -> Payload | IngestResult | Exception:
+
+class TableSource:
+    """The PostgreSQL inbox table, shared by the replicas: one applier at a time applies.
+
+    Rows are deleted in the transaction that applies them, so there is no mark to keep; the
+    reported mark is the batch's highest seq (for the receiver's readiness only).
+    """
+
+    def __init__(self, setup: Setup, store: PostgresBackend) -> None:
+        self.setup, self.store = setup, store
+
+    async def start(self) -> int:
+        """Nothing to read first: the table itself says what is left."""
+        return 0
+
+    async def step(self, prepare: Callable[[inbox.Row], Prepared]) -> Report | None:
+        """Apply the oldest rows; while another replica's applier applies, poll as standby."""
+        while True:
+            taken = await retry(
+                lambda: self.store.apply_inbox(BATCH, prepare, self.setup.rules, time.time())
+            )
+            if taken is not None:
+                break
+            # The holder reads again after each batch, so rows appended meanwhile are its;
+            # polling only covers the moment it is between its last read and its commit.
+            await asyncio.sleep(STANDBY_POLL)
+        if not taken:
+            return None
+        applied = [Applied.of(row.seq, payload, result) for row, payload, result in taken]
+        return max(row.seq for row, _, _ in taken), applied
+
+
+class Applier:
+    """Applies batches as they come and reports each one."""
+
+    def __init__(self, setup: Setup, source: Source, rung: asyncio.Event) -> None:
+        self.setup, self.source, self.rung = setup, source, rung
+
+    async def run(self, out: asyncio.StreamWriter) -> None:
+        """Apply rows as they come, forever (`listen` ends the process)."""
+        out.write(encode(await self.source.start(), []))  # the receiver learns: the applier is up
+        await out.drain()
+        while True:
+            self.rung.clear()  # before reading: an append committed after the read rings again
+            report = await self.source.step(self._prepare)
+            if report is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.rung.wait(), IDLE_CHECK)
+                continue
+            out.write(encode(*report))
+            await out.drain()
+
+    def _prepare(self, row: inbox.Row) -> Prepared:
         try:
             payload = parse_payload(row.body)
         except PayloadError as exc:  # checked before the 200: only a changed parser gets here
@@ -156,18 +217,26 @@ async def main() -> None:
     setup: Setup = pickle.loads(base64.b64decode(await stdin.readline()))  # noqa: S301
     rung = asyncio.Event()
     listening = asyncio.create_task(listen(stdin, rung))
-    # One applier per inbox, even while a killed receiver's applier is still winding down.
-    lock = setup.inbox_path.with_name(setup.inbox_path.name + ".lock").open("a")
-    await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
-    db, inbox_id = inbox.connect(setup.inbox_path, synchronous="NORMAL")
     store = make_store(setup.store)
+    db: sqlite3.Connection | None = None
+    source: Source
+    if setup.inbox_path is None:
+        assert isinstance(store, PostgresBackend)
+        source = TableSource(setup, store)  # the table's advisory lock picks the applier
+    else:
+        # One applier per inbox, even while a killed receiver's applier is still winding down.
+        lock = setup.inbox_path.with_name(setup.inbox_path.name + ".lock").open("a")
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        db, inbox_id = inbox.connect(setup.inbox_path, synchronous="NORMAL")
+        source = FileSource(setup, store, db, inbox_id)
     await retry(store.open)
     try:
-        await Applier(setup, store, db, inbox_id, rung).run(out)
+        await Applier(setup, source, rung).run(out)
     finally:
         listening.cancel()
         await store.close()
-        db.close()
+        if db is not None:
+            db.close()
 
 
 if __name__ == "__main__":

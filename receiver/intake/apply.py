@@ -8,13 +8,14 @@ alerts and either the notifications or the escalation engine's update.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from receiver.escalation import transactions as escalation_tx
 from receiver.intake.decide import IngestResult, IntakeRules, Transition, decide, outbox_entries
+from receiver.intake.inbox import Row as InboxRow
 from receiver.intake.payload import Payload
 from receiver.store import escalation_sql as repo
-from receiver.store import groups, rows
+from receiver.store import groups, inbox_sql, rows
 from receiver.store.groups import Group
 from receiver.store.tx import Row, Tx
 
@@ -127,3 +128,47 @@ async def resolve(
     transition = rows.manual_resolve(row, alerts, now)
     queued = await queue(tx, incident_id, transition, now, rules)
     return IngestResult("resolve", incident_id, queued)
+
+
+Prepared = Payload | IngestResult | Exception  # to apply / settled without the store / failed
+Taken = list[tuple[InboxRow, Payload | None, IngestResult | Exception]]
+
+
+async def apply_inbox(
+    tx: Tx,
+    limit: int,
+    prepare: Callable[[InboxRow], Prepared],
+    rules: IntakeRules,
+    now: float,
+    isolated: bool,
+    fatal: tuple[type[Exception], ...],
+) -> Taken | None:
+    """Take the oldest inbox rows, apply them and delete them, all in this transaction.
+
+    None: another replica's applier holds the inbox lock. Rows that fail (before or while
+    applying) move to inbox_failed here too, so a poison row never holds later ones back.
+    """
+    found = await inbox_sql.take(tx, limit)
+    if found is None:
+        return None
+    rows = [InboxRow(int(r["seq"]), float(r["received_at"]), bytes(r["body"])) for r in found]
+    prepared = [prepare(row) for row in rows]
+    items = [
+        (p, r.received_at, rules)
+        for p, r in zip(prepared, rows, strict=True)
+        if isinstance(p, Payload)
+    ]
+    results = iter(await apply_batch(tx, items, None, isolated, fatal))
+    taken: Taken = []
+    for row, item in zip(rows, prepared, strict=True):
+        result = next(results) if isinstance(item, Payload) else item
+        assert not isinstance(result, Payload)
+        taken.append((row, item if isinstance(item, Payload) else None, result))
+    failed = [
+        (row.seq, f"{type(result).__name__}: {result}")
+        for row, _, result in taken
+        if isinstance(result, Exception)
+    ]
+    if rows:
+        await inbox_sql.consume(tx, [r.seq for r in rows], failed, now)
+    return taken

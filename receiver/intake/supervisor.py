@@ -12,6 +12,7 @@ from typing import Any
 from receiver.intake.applier import Setup
 from receiver.intake.inbox import Inbox
 from receiver.intake.protocol import Applied, decode
+from receiver.intake.table import TableInbox
 
 RESTART_FIRST, RESTART_MAX = 0.2, 10.0
 STEADY = 30.0  # an applier that ran this long restarts without the accumulated backoff
@@ -135,5 +136,12 @@ class Supervisor:
 class Intake:
     """The inbox and the applier that empties it."""
 
-    def __init__(self, inbox: Inbox, supervisor: Supervisor) -> None:
+    def __init__(self, inbox: Inbox | TableInbox, supervisor: Supervisor) -> None:
         self.inbox, self.supervisor = inbox, supervisor
+
+    async def caught_up(self, within: float) -> bool:
+        """Wait until every webhook this replica accepted so far is applied (bounded)."""
+        seq = self.inbox.last_seq
+        if isinstance(self.inbox, TableInbox):
+            return await self.inbox.applied(seq, within)
+        return await self.supervisor.caught_up(seq, within)

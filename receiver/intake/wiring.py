@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Literal
 
 from aiohttp import web
 
@@ -18,34 +19,45 @@ from receiver.appkeys import (
     METRICS,
     RULES,
     SILENCER,
+    STORE,
     WATCHDOG,
     WORKER,
 )
-from receiver.config import ReceiverBase, SqliteStore
+from receiver.config import PostgresStore, ReceiverBase, SqliteStore
 from receiver.intake.applier import Setup
 from receiver.intake.inbox import Inbox
 from receiver.intake.payload import Payload
 from receiver.intake.protocol import Applied
 from receiver.intake.supervisor import Intake, Supervisor
+from receiver.intake.table import TableInbox
 from receiver.intake.watchdog import split
 from receiver.store import StoreUnavailable
 from receiver.store.batch import WriterStopped
+from receiver.store.postgres import PostgresBackend
 
 READ_YOUR_WRITES_WAIT = 2.0
 _READS = ("/api/v1/incidents", "/incidents")  # and "/", the incidents page
 
 
-def inbox_path(config: ReceiverBase) -> Path | None:
-    """Return the inbox file, or None when webhooks are applied in the request (direct)."""
+def inbox_kind(config: ReceiverBase) -> Literal["file", "table"] | None:
+    """Return where accepted webhooks wait: a local file, PostgreSQL's table, or None (direct)."""
     intake = config.intake
     if intake.mode == "direct":
         return None
-    if intake.inbox_path is not None:
-        return intake.inbox_path
-    if isinstance(config.store, SqliteStore):
-        return Path(f"{config.store.path}.inbox")
-    # PostgreSQL: a replica's local inbox would hold what it accepted hostage to its disk.
-    return Path("maintwatch-receiver.inbox") if intake.mode == "inbox" else None
+    if isinstance(config.store, PostgresStore) and intake.inbox_path is None:
+        # The shared table: what a replica accepted never waits on that replica's disk.
+        return "table"
+    return "file"
+
+
+def inbox_path(config: ReceiverBase) -> Path | None:
+    """Return the inbox file, or None (applied in the request, or PostgreSQL's inbox table)."""
+    if inbox_kind(config) != "file":
+        return None
+    if config.intake.inbox_path is not None:
+        return config.intake.inbox_path
+    assert isinstance(config.store, SqliteStore)
+    return Path(f"{config.store.path}.inbox")
 
 
 async def watchdog_filter(app: web.Application, payload: Payload) -> Payload | None:
@@ -60,7 +72,7 @@ async def watchdog_filter(app: web.Application, payload: Payload) -> Payload | N
 
 
 async def accept(app: web.Application, payload: Payload, body: bytes) -> tuple[str, web.Response]:
-    """Append a validated webhook to the inbox; answer once it is on disk."""
+    """Append a validated webhook to the inbox; answer once it is durable (disk or commit)."""
     intake = app[INTAKE]
     assert intake is not None  # the caller checked: webhooks are appended only in inbox mode
     try:
@@ -71,7 +83,7 @@ async def accept(app: web.Application, payload: Payload, body: bytes) -> tuple[s
         return "unavailable", web.Response(status=503, text="store unavailable, retry\n")
     try:
         seq = await intake.inbox.append(app[CLOCK](), body)
-    except (OSError, WriterStopped, sqlite3.Error) as exc:
+    except (OSError, WriterStopped, sqlite3.Error, StoreUnavailable) as exc:
         app[LOG].error("webhook_inbox_unavailable", error=str(exc), group_key=payload.groupKey)
         return "unavailable", web.Response(status=503, text="inbox unavailable, retry\n")
     intake.supervisor.ring()
@@ -135,11 +147,18 @@ def _record_applied(app: web.Application, item: Applied) -> None:
 async def intake_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the inbox and run the applier, unless webhooks are applied in the request."""
     config = app[CONFIG]
-    path = inbox_path(config)
-    if path is None:
+    kind = inbox_kind(config)
+    if kind is None:
         yield
         return
-    inbox = Inbox(path)
+    path = inbox_path(config)
+    inbox: Inbox | TableInbox
+    if path is not None:
+        inbox = Inbox(path)
+    else:
+        store = app[STORE]
+        assert isinstance(store, PostgresBackend)
+        inbox = TableInbox(store)
     await inbox.open()
     alertname = config.watchdog.alertname if config.watchdog is not None else None
     setup = Setup(config.store, app[RULES], path, alertname)
@@ -174,5 +193,5 @@ async def read_your_writes(
     """Hold incident reads until every webhook accepted before them is applied (bounded)."""
     intake = request.app[INTAKE]
     if intake is not None and request.method == "GET" and _shows_incidents(request.path):
-        await intake.supervisor.caught_up(intake.inbox.last_seq, READ_YOUR_WRITES_WAIT)
+        await intake.caught_up(READ_YOUR_WRITES_WAIT)
     return await handler(request)

@@ -83,6 +83,7 @@ SQLITE = Dialect(
         "time": "REAL",
         "bool": "INTEGER",
         "false": "0",
+        "bytes": "BLOB",
     },
 )
 POSTGRES = Dialect(
@@ -101,5 +102,6 @@ POSTGRES = Dialect(
         "time": "DOUBLE PRECISION",
         "bool": "BOOLEAN",
         "false": "FALSE",
+        "bytes": "BYTEA",
     },
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
@@ -22,9 +22,10 @@ from receiver.escalation import transactions as escalation_tx
 from receiver.escalation.plan import ActRequest, ActResult
 from receiver.incident_record import IncidentRecord, TimelineEntry
 from receiver.intake import apply as intake
+from receiver.intake.inbox import Row as InboxRow
 from receiver.intake.payload import Payload
 from receiver.store import escalation_sql as esc
-from receiver.store import groups, outbox_sql, queries, retention_sql
+from receiver.store import groups, inbox_sql, outbox_sql, queries, retention_sql
 from receiver.store.base import (
     Finish,
     Fired,
@@ -123,15 +124,14 @@ class PostgresBackend(Store):
         return conn
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[PgTx]:
+    async def _conn(self) -> AsyncIterator[Conn]:
         conn = await self._idle.get()
         try:
             if conn is None or conn.closed or conn.broken:
                 conn = await self._connect()
             if not self._migrated:
                 await self._migrate(conn)
-            async with conn.transaction():
-                yield PgTx(conn)
+            yield conn
         except psycopg.OperationalError as exc:
             await self._discard(conn)
             conn = None
@@ -141,6 +141,22 @@ class PostgresBackend(Store):
             raise
         finally:
             self._idle.put_nowait(conn)
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[PgTx]:
+        async with self._conn() as conn, conn.transaction():
+            yield PgTx(conn)
+
+    async def _one_statement(self, script: Script[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        # A script of one statement, in autocommit: its own transaction, committed (fsync'd)
+        # before the answer, in one round trip instead of BEGIN, the statement and COMMIT.
+        async with self._conn() as conn:
+            await conn.set_autocommit(True)
+            try:
+                return await script(PgTx(conn), *args, **kwargs)
+            finally:
+                if not conn.closed and not conn.broken:
+                    await conn.set_autocommit(False)
 
     async def _discard(self, conn: Conn | None) -> None:
         if conn is not None:
@@ -200,27 +216,52 @@ class PostgresBackend(Store):
     async def _apply(
         self, items: Sequence[intake.Item], mark: tuple[str, int] | None
     ) -> list[IngestResult | Exception]:
+        return await self._retrying(
+            lambda isolated: self.transaction(intake.apply_batch, items, mark, isolated, _FATAL)
+        )
+
+    async def apply_inbox(
+        self,
+        limit: int,
+        prepare: Callable[[InboxRow], intake.Prepared],
+        rules: IntakeRules,
+        now: float,
+    ) -> intake.Taken | None:
+        """Apply and delete the oldest inbox rows in one tx; None: another applier's turn."""
+        return await self._retrying(
+            lambda isolated: self.transaction(
+                intake.apply_inbox, limit, prepare, rules, now, isolated, _FATAL
+            )
+        )
+
+    async def append_inbox(self, items: Sequence[tuple[float, bytes]]) -> list[int]:
+        """Insert webhook bodies into the inbox table in one statement; return their seqs."""
+        return await self._one_statement(inbox_sql.append, items)
+
+    async def inbox_pending(self, seq: int) -> bool:
+        """Return whether an inbox row at or below `seq` is not applied yet."""
+        return await self.transaction(inbox_sql.pending, seq)
+
+    async def _retrying(self, run: Callable[[bool], Awaitable[T]]) -> T:
         try:
-            return await self._apply_once(items, mark)
+            return await self._optimistic(run)
         except StoreUnavailable as exc:
             # A deadlock (an ack holds the incident and waits for a group this batch holds)
             # or a serialization failure rolled everything back: once more, then 503.
             if not isinstance(exc.__cause__, psycopg.errors.TransactionRollback):
                 raise
-            return await self._apply_once(items, mark)
+            return await self._optimistic(run)
 
-    async def _apply_once(
-        self, items: Sequence[intake.Item], mark: tuple[str, int] | None
-    ) -> list[IngestResult | Exception]:
+    async def _optimistic(self, run: Callable[[bool], Awaitable[T]]) -> T:
         # Optimistic: no savepoints (two round trips per payload) while every payload applies.
         try:
-            return await self.transaction(intake.apply_batch, items, mark, False, _FATAL)
+            return await run(False)
         except _FATAL:
             raise
         except Exception:
             # Rolled back; redo it isolated so only the bad payload fails. The other payloads
             # are decided again under their locks, so what another replica wrote meanwhile counts.
-            return await self.transaction(intake.apply_batch, items, mark, True, _FATAL)
+            return await run(True)
 
     async def inbox_mark(self, inbox_id: str) -> int:
         """Return the last inbox sequence number applied (0 if none)."""

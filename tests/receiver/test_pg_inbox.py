@@ -1,0 +1,271 @@
+"""The PostgreSQL inbox table of real `maintwatch-receiver` processes (the default there).
+
+A 200 means the webhook is committed in PostgreSQL's inbox table; one applier at a time across
+the replicas applies it and deletes it in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg
+import pytest
+
+from tests.receiver._helpers import PG_ADMIN, alert, payload, postgres_database, wait_for
+from tests.receiver._process_helpers import (
+    FakeTwilio,
+    Receiver,
+    fake_twilio,
+    receiver_process,
+    sms_channel_yaml,
+)
+from tests.receiver.test_inbox import applier_pid, body
+
+pytestmark = pytest.mark.e2e
+TOKEN = "api-t0ken"
+
+
+def config_text(tmp_path: Path, twilio: FakeTwilio, dsn: str) -> str:
+    """Return a PostgreSQL receiver config paging one SMS channel (intake mode by default)."""
+    token = tmp_path / "twilio-token"
+    token.write_text("tok3n\n")
+    return (
+        f"store: {{type: postgres, dsn: '{dsn}', pool_size: 4}}\n"
+        "webhook: {auth: none}\n"
+        f"api: {{token: {TOKEN}}}\n"
+        f"channels: [{sms_channel_yaml('sms', twilio.url, token)}]\n"
+        "default_route: {channels: [sms]}\n"
+        "delivery: {poll_interval: 50ms, backoff_initial: 100ms, send_timeout: 2s, "
+        "lease_margin: 1s}\n"
+        "sms_rate_limit: {max_messages: 100000, window: 1m}\n"
+    )
+
+
+async def sql(dsn: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement on the test database; return its rows (none for writes)."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cursor = await conn.execute(statement.encode(), params)
+        return await cursor.fetchall() if cursor.description else []
+
+
+_COUNT = {t: f"SELECT COUNT(*) FROM {t}" for t in ("inbox", "inbox_failed", "incidents")}  # noqa: S608
+
+
+async def count(dsn: str, table: str) -> int:
+    """Return the number of rows in one of the tables these tests watch."""
+    return int((await sql(dsn, _COUNT[table]))[0][0])
+
+
+async def post(http: aiohttp.ClientSession, rx: Receiver, message: dict[str, Any]) -> int:
+    """POST a webhook; return the inbox seq it was accepted as."""
+    async with http.post(f"{rx.url}/webhooks/alertmanager", json=message) as response:
+        assert response.status == 200, await response.text()
+        answer = await response.json()
+    assert answer["status"] == "ok", answer
+    return int(answer["accepted"])
+
+
+def firing_pages(twilio: FakeTwilio, pattern: str = r"Inbox\d{4}") -> Counter[str]:
+    """Count the opening SMS per incident name (not the resolved one, nor the "x2" update)."""
+    return Counter(
+        re.search(pattern, b).group()  # type: ignore[union-attr]
+        for b in twilio.bodies
+        if not b.startswith("RESOLVED") and not re.search(pattern + " x", b)
+    )
+
+
+def paged_once_each(twilio: FakeTwilio, count: int, pattern: str = r"Inbox\d{4}") -> bool:
+    """Return whether each of `count` incidents was paged exactly once (fail on a second)."""
+    pages = firing_pages(twilio, pattern)
+    assert max(pages.values(), default=1) == 1, pages.most_common(3)
+    return len(pages) == count
+
+
+async def test_sigkill_right_after_200s_loses_nothing_and_pages_once(
+    tmp_path: Path, unique: str
+) -> None:
+    total = 60
+    async with (
+        postgres_database(unique) as dsn,
+        fake_twilio() as twilio,
+        aiohttp.ClientSession() as http,
+    ):
+        config = tmp_path / "receiver.yml"
+        config.write_text(config_text(tmp_path, twilio, dsn))
+        async with receiver_process(config, tmp_path / "receiver.log") as rx:
+            await rx.ready(http)
+            seqs = await asyncio.gather(*(post(http, rx, body(i)) for i in range(total)))
+            rx.kill()  # right after the last 200: most were not applied yet
+            assert len(set(seqs)) == total
+            # Committed before the answer: what was not applied yet is in the table.
+            assert await count(dsn, "inbox") + await count(dsn, "incidents") == total
+            rx.start()
+            await rx.ready(http)
+            await wait_for(
+                lambda: _equals(count(dsn, "incidents"), total), timeout=30, what="incidents"
+            )
+            await wait_for(lambda: paged_once_each(twilio, total), timeout=30, what="pages")
+            await asyncio.sleep(1.0)  # a second page would show up by now
+            assert paged_once_each(twilio, total)
+            assert await count(dsn, "inbox") == 0
+            assert rx.stop() == 0
+
+
+async def _equals(value: Any, expected: int) -> bool:
+    return bool(await value == expected)
+
+
+def group_messages(index: int) -> list[dict[str, Any]]:
+    """Return one group's webhooks in the order Alertmanager sends them: grow, then resolve."""
+    name, group = f"Order{index:04d}", f"order{index}"
+    one = alert(f"o{index}a", alertname=name)
+    two = alert(f"o{index}b", alertname=name)
+    done = [
+        alert(f"o{index}{x}", "resolved", ends="2026-11-22T12:10:00Z", alertname=name) for x in "ab"
+    ]
+    messages = [payload(one, group=group), payload(one, two, group=group)]
+    messages.append(payload(*done, group=group))
+    messages[-1]["status"] = "resolved"
+    for message in messages:
+        message["commonLabels"] = {"alertname": name, "severity": "critical"}
+    return messages
+
+
+async def test_two_replicas_keep_each_groups_order_and_page_once(
+    tmp_path: Path, unique: str
+) -> None:
+    groups = 40
+    async with (
+        postgres_database(unique) as dsn,
+        fake_twilio() as twilio,
+        aiohttp.ClientSession() as http,
+    ):
+        config = tmp_path / "receiver.yml"
+        config.write_text(config_text(tmp_path, twilio, dsn))
+        async with (
+            receiver_process(config, tmp_path / "a.log") as a,
+            receiver_process(config, tmp_path / "b.log") as b,
+        ):
+            await a.ready(http)
+            await b.ready(http)
+
+            async def send(index: int) -> None:
+                # Like Alertmanager: each of a group's notifications waits for the previous
+                # one's 200; the replica answering alternates.
+                for step, message in enumerate(group_messages(index)):
+                    await post(http, (a, b)[(index + step) % 2], message)
+
+            await asyncio.gather(*(send(i) for i in range(groups)))
+            await wait_for(lambda: _equals(count(dsn, "inbox"), 0), timeout=30, what="applied")
+            rows = await sql(dsn, "SELECT state, COUNT(*) FROM incidents GROUP BY state")
+            # Out of order, a resolve applied before its firing webhook would leave a group
+            # firing, or open a second incident.
+            assert rows == [("resolved", groups)], rows
+            alerts = await sql(dsn, "SELECT COUNT(*) FROM incident_alerts")
+            assert alerts == [(2 * groups,)]
+            pattern = r"Order\d{4}"
+            await wait_for(lambda: paged_once_each(twilio, groups, pattern), what="pages")
+            await asyncio.sleep(1.0)
+            assert paged_once_each(twilio, groups, pattern)
+            assert await count(dsn, "inbox_failed") == 0
+            assert a.stop() == 0
+            assert b.stop() == 0
+
+
+async def test_a_poison_row_is_kept_and_later_ones_apply(tmp_path: Path, unique: str) -> None:
+    async with (
+        postgres_database(unique) as dsn,
+        fake_twilio() as twilio,
+        aiohttp.ClientSession() as http,
+    ):
+        config = tmp_path / "receiver.yml"
+        config.write_text(config_text(tmp_path, twilio, dsn))
+        async with receiver_process(config, tmp_path / "receiver.log") as rx:
+            await rx.ready(http)
+            await post(http, rx, body(0))
+            # A row this parser refuses, as one accepted by an older, laxer receiver would be.
+            await sql(dsn, "INSERT INTO inbox (received_at, body) VALUES (0, %s)", (b"{",))
+            await post(http, rx, body(1))
+            await wait_for(lambda: _equals(count(dsn, "incidents"), 2), what="later webhook")
+            await wait_for(lambda: _equals(count(dsn, "inbox"), 0), what="inbox emptied")
+            failed = await sql(dsn, "SELECT seq, body, error FROM inbox_failed")
+            assert [bytes(b) for _, b, _ in failed] == [b"{"]
+            assert failed[0][0] == 2
+            assert "PayloadError" in failed[0][2]
+            async with http.get(f"{rx.url}/metrics") as response:
+                metrics = await response.text()
+            assert "maintwatch_receiver_intake_apply_failures_total 1.0" in metrics
+            assert "event=webhook_apply_failed" in (tmp_path / "receiver.log").read_text()
+            await wait_for(lambda: paged_once_each(twilio, 2), what="pages")
+            assert rx.stop() == 0
+
+
+async def test_rows_wait_while_the_store_is_unavailable_to_the_applier(
+    tmp_path: Path, unique: str
+) -> None:
+    total = 10
+    async with (
+        postgres_database(unique) as dsn,
+        fake_twilio() as twilio,
+        aiohttp.ClientSession() as http,
+    ):
+        config = tmp_path / "receiver.yml"
+        config.write_text(config_text(tmp_path, twilio, dsn))
+        async with receiver_process(config, tmp_path / "receiver.log") as rx:
+            await rx.ready(http)
+            applier = applier_pid(rx)
+            os.kill(applier, signal.SIGSTOP)  # the rows stay in the table for now
+            try:
+                await asyncio.gather(*(post(http, rx, body(i)) for i in range(total)))
+                assert await count(dsn, "inbox") == total
+                # No connection to the database from now on, for anyone (superusers too).
+                await sql(PG_ADMIN, f'ALTER DATABASE "{unique}" ALLOW_CONNECTIONS false')
+                await sql(
+                    PG_ADMIN,
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (unique,),
+                )
+            finally:
+                os.kill(applier, signal.SIGCONT)
+            log = tmp_path / "receiver.log"
+            await wait_for(
+                lambda: "applier: store unavailable, retrying" in log.read_text(),
+                what="the applier waiting",
+            )
+            assert applier_pid(rx) == applier  # it waits; it does not skip or exit
+            await sql(PG_ADMIN, f'ALTER DATABASE "{unique}" ALLOW_CONNECTIONS true')
+            await wait_for(
+                lambda: _equals(count(dsn, "incidents"), total), timeout=30, what="applied"
+            )
+            assert await count(dsn, "inbox") == 0
+            await wait_for(lambda: paged_once_each(twilio, total), timeout=30, what="pages")
+            assert rx.stop() == 0
+
+
+async def test_reads_after_a_200_see_the_webhook(tmp_path: Path, unique: str) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with (
+        postgres_database(unique) as dsn,
+        fake_twilio() as twilio,
+        aiohttp.ClientSession() as http,
+    ):
+        config = tmp_path / "receiver.yml"
+        config.write_text(config_text(tmp_path, twilio, dsn))
+        async with receiver_process(config, tmp_path / "receiver.log") as rx:
+            await rx.ready(http)
+            for index in range(15):
+                await post(http, rx, body(index))
+                started = time.monotonic()
+                async with http.get(f"{rx.url}/api/v1/incidents", headers=auth) as response:
+                    listed = await response.json()
+                assert time.monotonic() - started < 2.0
+                assert len(listed["incidents"]) == index + 1, listed
+            assert rx.stop() == 0
