@@ -103,9 +103,11 @@ async def process(args: list[str], log: Path) -> AsyncIterator[subprocess.Popen[
                 proc.wait(timeout=10)
 
 
-async def until_ready(http: aiohttp.ClientSession, url: str, log: Path) -> None:
-    """Wait until a process answers `/-/healthy`."""
-    probe = answers_200(http, f"{url}/-/healthy")
+async def until_ready(
+    http: aiohttp.ClientSession, url: str, log: Path, path: str = "/-/healthy"
+) -> None:
+    """Wait until a process answers `path` with 200."""
+    probe = answers_200(http, f"{url}{path}")
     await wait_for(probe, timeout=30, what=f"{url} up; log: {log.read_text(errors='replace')}")
 
 
@@ -233,7 +235,8 @@ async def test_receiver_session_reveals_no_secret(tmp_path: Path, unique: str) -
             ]
             async with process(args, log) as proc:
                 t = Transcript(http, external)
-                await until_ready(http, external, log)
+                # Ready, not only up: the intake's applier process starts beside the receiver.
+                await until_ready(http, external, log, "/-/ready")
                 await exercise_intake(t, secrets)
                 await wait_for(lambda: deliveries_done(t, secrets["api_token"]), what="deliveries")
                 await exercise_api(t, secrets)
