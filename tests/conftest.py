@@ -18,6 +18,19 @@ def free_port() -> int:
         return port
 
 
+def free_ports(count: int) -> list[int]:
+    """Return `count` distinct free TCP ports: all held open while they are chosen, since
+    ports asked for one after another may repeat once each is closed."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def require_tool(name: str) -> str:
     """Return the path of an external tool; fail (never skip) in CI when it is missing."""
     path = shutil.which(name)

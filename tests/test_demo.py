@@ -23,7 +23,7 @@ import redis
 import yaml
 
 from maintwatch.demo import queues
-from tests.conftest import free_port, require_tool
+from tests.conftest import free_ports, require_tool
 
 T = TypeVar("T")
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -87,13 +87,14 @@ def redis_up() -> bool:
 def demo_env(tmp_path: Path, unique: str) -> Iterator[dict[str, str]]:
     """Return the environment of one demo run: own directory, free ports, own Redis prefix."""
     prefix = f"{unique}_database_"
+    exporter, receiver, prometheus, alertmanager = free_ports(4)
     env = {
         **os.environ,
         "MW_DEMO_DIR": str(tmp_path / "demo"),
-        "MW_DEMO_EXPORTER_PORT": str(free_port()),
-        "MW_DEMO_RECEIVER_PORT": str(free_port()),
-        "MW_DEMO_PROMETHEUS_PORT": str(free_port()),
-        "MW_DEMO_ALERTMANAGER_PORT": str(free_port()),
+        "MW_DEMO_EXPORTER_PORT": str(exporter),
+        "MW_DEMO_RECEIVER_PORT": str(receiver),
+        "MW_DEMO_PROMETHEUS_PORT": str(prometheus),
+        "MW_DEMO_ALERTMANAGER_PORT": str(alertmanager),
         "MW_DEMO_REDIS_URL": REDIS_URL,
         "MW_DEMO_REDIS_PREFIX": prefix,
     }

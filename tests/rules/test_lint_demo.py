@@ -15,7 +15,7 @@ import pytest
 from maintwatch.demo import queues
 from rules.cli import main
 from rules.promapi import Prometheus, PrometheusError
-from tests.conftest import free_port, require_tool
+from tests.conftest import free_ports, require_tool
 from tests.rules._rules_helpers import ROOT
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -43,14 +43,14 @@ def demo(tmp_path: Path, unique: str) -> Iterator[str]:
     """Run `python -m maintwatch.demo` (as scripts/demo.sh does); yield its Prometheus URL."""
     require_tool("prometheus")
     require_tool("prometheus-alertmanager")
-    prometheus = free_port()
+    exporter, receiver, prometheus, alertmanager = free_ports(4)
     env = {
         **os.environ,
         "MW_DEMO_DIR": str(tmp_path / "demo"),
-        "MW_DEMO_EXPORTER_PORT": str(free_port()),
-        "MW_DEMO_RECEIVER_PORT": str(free_port()),
+        "MW_DEMO_EXPORTER_PORT": str(exporter),
+        "MW_DEMO_RECEIVER_PORT": str(receiver),
         "MW_DEMO_PROMETHEUS_PORT": str(prometheus),
-        "MW_DEMO_ALERTMANAGER_PORT": str(free_port()),
+        "MW_DEMO_ALERTMANAGER_PORT": str(alertmanager),
         "MW_DEMO_REDIS_URL": REDIS_URL,
         "MW_DEMO_REDIS_PREFIX": f"{unique}_database_",
     }
