@@ -10,6 +10,8 @@ import structlog
 
 LogFormat = Literal["logfmt", "json"]
 LEVELS = ("debug", "info", "warn", "warning", "error")
+Settings = tuple[str, LogFormat]  # level, format: what a child process needs to log alike
+_settings: Settings = ("info", "logfmt")
 
 
 class _CurrentStderr:
@@ -27,6 +29,8 @@ class _CurrentStderr:
 
 def configure(level: str = "info", fmt: LogFormat = "logfmt", stream: Any = None) -> None:
     """Configure structlog and the stdlib root logger to write one event per line."""
+    global _settings
+    _settings = (level, fmt)
     numeric = logging.getLevelName("WARNING" if level == "warn" else level.upper())
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -47,6 +51,11 @@ def configure(level: str = "info", fmt: LogFormat = "logfmt", stream: Any = None
     )
     # Libraries (aiohttp access log, asyncio) log through stdlib; keep them quiet unless debugging.
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream or _CurrentStderr())
+
+
+def settings() -> Settings:
+    """Return the level and format last configured."""
+    return _settings
 
 
 def get_logger(component: str) -> structlog.stdlib.BoundLogger:

@@ -38,6 +38,7 @@ class PeriodicWorker:
         self.interval = interval
         self._log, self._clock = logger, clock
         self._wake = asyncio.Event()
+        self._sleeping_until: float | None = None  # None: in a pass, or not started
         self._stopping = False
         self._failures = 0  # consecutive passes that hit an outage
         self._crash_logged_at = float("-inf")
@@ -46,6 +47,15 @@ class PeriodicWorker:
     def wake(self) -> None:
         """Start the next pass now instead of after the sleep."""
         self._wake.set()
+
+    def wake_by(self, at: float) -> None:
+        """Make sure a pass starts by `at` (epoch seconds): wake now only if asleep past it.
+
+        Intake sets timers many times a second under load; a worker that already means to
+        wake earlier need not read the store again for each.
+        """
+        if self._sleeping_until is None or at < self._sleeping_until:
+            self._wake.set()
 
     async def run_once(self) -> Any:
         """Do one pass (tests call this with a fake clock)."""
@@ -142,11 +152,14 @@ class PeriodicWorker:
             due = await self._next_due()
             if due is not None:
                 delay = min(delay, max(0.0, due - self._clock()))
+        self._sleeping_until = self._clock() + delay
         try:
             async with asyncio.timeout(delay):
                 await self._wake.wait()
         except TimeoutError:
             pass
+        finally:
+            self._sleeping_until = None
 
     async def _next_due(self) -> float | None:
         try:

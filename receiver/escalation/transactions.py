@@ -32,14 +32,18 @@ async def intake(
     transition: Transition,
     now: float,
     rules: IntakeRules,
-) -> int | None:
-    """Feed an intake change to the engine; None when the incident has no policy."""
+) -> tuple[int, float | None] | None:
+    """Feed an intake change to the engine; return messages queued and the timer set.
+
+    None when the incident has no policy.
+    """
     update = e.intake_update(incident, transition, incident_id, now, rules)
     if update is None:
         return None
     if not update.changed:
-        return 0
-    return await write(tx, incident, incident_id, update, now, rules, "alertmanager")
+        return 0, None
+    queued = await write(tx, incident, incident_id, update, now, rules, "alertmanager")
+    return queued, update.next_step_at
 
 
 async def act(

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from maintwatch import logs
 from receiver.config import PostgresStore, SqliteStore
 from receiver.intake import inbox
 from receiver.intake.apply import Prepared
 from receiver.intake.payload import Payload, PayloadError, parse_payload
-from receiver.intake.protocol import Applied, encode
+from receiver.intake.protocol import Applied, Tally, log_applied
 from receiver.intake.watchdog import split
 from receiver.store import IngestResult, IntakeRules, Store, StoreUnavailable, make_store
 from receiver.store.postgres import PostgresBackend
@@ -50,6 +51,7 @@ class Setup:
     rules: IntakeRules
     inbox_path: Path | None  # None: the PostgreSQL store's inbox table
     watchdog_alertname: str | None
+    log: logs.Settings  # the receiver's: the applier's lines join its stream alike
 
     def encode(self) -> bytes:
         """Return the setup line."""
@@ -175,10 +177,12 @@ class Applier:
 
     def __init__(self, setup: Setup, source: Source, rung: asyncio.Event) -> None:
         self.setup, self.source, self.rung = setup, source, rung
+        self.log = logs.get_logger("receiver")
 
     async def run(self, out: asyncio.StreamWriter) -> None:
         """Apply rows as they come, forever (`listen` ends the process)."""
-        out.write(encode(await self.source.start(), []))  # the receiver learns: the applier is up
+        start = Tally(await self.source.start())
+        out.write(start.encode())  # the receiver learns: the applier is up
         await out.drain()
         while True:
             self.rung.clear()  # before reading: an append committed after the read rings again
@@ -187,7 +191,10 @@ class Applier:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.rung.wait(), IDLE_CHECK)
                 continue
-            out.write(encode(*report))
+            mark, applied = report
+            for item in applied:
+                log_applied(self.log, item)
+            out.write(Tally.of(mark, applied).encode())
             await out.drain()
 
     def _prepare(self, row: inbox.Row) -> Prepared:
@@ -215,6 +222,7 @@ async def main() -> None:
     out = asyncio.StreamWriter(transport, protocol, None, loop)
     # The receiver that started this process wrote this line: nobody else holds the pipe.
     setup: Setup = pickle.loads(base64.b64decode(await stdin.readline()))  # noqa: S301
+    logs.configure(*setup.log)
     rung = asyncio.Event()
     listening = asyncio.create_task(listen(stdin, rung))
     store = make_store(setup.store)

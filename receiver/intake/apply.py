@@ -44,10 +44,10 @@ async def apply(tx: Tx, payload: Payload, now: float, rules: IntakeRules) -> Ing
         incident_id = await groups.write_incident(tx, group, key, write, alerts, now)
     merge = transition.merge
     await groups.mark(tx, group, merge.marks, None if merge.action == "resolve" else incident_id)
-    queued = 0
+    queued, timer = 0, None
     if incident_id is not None:
-        queued = await queue(tx, incident_id, transition, now, rules, group.incident)
-    return IngestResult(merge.action, incident_id, queued)
+        queued, timer = await queue(tx, incident_id, transition, now, rules, group.incident)
+    return IngestResult(merge.action, incident_id, queued, timer)
 
 
 def _decide(group: Group | None, payload: Payload, now: float, rules: IntakeRules) -> Transition:
@@ -65,8 +65,11 @@ async def queue(
     now: float,
     rules: IntakeRules,
     incident: Row | None = None,
-) -> int:
-    """Queue an incident change's messages, or hand it to the escalation engine's policy."""
+) -> tuple[int, float | None]:
+    """Queue an incident change's messages, or hand it to the escalation engine's policy.
+
+    Return the messages queued and the escalation timer set, if any.
+    """
     assert transition.incident is not None
     escalated = await escalation_tx.intake(tx, incident, incident_id, transition, now, rules)
     if escalated is not None:
@@ -75,7 +78,7 @@ async def queue(
     queued = await repo.queue(tx, incident_id, planned, now, rules)
     if any(p.kind == "firing" for p in planned):
         await repo.mark_paged(tx, incident_id)
-    return queued
+    return queued, None
 
 
 async def apply_batch(
@@ -126,7 +129,7 @@ async def resolve(
     alerts = await repo.alerts(tx, incident_id)
     await groups.resolve(tx, incident_id, now, by)
     transition = rows.manual_resolve(row, alerts, now)
-    queued = await queue(tx, incident_id, transition, now, rules)
+    queued, _ = await queue(tx, incident_id, transition, now, rules)
     return IngestResult("resolve", incident_id, queued)
 
 

@@ -83,6 +83,7 @@ class IngestResult:
     action: str
     incident_id: int | None = None
     notifications: int = 0
+    timer: float | None = None  # the escalation timer it set: the worker may wake earlier
 
 
 def decide(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from maintwatch.configload import format_location
 
@@ -14,16 +15,10 @@ class PayloadError(ValueError):
     """The body is not a usable Alertmanager webhook; the message says why (sent back as 400)."""
 
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL's text and jsonb refuse U+0000; refusing it here gives both stores one answer
-    # (400 naming the field) instead of a 500 that Alertmanager would retry forever.
-    if "\x00" in value:
-        raise ValueError("NUL character (U+0000) not allowed")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_nul)]
-Labels = dict[Text, Text]
+Labels = dict[str, str]
+# JSON can carry U+0000 only escaped: a body without this sequence holds none (raw control
+# characters are invalid JSON), and the per-field check is skipped for it.
+_ESCAPED_NUL = b"\\u0000"
 
 
 class _Lenient(BaseModel):
@@ -39,8 +34,8 @@ class Alert(_Lenient):
     annotations: Labels = Field(default_factory=dict)
     startsAt: datetime
     endsAt: datetime | None = None
-    generatorURL: Text = ""
-    fingerprint: Text = Field(min_length=1)
+    generatorURL: str = ""
+    fingerprint: str = Field(min_length=1)
 
     @property
     def starts(self) -> float:
@@ -57,14 +52,14 @@ class Payload(_Lenient):
     """The webhook body."""
 
     version: str
-    groupKey: Text = Field(min_length=1)
-    receiver: Text
+    groupKey: str = Field(min_length=1)
+    receiver: str
     status: Literal["firing", "resolved"]
     alerts: list[Alert]
     groupLabels: Labels = Field(default_factory=dict)
     commonLabels: Labels = Field(default_factory=dict)
     commonAnnotations: Labels = Field(default_factory=dict)
-    externalURL: Text = ""
+    externalURL: str = ""
     # Bounded by the stores' INTEGER column (PostgreSQL's is 32-bit): beyond it a 400 with the
     # field named, not a 500 from the database. Real counts are far below (max_alerts).
     truncatedAlerts: int = Field(default=0, ge=0, le=2**31 - 1)
@@ -87,7 +82,34 @@ def parse_payload(body: bytes) -> Payload:
         raise PayloadError(f"version: unsupported webhook version {payload.version!r} (want '4')")
     if not payload.alerts:
         raise PayloadError("alerts: empty alert list")
+    if _ESCAPED_NUL in body:
+        # PostgreSQL's text and jsonb refuse U+0000; refusing it here gives both stores one
+        # answer (400 naming the field) instead of a 500 Alertmanager would retry forever.
+        for where, text in _texts(payload):
+            if "\x00" in text:
+                raise PayloadError(f"{where}: NUL character (U+0000) not allowed")
     return payload
+
+
+def _texts(payload: Payload) -> Iterator[tuple[str, str]]:
+    """Yield every string of the payload that is stored, with where it is (as in errors)."""
+    yield "groupKey", payload.groupKey
+    yield "receiver", payload.receiver
+    yield "externalURL", payload.externalURL
+    for name in ("groupLabels", "commonLabels", "commonAnnotations"):
+        yield from _label_texts(name, getattr(payload, name))
+    for index, alert in enumerate(payload.alerts):
+        at = f"alerts[{index}]"
+        yield f"{at}.fingerprint", alert.fingerprint
+        yield f"{at}.generatorURL", alert.generatorURL
+        yield from _label_texts(f"{at}.labels", alert.labels)
+        yield from _label_texts(f"{at}.annotations", alert.annotations)
+
+
+def _label_texts(where: str, labels: Mapping[str, str]) -> Iterator[tuple[str, str]]:
+    for name, value in labels.items():
+        yield f"{where}.{name}[key]", name
+        yield f"{where}.{name}", value
 
 
 def _reason(exc: ValidationError) -> str:

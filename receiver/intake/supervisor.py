@@ -11,20 +11,19 @@ from typing import Any
 
 from receiver.intake.applier import Setup
 from receiver.intake.inbox import Inbox
-from receiver.intake.protocol import Applied, decode
+from receiver.intake.protocol import Tally
 from receiver.intake.table import TableInbox
 
 RESTART_FIRST, RESTART_MAX = 0.2, 10.0
 STEADY = 30.0  # an applier that ran this long restarts without the accumulated backoff
 STOP_WAIT = 5.0
-REPORT_LIMIT = 1 << 24  # one line per batch of up to 256 rows
-REPORT_SLICE = 16  # applied rows recorded between two turns of the event loop
+REPORT_LIMIT = 1 << 16  # one line of sums per batch
 
 
 class Supervisor:
     """Keeps one applier process running; `applied` is the mark it last reported."""
 
-    def __init__(self, setup: Setup, on_applied: Callable[[Applied], None], log: Any) -> None:
+    def __init__(self, setup: Setup, on_applied: Callable[[Tally], None], log: Any) -> None:
         self.setup, self.on_applied, self.log = setup, on_applied, log
         self.applied = 0
         self.up = False
@@ -96,7 +95,7 @@ class Supervisor:
             process.stdin.write(self.setup.encode())
             self._send_bell()  # rows may have been appended while no applier ran
             while line := await process.stdout.readline():
-                await self._report(line)
+                self._report(line)
         except ConnectionError:
             pass  # it died while being set up: the exit code says how
         except (ValueError, KeyError, TypeError) as exc:  # not our protocol: start afresh
@@ -106,16 +105,13 @@ class Supervisor:
         self._process = None
         return await process.wait()
 
-    async def _report(self, line: bytes) -> None:
-        mark, applied = decode(line)
-        for index, item in enumerate(applied, 1):
-            self.on_applied(item)
-            if index % REPORT_SLICE == 0:
-                await asyncio.sleep(0)  # a batch that lagged must not hold webhooks up meanwhile
-        self.applied = mark
+    def _report(self, line: bytes) -> None:
+        tally = Tally.decode(line)
+        self.on_applied(tally)
+        self.applied = tally.mark
         self.up = True
         for seq, future in self._waiters:
-            if seq <= mark and not future.done():
+            if seq <= tally.mark and not future.done():
                 future.set_result(None)
 
     async def stop(self) -> None:

@@ -10,6 +10,7 @@ from typing import Literal
 
 from aiohttp import web
 
+from maintwatch import logs
 from receiver.appkeys import (
     CLOCK,
     CONFIG,
@@ -27,7 +28,7 @@ from receiver.config import PostgresStore, ReceiverBase, SqliteStore
 from receiver.intake.applier import Setup
 from receiver.intake.inbox import Inbox
 from receiver.intake.payload import Payload
-from receiver.intake.protocol import Applied
+from receiver.intake.protocol import Applied, Tally, log_applied
 from receiver.intake.supervisor import Intake, Supervisor
 from receiver.intake.table import TableInbox
 from receiver.intake.watchdog import split
@@ -87,61 +88,53 @@ async def accept(app: web.Application, payload: Payload, body: bytes) -> tuple[s
         app[LOG].error("webhook_inbox_unavailable", error=str(exc), group_key=payload.groupKey)
         return "unavailable", web.Response(status=503, text="inbox unavailable, retry\n")
     intake.supervisor.ring()
-    return "accepted", web.json_response({"status": "ok", "accepted": seq})
+    # Written out rather than json.dumps'd: this answer is most of what a busy loop serves.
+    body = b'{"status": "ok", "accepted": %d}' % seq
+    return "accepted", web.Response(body=body, content_type="application/json")
 
 
 def record(app: web.Application, item: Applied) -> None:
-    """Count, log and wake the workers for one applied webhook (either intake mode)."""
-    log, metrics = app[LOG], app[METRICS]
-    if item.error is not None:
-        metrics.intake_apply_failures.inc()
-        log.error("webhook_apply_failed", seq=item.seq, group_key=item.group_key, error=item.error)
-        return
-    firing = item.alert_statuses.count("firing")
-    if firing:
-        metrics.alert_statuses["firing"].inc(firing)
-    if len(item.alert_statuses) > firing:
-        metrics.alert_statuses["resolved"].inc(len(item.alert_statuses) - firing)
-    if item.truncated:
-        metrics.truncated.inc(item.truncated)
-    if item.action == "watchdog":
-        return
-    metrics.incident_actions[item.action].inc()
-    # Every webhook at debug (Alertmanager repeats a group every group_interval: at info this
-    # line was most of the event loop's time under load); state changes stay at info.
-    log.debug(
-        "webhook_received",
-        receiver=item.receiver,
-        group_key=item.group_key,
-        status=item.status,
-        alerts=len(item.alert_statuses),
-        truncated_alerts=item.truncated,
-        action=item.action,
-        incident_id=item.incident_id,
-        notifications=item.notifications,
-        seq=item.seq or None,
-    )
-    if item.action == "open":
-        log.info("incident_opened", incident_id=item.incident_id, group_key=item.group_key)
-    elif item.action == "resolve":
-        log.info("incident_resolved", incident_id=item.incident_id, by="alertmanager")
+    """Log, count and wake the workers for one webhook applied in the request."""
+    log_applied(app[LOG], item)
+    count(app, Tally.of(0, [item]))
+
+
+def count(app: web.Application, tally: Tally) -> None:
+    """Count what a batch of applied webhooks did and wake the workers it gave work to."""
+    metrics = app[METRICS]
+    if tally.failed:
+        metrics.intake_apply_failures.inc(tally.failed)
+    if tally.firing:
+        metrics.alert_statuses["firing"].inc(tally.firing)
+    if tally.resolved:
+        metrics.alert_statuses["resolved"].inc(tally.resolved)
+    if tally.truncated:
+        metrics.truncated.inc(tally.truncated)
+    for action, n in tally.actions.items():
+        if action != "watchdog":
+            metrics.incident_actions[action].inc(n)
+    if tally.actions["resolve"]:
         silencer = app[SILENCER]
         if silencer is not None:
             silencer.wake()  # its silences end now, not at the next pass
-    if item.notifications:
+    if tally.notifications:
         app[WORKER].wake()
-    if item.action in ("open", "update"):
-        app[ESCALATOR].wake()  # the engine may have set an earlier timer
+    if tally.timer is not None:
+        app[ESCALATOR].wake_by(tally.timer)
 
 
-def _record_applied(app: web.Application, item: Applied) -> None:
+def _count_applied(app: web.Application, tally: Tally) -> None:
     # An inbox row counts as a webhook twice: `accepted` at the answer, its result once applied.
-    record(app, item)
-    if item.error is not None:
-        app[METRICS].webhook_outcomes["apply_failed"].inc()
-    elif item.action != "watchdog":
-        outcome = "processed" if item.action != "none" else "unchanged"
-        app[METRICS].webhook_outcomes[outcome].inc()
+    count(app, tally)
+    outcomes = app[METRICS].webhook_outcomes
+    if tally.failed:
+        outcomes["apply_failed"].inc(tally.failed)
+    unchanged = tally.actions["none"]
+    if unchanged:
+        outcomes["unchanged"].inc(unchanged)
+    processed = sum(tally.actions.values()) - unchanged - tally.actions["watchdog"]
+    if processed:
+        outcomes["processed"].inc(processed)
 
 
 async def intake_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -161,8 +154,8 @@ async def intake_ctx(app: web.Application) -> AsyncIterator[None]:
         inbox = TableInbox(store)
     await inbox.open()
     alertname = config.watchdog.alertname if config.watchdog is not None else None
-    setup = Setup(config.store, app[RULES], path, alertname)
-    supervisor = Supervisor(setup, lambda item: _record_applied(app, item), app[LOG])
+    setup = Setup(config.store, app[RULES], path, alertname, logs.settings())
+    supervisor = Supervisor(setup, lambda tally: _count_applied(app, tally), app[LOG])
     app[INTAKE] = Intake(inbox, supervisor)
     running = asyncio.create_task(supervisor.run(), name="intake-applier")
     try:

@@ -87,6 +87,22 @@ async def test_the_next_due_hint_cuts_the_sleep_short() -> None:
     await worker.stop(task)
 
 
+async def test_wake_by_wakes_a_sleeping_worker_only_for_an_earlier_time() -> None:
+    worker = Scripted([], interval=60)
+    worker.due = time.time() + 30
+    task = asyncio.create_task(worker.run())
+    async with asyncio.timeout(5):
+        while worker._sleeping_until is None:
+            await asyncio.sleep(0.005)
+        worker.wake_by(time.time() + 45)  # it wakes at +30 anyway: no pass now
+        await asyncio.sleep(0.1)
+        assert worker.passes == 1
+        worker.wake_by(time.time() + 10)  # earlier than it planned: a pass reads the store again
+        while worker.passes < 2:
+            await asyncio.sleep(0.005)
+    await worker.stop(task)
+
+
 async def test_stop_lets_a_pass_finish_within_the_grace_and_cancels_after_it() -> None:
     worker = Scripted(["slow"])
     task = asyncio.create_task(worker.run())
