@@ -26,24 +26,11 @@ from tests.receiver._helpers import (
     ScriptChannel,
     alert,
     payload,
-    register_script,
 )
 
 pytestmark = pytest.mark.usefixtures("logs")
 
 AUTH = {"Authorization": "Bearer secret"}
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted test channels."""
-    return register_script(monkeypatch)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """Return a clock the test moves."""
-    return FakeClock()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

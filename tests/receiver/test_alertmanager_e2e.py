@@ -15,16 +15,10 @@ from tests.receiver._alertmanager_helpers import (
     post_alerts,
     receiver_port,
 )
-from tests.receiver._helpers import BASE_CONFIG, Running, Script, register_script, running, wait_for
+from tests.receiver._helpers import BASE_CONFIG, Running, Script, running, wait_for
 
 pytestmark = pytest.mark.e2e
 __all__ = ["alertmanager", "receiver_port"]  # fixtures, re-exported so pytest finds them
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted test channels."""
-    return register_script(monkeypatch)
 
 
 async def _incident(rx: Running, state: str) -> dict[str, Any] | None:

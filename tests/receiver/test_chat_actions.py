@@ -30,7 +30,6 @@ from tests.receiver._helpers import (
     Running,
     Script,
     fixture_bytes,
-    register_script,
     store_yaml,
 )
 
@@ -40,12 +39,6 @@ def test_parse_value() -> None:
     assert parse_value("resolve:3") == ("resolve", 3)
     assert parse_value("ack:") is None
     assert parse_value("delete:3") is None
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted channels."""
-    return register_script(monkeypatch)
 
 
 @pytest.fixture

@@ -19,23 +19,11 @@ from tests.receiver._escalator_helpers import (
     sent,
     tick,
 )
-from tests.receiver._helpers import FakeClock, Running, Script, register_script
+from tests.receiver._helpers import FakeClock, Running, Script
 
 pytestmark = pytest.mark.usefixtures("logs")
 
 ON_CALL = "bob"  # rota on 2026-11-18 (T0): day 17 since 2026-11-01, ann and bob alternate
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted test channels."""
-    return register_script(monkeypatch)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """Return a clock the test moves."""
-    return FakeClock()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

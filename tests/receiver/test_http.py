@@ -18,15 +18,8 @@ from tests.receiver._helpers import (
     alert,
     fixture_bytes,
     payload,
-    register_script,
     running,
 )
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted test channels."""
-    return register_script(monkeypatch)
 
 
 def config(tmp_path: Path, auth: str = "bearer") -> str:

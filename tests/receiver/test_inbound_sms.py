@@ -18,7 +18,6 @@ from tests.receiver._helpers import (
     Running,
     Script,
     fixture_bytes,
-    register_script,
     store_dsn,
     store_yaml,
 )
@@ -45,12 +44,6 @@ ALICE = "+4915100000001"
 )
 def test_parse_reply(text: str, expected: Command | None) -> None:
     assert parse_reply(text) == expected
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted channels."""
-    return register_script(monkeypatch)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

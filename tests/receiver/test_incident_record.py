@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from receiver.escalation.plan import ActRequest
 from receiver.incident_record import IncidentRecord, TimelineEntry
@@ -15,36 +11,10 @@ from receiver.intake.payload import parse_payload
 from receiver.store import Finish, IntakeRules, Store, escalation_rows, queries, rows
 from receiver.store.tx import Tx, one
 from tests.receiver._helpers import (
-    BASE_CONFIG,
     EVERYTHING,
     T0,
-    Script,
     fixture_bytes,
-    opened_store,
-    register_script,
-    rules_for,
 )
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted test channels."""
-    return register_script(monkeypatch)
-
-
-@pytest.fixture
-def rules(script: Script) -> IntakeRules:
-    """Return intake rules of the base config."""
-    return rules_for(BASE_CONFIG + "external_url: https://rx.example/\n")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, unique: str
-) -> AsyncIterator[Store]:
-    """Yield an opened store of each kind."""
-    async with opened_store(request.param, tmp_path, unique) as opened:
-        yield opened
 
 
 async def _lived(store: Store, rules: IntakeRules) -> int:

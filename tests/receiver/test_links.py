@@ -19,7 +19,6 @@ from tests.receiver._helpers import (
     Running,
     Script,
     fixture_bytes,
-    register_script,
     store_dsn,
     store_yaml,
 )
@@ -85,12 +84,6 @@ def test_maker_binds_incident_person_action() -> None:
     assert (got.incident_id, got.action, got.person, got.expires_at) == (12, "ack", "bob", T0 + 600)
     assert verify(KEY, resolve.rsplit("/", 1)[1], T0).action == "resolve"
     assert got.nonce != verify(KEY, resolve.rsplit("/", 1)[1], T0).nonce
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted channels."""
-    return register_script(monkeypatch)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -21,23 +21,10 @@ from tests.receiver._helpers import (
     Script,
     alert,
     payload,
-    register_script,
     running,
     store_dsn,
     store_yaml,
 )
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted test channels."""
-    return register_script(monkeypatch)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """Return a clock the test moves."""
-    return FakeClock()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

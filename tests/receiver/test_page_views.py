@@ -24,7 +24,6 @@ from tests.receiver._helpers import (
     Script,
     alert,
     payload,
-    register_script,
     store_dsn,
     store_yaml,
 )
@@ -47,12 +46,6 @@ def one(fp: str, name: str, severity: str, ago: float, **labels: str) -> dict[st
     body["groupLabels"] = {"alertname": name}
     body["commonLabels"]["alertname"] = name
     return body
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted channels."""
-    return register_script(monkeypatch)
 
 
 async def _serve(

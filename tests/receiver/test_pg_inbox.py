@@ -12,6 +12,9 @@ import re
 import signal
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,30 @@ def config_text(tmp_path: Path, twilio: FakeTwilio, dsn: str) -> str:
         "lease_margin: 1s}\n"
         "sms_rate_limit: {max_messages: 100000, window: 1m}\n"
     )
+
+
+@dataclass(frozen=True)
+class PgWorld:
+    """What a receiver under test here talks to, and how the test reaches it."""
+
+    dsn: str
+    config: Path
+    twilio: FakeTwilio
+    http: aiohttp.ClientSession
+
+
+@asynccontextmanager
+async def pg_world(tmp_path: Path, unique: str) -> AsyncIterator[PgWorld]:
+    """Yield a scratch database named `unique`, a fake Twilio, a client session, and a config
+    for them written to `tmp_path`; the test starts as many receivers on it as it needs."""
+    async with (
+        postgres_database(unique) as dsn,
+        fake_twilio() as twilio,
+        aiohttp.ClientSession() as http,
+    ):
+        config = tmp_path / "receiver.yml"
+        config.write_text(config_text(tmp_path, twilio, dsn))
+        yield PgWorld(dsn, config, twilio, http)
 
 
 async def sql(dsn: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -94,29 +121,25 @@ async def test_sigkill_right_after_200s_loses_nothing_and_pages_once(
 ) -> None:
     total = 60
     async with (
-        postgres_database(unique) as dsn,
-        fake_twilio() as twilio,
-        aiohttp.ClientSession() as http,
+        pg_world(tmp_path, unique) as world,
+        receiver_process(world.config, tmp_path / "receiver.log") as rx,
     ):
-        config = tmp_path / "receiver.yml"
-        config.write_text(config_text(tmp_path, twilio, dsn))
-        async with receiver_process(config, tmp_path / "receiver.log") as rx:
-            await rx.ready(http)
-            seqs = await asyncio.gather(*(post(http, rx, body(i)) for i in range(total)))
-            rx.kill()  # right after the last 200: most were not applied yet
-            assert len(set(seqs)) == total
-            # Committed before the answer: what was not applied yet is in the table.
-            assert await count(dsn, "inbox") + await count(dsn, "incidents") == total
-            rx.start()
-            await rx.ready(http)
-            await wait_for(
-                lambda: _equals(count(dsn, "incidents"), total), timeout=30, what="incidents"
-            )
-            await wait_for(lambda: paged_once_each(twilio, total), timeout=30, what="pages")
-            await asyncio.sleep(1.0)  # a second page would show up by now
-            assert paged_once_each(twilio, total)
-            assert await count(dsn, "inbox") == 0
-            assert rx.stop() == 0
+        await rx.ready(world.http)
+        seqs = await asyncio.gather(*(post(world.http, rx, body(i)) for i in range(total)))
+        rx.kill()  # right after the last 200: most were not applied yet
+        assert len(set(seqs)) == total
+        # Committed before the answer: what was not applied yet is in the table.
+        assert await count(world.dsn, "inbox") + await count(world.dsn, "incidents") == total
+        rx.start()
+        await rx.ready(world.http)
+        await wait_for(
+            lambda: _equals(count(world.dsn, "incidents"), total), timeout=30, what="incidents"
+        )
+        await wait_for(lambda: paged_once_each(world.twilio, total), timeout=30, what="pages")
+        await asyncio.sleep(1.0)  # a second page would show up by now
+        assert paged_once_each(world.twilio, total)
+        assert await count(world.dsn, "inbox") == 0
+        assert rx.stop() == 0
 
 
 async def _equals(value: Any, expected: int) -> bool:
@@ -144,68 +167,58 @@ async def test_two_replicas_keep_each_groups_order_and_page_once(
 ) -> None:
     groups = 40
     async with (
-        postgres_database(unique) as dsn,
-        fake_twilio() as twilio,
-        aiohttp.ClientSession() as http,
+        pg_world(tmp_path, unique) as world,
+        receiver_process(world.config, tmp_path / "a.log") as a,
+        receiver_process(world.config, tmp_path / "b.log") as b,
     ):
-        config = tmp_path / "receiver.yml"
-        config.write_text(config_text(tmp_path, twilio, dsn))
-        async with (
-            receiver_process(config, tmp_path / "a.log") as a,
-            receiver_process(config, tmp_path / "b.log") as b,
-        ):
-            await a.ready(http)
-            await b.ready(http)
+        await a.ready(world.http)
+        await b.ready(world.http)
 
-            async def send(index: int) -> None:
-                # Like Alertmanager: each of a group's notifications waits for the previous
-                # one's 200; the replica answering alternates.
-                for step, message in enumerate(group_messages(index)):
-                    await post(http, (a, b)[(index + step) % 2], message)
+        async def send(index: int) -> None:
+            # Like Alertmanager: each of a group's notifications waits for the previous
+            # one's 200; the replica answering alternates.
+            for step, message in enumerate(group_messages(index)):
+                await post(world.http, (a, b)[(index + step) % 2], message)
 
-            await asyncio.gather(*(send(i) for i in range(groups)))
-            await wait_for(lambda: _equals(count(dsn, "inbox"), 0), timeout=30, what="applied")
-            rows = await sql(dsn, "SELECT state, COUNT(*) FROM incidents GROUP BY state")
-            # Out of order, a resolve applied before its firing webhook would leave a group
-            # firing, or open a second incident.
-            assert rows == [("resolved", groups)], rows
-            alerts = await sql(dsn, "SELECT COUNT(*) FROM incident_alerts")
-            assert alerts == [(2 * groups,)]
-            pattern = r"Order\d{4}"
-            await wait_for(lambda: paged_once_each(twilio, groups, pattern), what="pages")
-            await asyncio.sleep(1.0)
-            assert paged_once_each(twilio, groups, pattern)
-            assert await count(dsn, "inbox_failed") == 0
-            assert a.stop() == 0
-            assert b.stop() == 0
+        await asyncio.gather(*(send(i) for i in range(groups)))
+        await wait_for(lambda: _equals(count(world.dsn, "inbox"), 0), timeout=30, what="applied")
+        rows = await sql(world.dsn, "SELECT state, COUNT(*) FROM incidents GROUP BY state")
+        # Out of order, a resolve applied before its firing webhook would leave a group
+        # firing, or open a second incident.
+        assert rows == [("resolved", groups)], rows
+        alerts = await sql(world.dsn, "SELECT COUNT(*) FROM incident_alerts")
+        assert alerts == [(2 * groups,)]
+        pattern = r"Order\d{4}"
+        await wait_for(lambda: paged_once_each(world.twilio, groups, pattern), what="pages")
+        await asyncio.sleep(1.0)
+        assert paged_once_each(world.twilio, groups, pattern)
+        assert await count(world.dsn, "inbox_failed") == 0
+        assert a.stop() == 0
+        assert b.stop() == 0
 
 
 async def test_a_poison_row_is_kept_and_later_ones_apply(tmp_path: Path, unique: str) -> None:
     async with (
-        postgres_database(unique) as dsn,
-        fake_twilio() as twilio,
-        aiohttp.ClientSession() as http,
+        pg_world(tmp_path, unique) as world,
+        receiver_process(world.config, tmp_path / "receiver.log") as rx,
     ):
-        config = tmp_path / "receiver.yml"
-        config.write_text(config_text(tmp_path, twilio, dsn))
-        async with receiver_process(config, tmp_path / "receiver.log") as rx:
-            await rx.ready(http)
-            await post(http, rx, body(0))
-            # A row this parser refuses, as one accepted by an older, laxer receiver would be.
-            await sql(dsn, "INSERT INTO inbox (received_at, body) VALUES (0, %s)", (b"{",))
-            await post(http, rx, body(1))
-            await wait_for(lambda: _equals(count(dsn, "incidents"), 2), what="later webhook")
-            await wait_for(lambda: _equals(count(dsn, "inbox"), 0), what="inbox emptied")
-            failed = await sql(dsn, "SELECT seq, body, error FROM inbox_failed")
-            assert [bytes(b) for _, b, _ in failed] == [b"{"]
-            assert failed[0][0] == 2
-            assert "PayloadError" in failed[0][2]
-            async with http.get(f"{rx.url}/metrics") as response:
-                metrics = await response.text()
-            assert "maintwatch_receiver_intake_apply_failures_total 1.0" in metrics
-            assert "event=webhook_apply_failed" in (tmp_path / "receiver.log").read_text()
-            await wait_for(lambda: paged_once_each(twilio, 2), what="pages")
-            assert rx.stop() == 0
+        await rx.ready(world.http)
+        await post(world.http, rx, body(0))
+        # A row this parser refuses, as one accepted by an older, laxer receiver would be.
+        await sql(world.dsn, "INSERT INTO inbox (received_at, body) VALUES (0, %s)", (b"{",))
+        await post(world.http, rx, body(1))
+        await wait_for(lambda: _equals(count(world.dsn, "incidents"), 2), what="later webhook")
+        await wait_for(lambda: _equals(count(world.dsn, "inbox"), 0), what="inbox emptied")
+        failed = await sql(world.dsn, "SELECT seq, body, error FROM inbox_failed")
+        assert [bytes(b) for _, b, _ in failed] == [b"{"]
+        assert failed[0][0] == 2
+        assert "PayloadError" in failed[0][2]
+        async with world.http.get(f"{rx.url}/metrics") as response:
+            metrics = await response.text()
+        assert "maintwatch_receiver_intake_apply_failures_total 1.0" in metrics
+        assert "event=webhook_apply_failed" in (tmp_path / "receiver.log").read_text()
+        await wait_for(lambda: paged_once_each(world.twilio, 2), what="pages")
+        assert rx.stop() == 0
 
 
 async def test_rows_wait_while_the_store_is_unavailable_to_the_applier(
@@ -213,59 +226,51 @@ async def test_rows_wait_while_the_store_is_unavailable_to_the_applier(
 ) -> None:
     total = 10
     async with (
-        postgres_database(unique) as dsn,
-        fake_twilio() as twilio,
-        aiohttp.ClientSession() as http,
+        pg_world(tmp_path, unique) as world,
+        receiver_process(world.config, tmp_path / "receiver.log") as rx,
     ):
-        config = tmp_path / "receiver.yml"
-        config.write_text(config_text(tmp_path, twilio, dsn))
-        async with receiver_process(config, tmp_path / "receiver.log") as rx:
-            await rx.ready(http)
-            applier = applier_pid(rx)
-            os.kill(applier, signal.SIGSTOP)  # the rows stay in the table for now
-            try:
-                await asyncio.gather(*(post(http, rx, body(i)) for i in range(total)))
-                assert await count(dsn, "inbox") == total
-                # No connection to the database from now on, for anyone (superusers too).
-                await sql(PG_ADMIN, f'ALTER DATABASE "{unique}" ALLOW_CONNECTIONS false')
-                await sql(
-                    PG_ADMIN,
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                    (unique,),
-                )
-            finally:
-                os.kill(applier, signal.SIGCONT)
-            log = tmp_path / "receiver.log"
-            await wait_for(
-                lambda: "applier: store unavailable, retrying" in log.read_text(),
-                what="the applier waiting",
+        await rx.ready(world.http)
+        applier = applier_pid(rx)
+        os.kill(applier, signal.SIGSTOP)  # the rows stay in the table for now
+        try:
+            await asyncio.gather(*(post(world.http, rx, body(i)) for i in range(total)))
+            assert await count(world.dsn, "inbox") == total
+            # No connection to the database from now on, for anyone (superusers too).
+            await sql(PG_ADMIN, f'ALTER DATABASE "{unique}" ALLOW_CONNECTIONS false')
+            await sql(
+                PG_ADMIN,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (unique,),
             )
-            assert applier_pid(rx) == applier  # it waits; it does not skip or exit
-            await sql(PG_ADMIN, f'ALTER DATABASE "{unique}" ALLOW_CONNECTIONS true')
-            await wait_for(
-                lambda: _equals(count(dsn, "incidents"), total), timeout=30, what="applied"
-            )
-            assert await count(dsn, "inbox") == 0
-            await wait_for(lambda: paged_once_each(twilio, total), timeout=30, what="pages")
-            assert rx.stop() == 0
+        finally:
+            os.kill(applier, signal.SIGCONT)
+        log = tmp_path / "receiver.log"
+        await wait_for(
+            lambda: "applier: store unavailable, retrying" in log.read_text(),
+            what="the applier waiting",
+        )
+        assert applier_pid(rx) == applier  # it waits; it does not skip or exit
+        await sql(PG_ADMIN, f'ALTER DATABASE "{unique}" ALLOW_CONNECTIONS true')
+        await wait_for(
+            lambda: _equals(count(world.dsn, "incidents"), total), timeout=30, what="applied"
+        )
+        assert await count(world.dsn, "inbox") == 0
+        await wait_for(lambda: paged_once_each(world.twilio, total), timeout=30, what="pages")
+        assert rx.stop() == 0
 
 
 async def test_reads_after_a_200_see_the_webhook(tmp_path: Path, unique: str) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with (
-        postgres_database(unique) as dsn,
-        fake_twilio() as twilio,
-        aiohttp.ClientSession() as http,
+        pg_world(tmp_path, unique) as world,
+        receiver_process(world.config, tmp_path / "receiver.log") as rx,
     ):
-        config = tmp_path / "receiver.yml"
-        config.write_text(config_text(tmp_path, twilio, dsn))
-        async with receiver_process(config, tmp_path / "receiver.log") as rx:
-            await rx.ready(http)
-            for index in range(15):
-                await post(http, rx, body(index))
-                started = time.monotonic()
-                async with http.get(f"{rx.url}/api/v1/incidents", headers=auth) as response:
-                    listed = await response.json()
-                assert time.monotonic() - started < 2.0
-                assert len(listed["incidents"]) == index + 1, listed
-            assert rx.stop() == 0
+        await rx.ready(world.http)
+        for index in range(15):
+            await post(world.http, rx, body(index))
+            started = time.monotonic()
+            async with world.http.get(f"{rx.url}/api/v1/incidents", headers=auth) as response:
+                listed = await response.json()
+            assert time.monotonic() - started < 2.0
+            assert len(listed["incidents"]) == index + 1, listed
+        assert rx.stop() == 0

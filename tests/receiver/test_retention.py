@@ -19,7 +19,6 @@ from tests.receiver._helpers import (
     Script,
     alert,
     payload,
-    register_script,
     running,
     store_dsn,
     store_yaml,
@@ -32,18 +31,6 @@ CONFIG = (
     BASE_CONFIG.replace("delivery: {", "delivery: {fallback_channel: backup, ")
     + "retention: {resolved_incidents: 90d, delivered_notifications: 30d, batch_size: 2}\n"
 )
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted test channels."""
-    return register_script(monkeypatch)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """Return a clock the test moves."""
-    return FakeClock()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -30,16 +30,10 @@ from tests.receiver._alertmanager_helpers import (
     receiver_port,
 )
 from tests.receiver._channel_helpers import recording_server
-from tests.receiver._helpers import BASE_CONFIG, Running, Script, register_script, running, wait_for
+from tests.receiver._helpers import BASE_CONFIG, Running, Script, running, wait_for
 
 pytestmark = pytest.mark.e2e
 __all__ = ["alertmanager", "receiver_port"]  # fixtures, re-exported so pytest finds them
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted test channels."""
-    return register_script(monkeypatch)
 
 
 def config_text(tmp_path: Path, am: str, unique: str) -> str:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,40 +12,14 @@ from receiver.intake.payload import Payload, PayloadError, parse_payload
 from receiver.routing.routes import Route
 from receiver.store import Finish, IntakeRules, Store, Wanted
 from tests.receiver._helpers import (
-    BASE_CONFIG,
     EVERYTHING,
     T0,
-    Script,
     alert,
     fixture_bytes,
-    opened_store,
     payload,
-    register_script,
-    rules_for,
 )
 
 END = "2026-11-22T12:30:00Z"
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted test channels."""
-    return register_script(monkeypatch)
-
-
-@pytest.fixture
-def rules(script: Script) -> IntakeRules:
-    """Return intake rules of the base config (sms is at-most-once)."""
-    return rules_for(BASE_CONFIG + "external_url: https://rx.example/\n")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, unique: str
-) -> AsyncIterator[Store]:
-    """Yield an opened store of each kind."""
-    async with opened_store(request.param, tmp_path, unique) as opened:
-        yield opened
 
 
 def body(data: dict[str, Any] | bytes) -> Payload:

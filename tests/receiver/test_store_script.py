@@ -7,7 +7,6 @@ import asyncio
 import json
 import re
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
@@ -34,15 +33,6 @@ OLD_MIGRATIONS = ROOT / "tests" / "fixtures" / "migrations_v5"
 def rules(tmp_path: Path) -> IntakeRules:
     """Return intake rules of a config without channels (intake only)."""
     return rules_for(f"store: {{type: sqlite, path: {tmp_path / 'receiver.db'}}}\n")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, unique: str
-) -> AsyncIterator[Store]:
-    """Yield an opened store of each kind."""
-    async with opened_store(request.param, tmp_path, unique) as opened:
-        yield opened
 
 
 def parsed(group: str, fp: str = "a", status: str = "firing") -> Payload:

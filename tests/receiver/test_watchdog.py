@@ -20,7 +20,7 @@ from tests.receiver._escalator_helpers import (
     policy_receiver,
     sent,
 )
-from tests.receiver._helpers import FakeClock, Running, Script, alert, payload, register_script
+from tests.receiver._helpers import FakeClock, Running, Script, alert, payload
 
 pytestmark = pytest.mark.usefixtures("logs")
 
@@ -35,18 +35,6 @@ def heartbeat() -> dict[str, Any]:
         alertname="Watchdog",
         severity="none",
     )
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted test channels."""
-    return register_script(monkeypatch)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """Return a clock the test moves."""
-    return FakeClock()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

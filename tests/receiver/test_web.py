@@ -18,17 +18,10 @@ from tests.receiver._helpers import (
     alert,
     fixture_bytes,
     payload,
-    register_script,
     store_yaml,
 )
 
 HOSTILE = '<script>window.__pwned=1</script>"><img src=x onerror=alert(1)>'
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Script:
-    """Register the scripted channels."""
-    return register_script(monkeypatch)
 
 
 @pytest.fixture
