@@ -25,7 +25,7 @@ from receiver.appkeys import GUARD
 from receiver.config import ReceiverBase, load_config
 from receiver.connections import GuardedSite, exception_handler
 from receiver.intake import failed
-from receiver.intake.failed_report import listing_json, listing_text, replay_text
+from receiver.intake.failed_report import listing_json, listing_text, outcome, replay_totals
 from receiver.oncall.people import Directory, who_is_on_call
 from receiver.routing.matchers import parse_labels
 from receiver.routing.routes import compile_routes, explain, gaps
@@ -205,14 +205,21 @@ def _inbox(config: ReceiverBase, args: argparse.Namespace) -> int:
             print(listing_json(rows) if args.json else "\n".join(listing_text(rows, where)))
             return 0
         seqs = None if args.all else args.seq
-        results = asyncio.run(failed.replay(config, seqs, args.dry_run))
+        results = asyncio.run(
+            failed.replay(
+                config,
+                seqs,
+                args.dry_run,
+                lambda item: print(outcome(item, args.dry_run), flush=True),
+            )
+        )
     except failed.Refused as exc:
         print(f"{command}: {exc}", file=sys.stderr)
         return 2
     except (failed.Unavailable, StoreUnavailable) as exc:
         print(f"{command}: {exc}", file=sys.stderr)
         return 1
-    print("\n".join(replay_text(results, args.dry_run)))
+    print(replay_totals(results, args.dry_run))
     return 1 if any(item.error is not None for item in results) else 0
 
 

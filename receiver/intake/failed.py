@@ -70,8 +70,17 @@ async def list_failed(config: ReceiverBase) -> list[FailedRow]:
         return _rows(await store.transaction(inbox_sql.failed))
 
 
-async def replay(config: ReceiverBase, seqs: Sequence[int] | None, dry_run: bool) -> list[Applied]:
-    """Apply the kept rows `seqs` (None: all) in seq order; `dry_run`: roll every change back."""
+async def replay(
+    config: ReceiverBase,
+    seqs: Sequence[int] | None,
+    dry_run: bool,
+    settled: Callable[[Applied], None] = lambda _: None,
+) -> list[Applied]:
+    """Apply the kept rows `seqs` (None: all) in seq order; `dry_run`: roll every change back.
+
+    `settled` hears of each row once its outcome is committed, so what was done before the
+    store went away is still told.
+    """
     place = where(config)
     rules = intake_rules(config)
     alertname = config.watchdog.alertname if config.watchdog is not None else None
@@ -80,6 +89,7 @@ async def replay(config: ReceiverBase, seqs: Sequence[int] | None, dry_run: bool
         # No heartbeat from an old row: the receiver recorded it when the webhook came.
         return prepare(row, alertname)
 
+    out: list[Applied] = []
     path = inbox_path(config)
     if path is not None:
         with _file(path) as db, _one_replay(path, dry_run):
@@ -88,16 +98,20 @@ async def replay(config: ReceiverBase, seqs: Sequence[int] | None, dry_run: bool
             if not rows:
                 return []
             async with _store(config) as store:
-                return [await _replay_file_row(db, store, r, prep, rules, dry_run) for r in rows]
+                for row in rows:
+                    out.append(await _replay_file_row(db, store, row, prep, rules, dry_run))
+                    settled(out[-1])
+                return out
     async with _store(config) as store:
         assert isinstance(store, PostgresBackend)
         found = [r.seq for r in _rows(await store.transaction(inbox_sql.failed, seqs))]
         _check(seqs, found, place)
-        out: list[Applied] = []
         for first in range(0, len(found), BATCH):
             chunk = found[first : first + BATCH]
             taken = await _replay_table(store, chunk, prep, rules, dry_run)
-            out += [Applied.of(row.seq, payload, result) for row, payload, result in taken]
+            for taken_row, payload, result in taken:
+                out.append(Applied.of(taken_row.seq, payload, result))
+                settled(out[-1])
         return out
 
 

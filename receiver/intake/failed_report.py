@@ -66,23 +66,21 @@ def listing_text(rows: list[FailedRow], where: str) -> list[str]:
     return lines
 
 
-def replay_text(results: list[Applied], dry_run: bool) -> list[str]:
-    """Return a line per replayed row, then the totals."""
-    lines = [_outcome(a, dry_run) for a in results]
+def replay_totals(results: list[Applied], dry_run: bool) -> str:
+    """Return the line after the replayed rows' lines."""
     failing = sum(a.error is not None for a in results)
     if not results:
-        lines.append("no failed rows to replay")
-    elif dry_run:
-        lines.append(
+        return "no failed rows to replay"
+    if dry_run:
+        return (
             f"dry run, nothing changed: {len(results) - failing} would apply, "
             f"{failing} would still fail"
         )
-    else:
-        lines.append(f"replayed {len(results)}: {len(results) - failing} applied, {failing} failed")
-    return lines
+    return f"replayed {len(results)}: {len(results) - failing} applied, {failing} failed"
 
 
-def _outcome(item: Applied, dry_run: bool) -> str:
+def outcome(item: Applied, dry_run: bool) -> str:
+    """Return the line telling what replaying one row did (or would do)."""
     if item.error is not None:
         return f"seq {item.seq}: {'would still fail' if dry_run else 'still fails'}: {item.error}"
     # A dry run's new incident ids were rolled back: they name nothing.
