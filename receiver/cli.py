@@ -1,4 +1,4 @@
-"""`maintwatch-receiver`: serve (default), `routes --labels` to explain routing, --check-config."""
+"""`maintwatch-receiver`: serve (default), `routes`, `oncall`, `inbox`, --check-config."""
 
 from __future__ import annotations
 
@@ -24,9 +24,12 @@ from receiver.app import make_app
 from receiver.appkeys import GUARD
 from receiver.config import ReceiverBase, load_config
 from receiver.connections import GuardedSite, exception_handler
+from receiver.intake import failed
+from receiver.intake.failed_report import listing_json, listing_text, outcome, replay_totals
 from receiver.oncall.people import Directory, who_is_on_call
 from receiver.routing.matchers import parse_labels
 from receiver.routing.routes import compile_routes, explain, gaps
+from receiver.store import StoreUnavailable
 
 DEFAULT_CONFIG = "maintwatch-receiver.yml"
 
@@ -130,7 +133,38 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     oncall = commands.add_parser("oncall", help="show who is on call, now or at --at")
     oncall.add_argument("--schedule", help="only this schedule (default: all)")
     oncall.add_argument("--at", help="ISO 8601; without offset: the schedule's local time")
+    _inbox_parsers(commands.add_parser("inbox", help="list and replay webhooks that failed"))
     return parser.parse_args(argv)
+
+
+def _inbox_parsers(inbox: argparse.ArgumentParser) -> None:
+    actions = inbox.add_subparsers(dest="inbox_command", required=True, metavar="{failed,replay}")
+    failed = actions.add_parser(
+        "failed", help="list the accepted webhooks that failed to apply (kept in the inbox)"
+    )
+    failed.add_argument("--json", action="store_true", help="print one JSON array")
+    replay = actions.add_parser(
+        "replay", help="apply failed webhooks again, in order; forget those that apply"
+    )
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--seq", type=_seq, nargs="+", action="extend", metavar="N", help="these rows (seq)"
+    )
+    which.add_argument("--all", action="store_true", help="every failed row")
+    replay.add_argument(
+        "--dry-run", action="store_true", help="apply, show the outcome, roll everything back"
+    )
+    for command in (failed, replay):
+        # Also after the subcommand; SUPPRESS keeps the value given before it otherwise.
+        command.add_argument(
+            "--config.file", dest="config_file", default=argparse.SUPPRESS, help="YAML config"
+        )
+
+
+def _seq(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an inbox seq (a positive integer)")
+    return int(text)
 
 
 def _routes(config: ReceiverBase, labels_text: str) -> int:
@@ -162,6 +196,33 @@ def _oncall(config: ReceiverBase, at: str | None, schedule: str | None) -> int:
     return 0
 
 
+def _inbox(config: ReceiverBase, args: argparse.Namespace) -> int:
+    command = f"inbox {args.inbox_command}"
+    try:
+        where = failed.where(config)
+        if args.inbox_command == "failed":
+            rows = asyncio.run(failed.list_failed(config))
+            print(listing_json(rows) if args.json else "\n".join(listing_text(rows, where)))
+            return 0
+        seqs = None if args.all else args.seq
+        results = asyncio.run(
+            failed.replay(
+                config,
+                seqs,
+                args.dry_run,
+                lambda item: print(outcome(item, args.dry_run), flush=True),
+            )
+        )
+    except failed.Refused as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return 2
+    except (failed.Unavailable, StoreUnavailable) as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return 1
+    print(replay_totals(results, args.dry_run))
+    return 1 if any(item.error is not None for item in results) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `maintwatch-receiver`."""
     args = parse_args(argv)
@@ -190,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _routes(config, args.labels)
     if args.command == "oncall":
         return _oncall(config, args.at, args.schedule)
+    if args.command == "inbox":
+        return _inbox(config, args)
     asyncio.run(serve(args, config))
     return 0
 

@@ -198,15 +198,19 @@ class Applier:
             await out.drain()
 
     def _prepare(self, row: inbox.Row) -> Prepared:
-        try:
-            payload = parse_payload(row.body)
-        except PayloadError as exc:  # checked before the 200: only a changed parser gets here
-            return exc
-        alertname = self.setup.watchdog_alertname
-        if alertname is None:
-            return payload
-        rest, _ = split(payload, alertname)  # the receiver recorded the beat before the 200
-        return IngestResult("watchdog") if rest is None else rest
+        return prepare(row, self.setup.watchdog_alertname)
+
+
+def prepare(row: inbox.Row, watchdog_alertname: str | None) -> Prepared:
+    """Parse a row; settle it without the store if only watchdog alerts are in it."""
+    try:
+        payload = parse_payload(row.body)
+    except PayloadError as exc:  # checked before the 200: only a changed parser gets here
+        return exc
+    if watchdog_alertname is None:
+        return payload
+    rest, _ = split(payload, watchdog_alertname)  # the receiver recorded the beat before the 200
+    return IngestResult("watchdog") if rest is None else rest
 
 
 async def main() -> None:

@@ -155,9 +155,25 @@ async def apply_inbox(
     if found is None:
         return None
     rows = [InboxRow(int(r["seq"]), float(r["received_at"]), bytes(r["body"])) for r in found]
+    taken = await apply_rows(tx, rows, prepare, rules, None, isolated, fatal)
+    if rows:
+        await inbox_sql.consume(tx, [r.seq for r in rows], failures(taken), now)
+    return taken
+
+
+async def apply_rows(
+    tx: Tx,
+    rows: Sequence[InboxRow],
+    prepare: Callable[[InboxRow], Prepared],
+    rules: IntakeRules,
+    now: float | None,
+    isolated: bool,
+    fatal: tuple[type[Exception], ...],
+) -> Taken:
+    """Prepare and apply inbox rows in this transaction, each at `now` (None: its received_at)."""
     prepared = [prepare(row) for row in rows]
     items = [
-        (p, r.received_at, rules)
+        (p, r.received_at if now is None else now, rules)
         for p, r in zip(prepared, rows, strict=True)
         if isinstance(p, Payload)
     ]
@@ -167,11 +183,13 @@ async def apply_inbox(
         result = next(results) if isinstance(item, Payload) else item
         assert not isinstance(result, Payload)
         taken.append((row, item if isinstance(item, Payload) else None, result))
-    failed = [
+    return taken
+
+
+def failures(taken: Taken) -> list[tuple[int, str]]:
+    """Return the seq and error of each row that failed (before or while applying)."""
+    return [
         (row.seq, f"{type(result).__name__}: {result}")
         for row, _, result in taken
         if isinstance(result, Exception)
     ]
-    if rows:
-        await inbox_sql.consume(tx, [r.seq for r in rows], failed, now)
-    return taken

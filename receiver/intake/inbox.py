@@ -6,9 +6,10 @@ it survives a crash; concurrent appends share one commit and one fsync.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,14 @@ class Row:
     seq: int
     received_at: float
     body: bytes
+
+
+@dataclass(frozen=True)
+class FailedRow(Row):
+    """A row kept in inbox_failed: why it last failed to apply, and when."""
+
+    error: str
+    failed_at: float
 
 
 def connect(path: Path, synchronous: str = "FULL") -> tuple[sqlite3.Connection, str]:
@@ -82,6 +91,23 @@ def keep_failed(db: sqlite3.Connection, failed: list[tuple[Row, str]], now: floa
             "INSERT OR REPLACE INTO inbox_failed VALUES (?, ?, ?, ?, ?)",
             [(r.seq, r.received_at, r.body, error, now) for r, error in failed],
         )
+
+
+def read_failed(db: sqlite3.Connection, seqs: Sequence[int] | None = None) -> list[FailedRow]:
+    """Return the kept rows (those of `seqs` only, if given), in seq order."""
+    sql = "SELECT seq, received_at, body, error, failed_at FROM inbox_failed"
+    params: tuple[str, ...] = ()
+    if seqs is not None:
+        sql += " WHERE seq IN (SELECT value FROM json_each(?))"
+        params = (json.dumps(list(seqs)),)
+    cursor = db.execute(sql + " ORDER BY seq", params)
+    return [FailedRow(int(s), float(r), bytes(b), str(e), float(f)) for s, r, b, e, f in cursor]
+
+
+def forget_failed(db: sqlite3.Connection, seq: int) -> None:
+    """Delete a kept row that has since been applied."""
+    with _tx(db):
+        db.execute("DELETE FROM inbox_failed WHERE seq = ?", (seq,))
 
 
 def prune(db: sqlite3.Connection, first: int, last: int) -> None:

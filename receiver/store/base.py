@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, TypeVar
 
 from receiver.delivery.lanes import Picker as Picker
 from receiver.delivery.lanes import Wanted as Wanted
@@ -132,6 +132,9 @@ class Stats:
 
 class Store(abc.ABC):
     """Durable state: groups, incidents, alerts, outbox and delivery log."""
+
+    # The database itself is in trouble: a script's batch fails whole instead of one item.
+    fatal: ClassVar[tuple[type[Exception], ...]] = (StoreUnavailable,)
 
     @abc.abstractmethod
     async def open(self) -> None:

@@ -1,4 +1,5 @@
-"""The PostgreSQL inbox table: appends, and the applier's take-apply-delete transaction."""
+"""The PostgreSQL inbox table: appends, the applier's take-apply-delete transaction, and the
+rows kept in inbox_failed (listed and replayed by operators)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ _KEEP_FAILED = (
 )
 _DELETE = "DELETE FROM inbox WHERE seq {any}"
 _PENDING = "SELECT 1 AS found FROM inbox WHERE seq <= ? LIMIT 1"
+# Bounded: the applier holds the lock for one batch at a time; longer means it is stuck.
+_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '10s'"
+_LOCK = "SELECT pg_advisory_xact_lock(?)"
+_FAILED = "SELECT seq, received_at, body, error, failed_at FROM inbox_failed"
+_FAILED_OF = _FAILED + " WHERE seq {any}"
+_FORGET = "DELETE FROM inbox_failed WHERE seq {any}"
+_REFAIL = "UPDATE inbox_failed SET error = ?, failed_at = ? WHERE seq = ?"
 
 
 async def append(tx: Tx, items: Sequence[tuple[float, bytes]]) -> list[int]:
@@ -52,3 +60,24 @@ async def consume(
 async def pending(tx: Tx, seq: int) -> bool:
     """Return whether any row at or below `seq` still waits to be applied."""
     return await tx.fetchone(_PENDING, (seq,)) is not None
+
+
+async def lock(tx: Tx) -> None:
+    """Wait for the applier lock (the applier's try-lock fails meanwhile: it polls as standby)."""
+    await tx.execute(_LOCK_TIMEOUT)
+    await tx.execute(_LOCK, (INBOX_LOCK,))
+
+
+async def failed(tx: Tx, seqs: Sequence[int] | None = None) -> list[Row]:
+    """Return the kept rows (those of `seqs` only, if given), in seq order."""
+    if seqs is None:
+        return await tx.fetchall(_FAILED + " ORDER BY seq")
+    return await tx.fetchall(_FAILED_OF + " ORDER BY seq", (tx.dialect.ids(seqs),))
+
+
+async def settle_failed(
+    tx: Tx, applied: Sequence[int], failed: Sequence[tuple[int, str]], now: float
+) -> None:
+    """Delete kept rows that applied now; record the new error of those that failed again."""
+    await tx.execute(_FORGET, (tx.dialect.ids(applied),))
+    await tx.executemany(_REFAIL, [(error, now, seq) for seq, error in failed])

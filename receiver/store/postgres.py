@@ -87,6 +87,8 @@ class PgTx:
 class PostgresBackend(Store):
     """The store for several replicas."""
 
+    fatal = _FATAL
+
     def __init__(self, config: PostgresStore) -> None:
         self.config = config
         self._idle: asyncio.Queue[Conn | None] = asyncio.Queue()

@@ -43,6 +43,7 @@ from receiver.store.tx import Params, Row, Script, run_sync
 P = ParamSpec("P")
 T = TypeVar("T")
 Batch = tuple[Sequence[intake.Item], tuple[str, int] | None]
+_FATAL: tuple[type[Exception], ...] = (sqlite3.OperationalError, StoreUnavailable)
 
 
 def _unavailable(func: Callable[P, T]) -> Callable[P, T]:
@@ -91,6 +92,8 @@ class SqliteTx:
 
 class SqliteBackend(Store):
     """The default store."""
+
+    fatal = _FATAL
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -281,6 +284,3 @@ class SqliteBackend(Store):
         return await self._run(
             self._in_tx, escalation_tx.watchdog_check, name, now, expect_every, outage, rules
         )
-
-
-_FATAL: tuple[type[Exception], ...] = (sqlite3.OperationalError, StoreUnavailable)
