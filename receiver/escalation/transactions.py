@@ -3,9 +3,9 @@ handed to the engine, and the dead man's switch."""
 
 from __future__ import annotations
 
+from receiver.escalation import feed
 from receiver.escalation.plan import ActRequest, ActResult, Update, state_of
 from receiver.intake.decide import IntakeRules, Transition
-from receiver.store import escalation_rows as e
 from receiver.store import escalation_sql as repo
 from receiver.store.base import Fired, Outage
 from receiver.store.tx import Row, Tx
@@ -37,7 +37,7 @@ async def intake(
 
     None when the incident has no policy.
     """
-    update = e.intake_update(incident, transition, incident_id, now, rules)
+    update = feed.intake_update(incident, transition, incident_id, now, rules)
     if update is None:
         return None
     if not update.changed:
@@ -53,10 +53,10 @@ async def act(
     row = await repo.lock_incident(tx, incident_id)
     if row is None:
         return ActResult(found=False)
-    reason = e.refused(row, request)
+    reason = feed.refused(row, request)
     if reason:
         return ActResult(True, False, row, reason=reason)
-    update = e.act_update(row, await repo.alerts(tx, incident_id), request, now, rules)
+    update = feed.act_update(row, await repo.alerts(tx, incident_id), request, now, rules)
     queued = 0
     if update.changed:
         queued = await write(tx, row, incident_id, update, now, rules, request.actor)
@@ -70,14 +70,14 @@ async def escalate_due(tx: Tx, now: float, limit: int, rules: IntakeRules) -> li
     """Feed due timers to the engine; rows another replica holds are skipped, not waited for."""
     fired = []
     for row in await repo.due(tx, now, limit):
-        update = e.due_update(row, await repo.alerts(tx, row["id"]), now, rules)
+        update = feed.due_update(row, await repo.alerts(tx, row["id"]), now, rules)
         queued = 0
         if update is None:  # the policy is gone (config reload): stop escalating
             await repo.set_timer(tx, row["id"], (None, None))
         elif update.changed:
             queued = await write(tx, row, row["id"], update, now, rules)
         else:  # a stale timer: re-arm it from the state, which is the truth
-            await repo.set_timer(tx, row["id"], e.timer_of(state_of(row)))
+            await repo.set_timer(tx, row["id"], feed.timer_of(state_of(row)))
         acted = update is not None and update.changed
         fired.append(Fired(row["id"], row["next_step_at"], acted, queued))
     return fired
@@ -114,6 +114,6 @@ async def watchdog_check(
 async def _queue_outage(
     tx: Tx, incident_id: int, outage: Outage, now: float, rules: IntakeRules
 ) -> None:
-    messages = e.outage_messages(outage, incident_id, rules)
+    messages = feed.outage_messages(outage, incident_id, rules)
     await repo.queue(tx, incident_id, messages, now, rules, threads=False)
     await repo.add_events(tx, incident_id, outage.events, now)
