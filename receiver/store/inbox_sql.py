@@ -16,7 +16,16 @@ _APPEND = (
     "INSERT INTO inbox (received_at, body) "
     "SELECT * FROM unnest(?::double precision[], ?::bytea[]) RETURNING seq"
 )
-_TRY_LOCK = "SELECT pg_try_advisory_xact_lock(?) AS got"
+# The applying transaction commits without waiting for its WAL flush (set_config(..., true)
+# is SET LOCAL): nothing outside the database acts on it before a later commit that does wait
+# (the outbox's claim before a send, an ack), and PostgreSQL's WAL is one sequence, so that
+# flush covers this commit too. A crash before any such flush loses the apply and its DELETE
+# together: the rows are applied again, and no message went out for them. Durable appends
+# (the 200) are unchanged.
+_TRY_LOCK = (
+    "SELECT pg_try_advisory_xact_lock(?) AS got, "
+    "set_config('synchronous_commit', 'off', true) AS sync"
+)
 _TAKE = "SELECT seq, received_at, body FROM inbox ORDER BY seq LIMIT ?"
 _KEEP_FAILED = (
     "INSERT INTO inbox_failed (seq, received_at, body, error, failed_at) "
