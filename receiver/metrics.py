@@ -178,6 +178,12 @@ class ReceiverMetrics:
             "Accepted webhooks that failed to apply (kept in the inbox file's inbox_failed table).",
             registry=self.registry,
         )
+        self.intake_lag = Gauge(
+            f"{PREFIX}_intake_lag_seconds",
+            "Seconds the oldest webhook of the last batch this receiver's applier applied waited"
+            " between its 200 and its commit (inbox intake; pages wait at least this long).",
+            registry=self.registry,
+        )
         self.workers = WorkerMetrics(self.registry)
         self.webhook_outcomes = Children(self.webhooks, WEBHOOK_OUTCOMES)
         self.alert_statuses = Children(self.alerts, ALERT_STATUSES)

@@ -91,7 +91,8 @@ class Source(Protocol):
         ...
 
 
-Report = tuple[int, list[Applied]]  # the mark after a batch, and what each row did
+# The mark after a batch, what each row did, and when the batch's oldest row was accepted.
+Report = tuple[int, list[Applied], float]
 
 
 class FileSource:
@@ -138,7 +139,7 @@ class FileSource:
         if failed:
             inbox.keep_failed(self.db, failed, time.time())
         self.mark = rows[-1].seq
-        return self.mark, applied
+        return self.mark, applied, min(r.received_at for r in rows)
 
 
 class TableSource:
@@ -169,7 +170,8 @@ class TableSource:
         if not taken:
             return None
         applied = [Applied.of(row.seq, payload, result) for row, payload, result in taken]
-        return max(row.seq for row, _, _ in taken), applied
+        oldest = min(row.received_at for row, _, _ in taken)
+        return max(row.seq for row, _, _ in taken), applied, oldest
 
 
 class Applier:
@@ -191,10 +193,12 @@ class Applier:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.rung.wait(), IDLE_CHECK)
                 continue
-            mark, applied = report
+            mark, applied, oldest = report
             for item in applied:
                 log_applied(self.log, item)
-            out.write(Tally.of(mark, applied).encode())
+            tally = Tally.of(mark, applied)
+            tally.lag = max(0.0, time.time() - oldest)  # another replica's clock may run ahead
+            out.write(tally.encode())
             await out.drain()
 
     def _prepare(self, row: inbox.Row) -> Prepared:

@@ -92,6 +92,7 @@ class Tally:
     failed: int = 0
     notifications: int = 0
     timer: float | None = None  # the earliest escalation timer the batch set
+    lag: float = 0.0  # seconds from the 200 of the batch's oldest webhook to its commit
     actions: Counter[str] = field(default_factory=Counter)  # watchdog rows included
 
     @classmethod

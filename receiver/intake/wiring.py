@@ -126,6 +126,7 @@ def count(app: web.Application, tally: Tally) -> None:
 def _count_applied(app: web.Application, tally: Tally) -> None:
     # An inbox row counts as a webhook twice: `accepted` at the answer, its result once applied.
     count(app, tally)
+    app[METRICS].intake_lag.set(tally.lag)
     outcomes = app[METRICS].webhook_outcomes
     if tally.failed:
         outcomes["apply_failed"].inc(tally.failed)

@@ -147,7 +147,9 @@ async def test_a_payload_that_fails_to_apply_is_kept_and_later_ones_apply(tmp_pa
             async with http.get(f"{rx.url}/metrics") as response:
                 metrics = await response.text()
             assert "maintwatch_receiver_intake_apply_failures_total 1.0" in metrics
-            assert "event=webhook_apply_failed" in (tmp_path / "receiver.log").read_text()
+            log = (tmp_path / "receiver.log").read_text()
+            assert "event=webhook_apply_failed" in log  # the applier logs on the receiver's stream
+            assert "event=incident_opened" in log
             assert rx.stop() == 0
 
 
@@ -165,6 +167,12 @@ async def test_reads_after_a_200_see_the_webhook(tmp_path: Path) -> None:
                     listed = await response.json()
                 assert time.monotonic() - started < 2.0
                 assert len(listed["incidents"]) == index + 1, listed
+            async with http.get(f"{rx.url}/metrics") as response:
+                lag = re.search(
+                    r"^maintwatch_receiver_intake_lag_seconds (\S+)$", await response.text(), re.M
+                )
+            assert lag is not None
+            assert 0 < float(lag[1]) < 2.0  # from the 200 to the applier's commit
             assert rx.stop() == 0
 
 
