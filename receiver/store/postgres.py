@@ -145,9 +145,13 @@ class PostgresBackend(Store):
             self._idle.put_nowait(conn)
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[PgTx]:
+    async def _tx(self, pipelined: bool = False) -> AsyncIterator[PgTx]:
         async with self._conn() as conn, conn.transaction():
-            yield PgTx(conn)
+            if not pipelined:
+                yield PgTx(conn)
+                return
+            async with conn.pipeline():
+                yield PgTx(conn)
 
     async def _one_statement(self, script: Script[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         # A script of one statement, in autocommit: its own transaction, committed (fsync'd)
@@ -219,8 +223,20 @@ class PostgresBackend(Store):
         self, items: Sequence[intake.Item], mark: tuple[str, int] | None
     ) -> list[IngestResult | Exception]:
         return await self._retrying(
-            lambda isolated: self.transaction(intake.apply_batch, items, mark, isolated, _FATAL)
+            lambda isolated: self._pipelined(
+                not isolated, intake.apply_batch, items, mark, isolated, _FATAL
+            )
         )
+
+    async def _pipelined(
+        self, on: bool, script: Script[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        # Pipeline mode: a write whose result nobody reads goes out without waiting for the
+        # previous one's answer (a new group's ~7 statements wait ~3 times instead of 7). Only
+        # for the optimistic pass: a failure there rolls the whole batch back anyway, so an
+        # error reported at a later statement blames no payload; the isolated redo runs plain.
+        async with self._tx(on) as tx:
+            return await script(tx, *args, **kwargs)
 
     async def apply_inbox(
         self,
@@ -231,8 +247,8 @@ class PostgresBackend(Store):
     ) -> intake.Taken | None:
         """Apply and delete the oldest inbox rows in one tx; None: another applier's turn."""
         return await self._retrying(
-            lambda isolated: self.transaction(
-                intake.apply_inbox, limit, prepare, rules, now, isolated, _FATAL
+            lambda isolated: self._pipelined(
+                not isolated, intake.apply_inbox, limit, prepare, rules, now, isolated, _FATAL
             )
         )
 
