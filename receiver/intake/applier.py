@@ -28,9 +28,9 @@ from typing import Protocol, TypeVar
 from maintwatch import logs
 from receiver.config import PostgresStore, SqliteStore
 from receiver.intake import inbox
-from receiver.intake.apply import Prepared
+from receiver.intake.apply import Prepared, Taken, settle
 from receiver.intake.payload import Payload, PayloadError, parse_payload
-from receiver.intake.protocol import Applied, Tally, log_applied
+from receiver.intake.protocol import Applied, Tally, error_text, log_applied
 from receiver.intake.watchdog import split
 from receiver.store import IngestResult, IntakeRules, Store, StoreUnavailable, make_store
 from receiver.store.postgres import PostgresBackend
@@ -127,19 +127,13 @@ class FileSource:
             if isinstance(p, Payload)
         ]
         at = (self.inbox_id, rows[-1].seq)
-        results = iter(await retry(lambda: self.store.ingest_batch(items, self.setup.rules, at)))
-        applied, failed = [], []
-        for row, item in zip(rows, prepared, strict=True):
-            payload = item if isinstance(item, Payload) else None
-            result = next(results) if isinstance(item, Payload) else item
-            assert not isinstance(result, Payload)
-            if isinstance(result, Exception):
-                failed.append((row, f"{type(result).__name__}: {result}"))
-            applied.append(Applied.of(row.seq, payload, result))
+        results = await retry(lambda: self.store.ingest_batch(items, self.setup.rules, at))
+        taken = settle(rows, prepared, results)
+        failed = [(row, error_text(r)) for row, _, r in taken if isinstance(r, Exception)]
         if failed:
             inbox.keep_failed(self.db, failed, time.time())
         self.mark = rows[-1].seq
-        return self.mark, applied, min(r.received_at for r in rows)
+        return self.mark, outcomes(taken), min(r.received_at for r in rows)
 
 
 class TableSource:
@@ -169,9 +163,13 @@ class TableSource:
             await asyncio.sleep(STANDBY_POLL)
         if not taken:
             return None
-        applied = [Applied.of(row.seq, payload, result) for row, payload, result in taken]
         oldest = min(row.received_at for row, _, _ in taken)
-        return max(row.seq for row, _, _ in taken), applied, oldest
+        return max(row.seq for row, _, _ in taken), outcomes(taken), oldest
+
+
+def outcomes(taken: Taken) -> list[Applied]:
+    """Describe what each taken row did."""
+    return [Applied.of(row.seq, payload, result) for row, payload, result in taken]
 
 
 class Applier:

@@ -14,6 +14,7 @@ from receiver.escalation import transactions as escalation_tx
 from receiver.intake.decide import IngestResult, IntakeRules, Transition, decide, outbox_entries
 from receiver.intake.inbox import Row as InboxRow
 from receiver.intake.payload import Payload
+from receiver.intake.protocol import error_text
 from receiver.store import escalation_sql as repo
 from receiver.store import groups, inbox_sql, rows
 from receiver.store.groups import Group
@@ -177,19 +178,28 @@ async def apply_rows(
         for p, r in zip(prepared, rows, strict=True)
         if isinstance(p, Payload)
     ]
-    results = iter(await apply_batch(tx, items, None, isolated, fatal))
+    return settle(rows, prepared, await apply_batch(tx, items, None, isolated, fatal))
+
+
+def settle(
+    rows: Sequence[InboxRow],
+    prepared: Sequence[Prepared],
+    results: Sequence[IngestResult | Exception],
+) -> Taken:
+    """Pair each row with its payload and outcome: the store's `results` (in order) for the
+    rows that were payloads to apply, the prepared outcome for the others."""
+    applied = iter(results)
     taken: Taken = []
     for row, item in zip(rows, prepared, strict=True):
-        result = next(results) if isinstance(item, Payload) else item
-        assert not isinstance(result, Payload)
-        taken.append((row, item if isinstance(item, Payload) else None, result))
+        if isinstance(item, Payload):
+            taken.append((row, item, next(applied)))
+        else:
+            taken.append((row, None, item))
     return taken
 
 
 def failures(taken: Taken) -> list[tuple[int, str]]:
     """Return the seq and error of each row that failed (before or while applying)."""
     return [
-        (row.seq, f"{type(result).__name__}: {result}")
-        for row, _, result in taken
-        if isinstance(result, Exception)
+        (row.seq, error_text(result)) for row, _, result in taken if isinstance(result, Exception)
     ]

@@ -26,11 +26,11 @@ from typing import NoReturn
 from receiver.app import intake_rules
 from receiver.config import ReceiverBase
 from receiver.intake import inbox
-from receiver.intake.applier import BATCH, prepare
+from receiver.intake.applier import BATCH, outcomes, prepare
 from receiver.intake.apply import Prepared, Taken, apply_rows, failures
 from receiver.intake.inbox import FailedRow
 from receiver.intake.payload import Payload
-from receiver.intake.protocol import Applied
+from receiver.intake.protocol import Applied, error_text
 from receiver.intake.wiring import inbox_kind, inbox_path
 from receiver.store import IngestResult, IntakeRules, Store, inbox_sql, make_store
 from receiver.store.postgres import PostgresBackend
@@ -109,9 +109,9 @@ async def replay(
         for first in range(0, len(found), BATCH):
             chunk = found[first : first + BATCH]
             taken = await _replay_table(store, chunk, prep, rules, dry_run)
-            for taken_row, payload, result in taken:
-                out.append(Applied.of(taken_row.seq, payload, result))
-                settled(out[-1])
+            for item in outcomes(taken):
+                out.append(item)
+                settled(item)
         return out
 
 
@@ -136,7 +136,7 @@ async def _replay_file_row(
     if dry_run:
         return Applied.of(row.seq, payload, result)
     if isinstance(result, Exception):
-        inbox.keep_failed(db, [(row, _describe(result))], time.time())
+        inbox.keep_failed(db, [(row, error_text(result))], time.time())
     else:
         # After the store's commit, not with it (two files): a crash in between leaves the
         # row listed, and replaying it again finds the webhook applied and changes nothing.
@@ -212,10 +212,6 @@ class _Rehearsed(Exception):
     def __init__(self, taken: Taken) -> None:
         super().__init__("dry run: rolled back")
         self.taken = taken
-
-
-def _describe(error: Exception) -> str:
-    return f"{type(error).__name__}: {error}"
 
 
 def _rows(found: Sequence[DbRow]) -> list[FailedRow]:

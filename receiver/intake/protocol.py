@@ -35,7 +35,7 @@ class Applied:
     @classmethod
     def of(cls, seq: int, payload: Payload | None, result: IngestResult | Exception) -> Applied:
         """Describe a row's outcome (payload None: the body no longer parses)."""
-        error = f"{type(result).__name__}: {result}" if isinstance(result, Exception) else None
+        error = error_text(result) if isinstance(result, Exception) else None
         done = None if isinstance(result, Exception) else result
         if payload is None:
             return cls(seq, error=error)
@@ -52,6 +52,11 @@ class Applied:
             None if done is None else done.timer,
             error,
         )
+
+
+def error_text(error: BaseException) -> str:
+    """Return how a webhook's failure to apply is recorded (inbox_failed, logs, replays)."""
+    return f"{type(error).__name__}: {error}"
 
 
 def log_applied(log: Any, item: Applied) -> None:
