@@ -71,13 +71,18 @@ class EscalationWorker(PeriodicWorker):
         self.store, self.rules, self.config, self.metrics = store, rules, config, metrics
         self._delivered = delivered
         self._last_audit = float("-inf")
+        # The earliest timer as this pass read it, when it fired none: the sleep that follows
+        # needs no second read (a timer set meanwhile wakes the worker: it is not asleep yet).
+        self._unchanged_due: tuple[float | None] | None = None
 
     async def run_once(self) -> list[Fired]:
         """Handle one batch of due timers; return what was handled."""
         now = self._clock()
         started = time.perf_counter()
+        self._unchanged_due = None
         due = await self.store.next_timer()
         if due is None or due > now:
+            self._unchanged_due = (due,)
             # Nothing due: no write transaction. Intake wakes this worker for every incident it
             # opens; taking the write lock each time would queue behind (and stall) intake.
             self.metrics.tick.observe(time.perf_counter() - started)
@@ -123,4 +128,7 @@ class EscalationWorker(PeriodicWorker):
 
     async def next_due(self) -> float | None:
         """The earliest timer: sleep until then, at most `poll_interval`."""
+        known, self._unchanged_due = self._unchanged_due, None
+        if known is not None:
+            return known[0]
         return await self.store.next_timer()
