@@ -233,3 +233,21 @@ def sms_channel_yaml(name: str, twilio_url: str, token_file: Path, timeout: str 
         f" from: '+15005550006', to: ['+14155550199'], api_base_url: '{twilio_url}',"
         f" timeout: {timeout}}}"
     )
+
+
+def sms_paging_config(store: str, tmp_path: Path, twilio: FakeTwilio, api_token: str) -> str:
+    """Return a receiver config on `store` (flow YAML) paging one SMS channel at the fake,
+    with the API on: what the inbox tests of either store run."""
+    token = tmp_path / "twilio-token"
+    token.write_text("tok3n\n")
+    return (
+        f"store: {store}\n"
+        "webhook: {auth: none}\n"
+        f"api: {{token: {api_token}}}\n"
+        f"channels: [{sms_channel_yaml('sms', twilio.url, token)}]\n"
+        "default_route: {channels: [sms]}\n"
+        # Rows claimed when the receiver was killed wait out their lease before a resend.
+        "delivery: {poll_interval: 50ms, backoff_initial: 100ms, send_timeout: 2s, "
+        "lease_margin: 1s}\n"
+        "sms_rate_limit: {max_messages: 100000, window: 1m}\n"
+    )

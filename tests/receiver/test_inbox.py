@@ -26,7 +26,7 @@ from tests.receiver._process_helpers import (
     fake_twilio,
     query,
     receiver_process,
-    sms_channel_yaml,
+    sms_paging_config,
 )
 
 pytestmark = pytest.mark.e2e
@@ -35,19 +35,8 @@ TOKEN = "api-t0ken"
 
 def config_text(tmp_path: Path, twilio: FakeTwilio) -> str:
     """Return a receiver config paging one SMS channel, with the API on."""
-    token = tmp_path / "twilio-token"
-    token.write_text("tok3n\n")
-    return (
-        f"store: {{type: sqlite, path: {tmp_path / 'r.db'}}}\n"
-        "webhook: {auth: none}\n"
-        f"api: {{token: {TOKEN}}}\n"
-        f"channels: [{sms_channel_yaml('sms', twilio.url, token)}]\n"
-        "default_route: {channels: [sms]}\n"
-        # Rows claimed when the receiver was killed wait out their lease before a resend.
-        "delivery: {poll_interval: 50ms, backoff_initial: 100ms, send_timeout: 2s, "
-        "lease_margin: 1s}\n"
-        "sms_rate_limit: {max_messages: 100000, window: 1m}\n"
-    )
+    store = f"{{type: sqlite, path: {tmp_path / 'r.db'}}}"
+    return sms_paging_config(store, tmp_path, twilio, TOKEN)
 
 
 def body(index: int) -> dict[str, object]:

@@ -28,7 +28,7 @@ from tests.receiver._process_helpers import (
     Receiver,
     fake_twilio,
     receiver_process,
-    sms_channel_yaml,
+    sms_paging_config,
 )
 from tests.receiver.test_inbox import applier_pid, body
 
@@ -38,18 +38,8 @@ TOKEN = "api-t0ken"
 
 def config_text(tmp_path: Path, twilio: FakeTwilio, dsn: str) -> str:
     """Return a PostgreSQL receiver config paging one SMS channel (intake mode by default)."""
-    token = tmp_path / "twilio-token"
-    token.write_text("tok3n\n")
-    return (
-        f"store: {{type: postgres, dsn: '{dsn}', pool_size: 4}}\n"
-        "webhook: {auth: none}\n"
-        f"api: {{token: {TOKEN}}}\n"
-        f"channels: [{sms_channel_yaml('sms', twilio.url, token)}]\n"
-        "default_route: {channels: [sms]}\n"
-        "delivery: {poll_interval: 50ms, backoff_initial: 100ms, send_timeout: 2s, "
-        "lease_margin: 1s}\n"
-        "sms_rate_limit: {max_messages: 100000, window: 1m}\n"
-    )
+    store = f"{{type: postgres, dsn: '{dsn}', pool_size: 4}}"
+    return sms_paging_config(store, tmp_path, twilio, TOKEN)
 
 
 @dataclass(frozen=True)
