@@ -117,13 +117,18 @@ ExistingFile = Annotated[Path, BeforeValidator(_existing_file)]
 
 
 def format_location(loc: Sequence[int | str]) -> str:
-    """Render a pydantic error location as `backups[0].directory`."""
+    """Render a pydantic error location as `backups[0].directory`.
+
+    Names from the input (label names, mapping keys) may hold control characters: they are
+    shown escaped, so the location stays one printable line in an answer or a log.
+    """
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            name = part if part.isprintable() else repr(part)[1:-1]
+            out += f".{name}" if out else name
     return out or "(top level)"
 
 

@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: free ports, external tools, per-run unique names."""
+"""Fixtures shared by every test: free ports, external tools, per-run unique names, and
+logging undone after each test."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import os
 import shutil
 import socket
 import uuid
+from collections.abc import Iterator
 
 import pytest
+import structlog
 
 
 def free_port() -> int:
@@ -57,3 +60,11 @@ def promtool() -> str:
 def port() -> int:
     """Return a free TCP port."""
     return free_port()
+
+
+@pytest.fixture(autouse=True)
+def _logging_undone() -> Iterator[None]:
+    """Undo a CLI's logging setup: `main()` configures structlog for the whole process (its
+    level, and the stderr pytest captured and closes), which later tests would inherit."""
+    yield
+    structlog.reset_defaults()

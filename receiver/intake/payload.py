@@ -87,29 +87,31 @@ def parse_payload(body: bytes) -> Payload:
         # answer (400 naming the field) instead of a 500 Alertmanager would retry forever.
         for where, text in _texts(payload):
             if "\x00" in text:
-                raise PayloadError(f"{where}: NUL character (U+0000) not allowed")
+                raise PayloadError(f"{format_location(where)}: NUL character (U+0000) not allowed")
     return payload
 
 
-def _texts(payload: Payload) -> Iterator[tuple[str, str]]:
-    """Yield every string of the payload that is stored, with where it is (as in errors)."""
-    yield "groupKey", payload.groupKey
-    yield "receiver", payload.receiver
-    yield "externalURL", payload.externalURL
+Location = tuple[int | str, ...]
+
+
+def _texts(payload: Payload) -> Iterator[tuple[Location, str]]:
+    """Yield every string of the payload that is stored, with where it is (as pydantic's)."""
+    yield ("groupKey",), payload.groupKey
+    yield ("receiver",), payload.receiver
+    yield ("externalURL",), payload.externalURL
     for name in ("groupLabels", "commonLabels", "commonAnnotations"):
-        yield from _label_texts(name, getattr(payload, name))
+        yield from _label_texts((name,), getattr(payload, name))
     for index, alert in enumerate(payload.alerts):
-        at = f"alerts[{index}]"
-        yield f"{at}.fingerprint", alert.fingerprint
-        yield f"{at}.generatorURL", alert.generatorURL
-        yield from _label_texts(f"{at}.labels", alert.labels)
-        yield from _label_texts(f"{at}.annotations", alert.annotations)
+        yield ("alerts", index, "fingerprint"), alert.fingerprint
+        yield ("alerts", index, "generatorURL"), alert.generatorURL
+        yield from _label_texts(("alerts", index, "labels"), alert.labels)
+        yield from _label_texts(("alerts", index, "annotations"), alert.annotations)
 
 
-def _label_texts(where: str, labels: Mapping[str, str]) -> Iterator[tuple[str, str]]:
+def _label_texts(at: Location, labels: Mapping[str, str]) -> Iterator[tuple[Location, str]]:
     for name, value in labels.items():
-        yield f"{where}.{name}[key]", name
-        yield f"{where}.{name}", value
+        yield (*at, name, "[key]"), name
+        yield (*at, name), value
 
 
 def _reason(exc: ValidationError) -> str:

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from maintwatch.configload import ConfigError
 from receiver.cli import main
 from receiver.config import load_config_text
 from receiver.routing.matchers import parse_labels, parse_matcher
 from receiver.routing.routes import compile_routes, gaps, route
-from tests.receiver._helpers import BASE_CONFIG, Script, register_script
-
-
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> Iterator[Script]:
-    """Register the scripted test channels; undo the CLI's logging setup afterwards."""
-    yield register_script(monkeypatch)
-    # main() points structlog at the captured stderr, which pytest closes after the test.
-    structlog.reset_defaults()
+from tests.receiver._helpers import BASE_CONFIG, Script
 
 
 @pytest.mark.parametrize(
