@@ -39,6 +39,12 @@ from receiver.store.base import (
 )
 from receiver.worker import PeriodicWorker
 
+# A claim is on every page's path, so it does only what a page needs. Expired leases are
+# seconds long: looking for them once a second loses nothing. The store's counts scan whole
+# tables: gauges scraped every 15 s or more need them no more often than this.
+RECOVER_EVERY = 1.0
+STATS_EVERY = 5.0
+
 
 def backoff(attempt: int, initial: float, maximum: float, jitter: float) -> float:
     """Return the delay before retry `attempt` (1-based); `jitter` in [0, 1) spreads it 50-100%."""
@@ -150,11 +156,14 @@ class OutboxWorker(PeriodicWorker):
         self._lanes: dict[str, int] = {}  # channel -> messages in flight
         self._people: dict[tuple[str, str], int] = {}  # (channel, recipient) -> in flight
         self._tasks: set[asyncio.Task[None]] = set()
+        self._recover_at = float("-inf")  # the first pass recovers what a crash left
+        self._stats_at = float("-inf")
 
     async def tick(self) -> bool:
         """Claim a round and start each row in its lane; a freed slot wakes the next round."""
         for row in await self._claim():
             self._spawn(row)
+        await self._refresh_stats()
         return False
 
     async def drain(self) -> None:
@@ -171,12 +180,26 @@ class OutboxWorker(PeriodicWorker):
     async def run_once(self) -> int:
         """Claim one round of due rows, deliver them and wait; return how many were claimed."""
         rows = await self._claim()
-        await asyncio.gather(*(self._in_lane(row) for row in rows))
+        await asyncio.gather(*(self._in_lane(row) for row in rows), self._refresh_stats())
         return len(rows)
 
     async def _claim(self) -> list[OutboxRow]:
-        """Recover expired claims, then claim due rows for the lanes' free slots."""
+        """Recover expired claims (now and then), then claim due rows for free lane slots."""
         now = self._clock()
+        if now >= self._recover_at:
+            await self._recover(now)
+            self._recover_at = now + RECOVER_EVERY
+        lease = self.delivery.send_timeout + self.delivery.lease_margin
+        size = self.delivery.concurrency
+        wanted = Wanted(
+            lanes={name: size - self._lanes.get(name, 0) for name in self.channels},
+            per_recipient=max(1, size // 2),
+            in_flight=dict(self._people),
+            strays=size,
+        )
+        return await self.store.claim(now, wanted, lease, self.rate.max_messages, self.rate.window)
+
+    async def _recover(self, now: float) -> None:
         recovered = await self.store.recover(now)
         self.metrics.recovered.labels("resend").inc(len(recovered.retried))
         self.metrics.recovered.labels("check").inc(len(recovered.unsure))
@@ -188,17 +211,13 @@ class OutboxWorker(PeriodicWorker):
             )
         for row_id in recovered.retried:
             self._log.warning("notification_requeued", outbox_id=row_id)
-        lease = self.delivery.send_timeout + self.delivery.lease_margin
-        size = self.delivery.concurrency
-        wanted = Wanted(
-            lanes={name: size - self._lanes.get(name, 0) for name in self.channels},
-            per_recipient=max(1, size // 2),
-            in_flight=dict(self._people),
-            strays=size,
-        )
-        rows = await self.store.claim(now, wanted, lease, self.rate.max_messages, self.rate.window)
-        self.metrics.store_gauges.stats = await self.store.stats()
-        return rows
+
+    async def _refresh_stats(self) -> None:
+        # After the claimed rows are on their way: a page never waits on these counts.
+        now = self._clock()
+        if now >= self._stats_at:
+            self._stats_at = now + STATS_EVERY
+            self.metrics.store_gauges.stats = await self.store.stats()
 
     def _spawn(self, row: OutboxRow) -> None:
         task = asyncio.create_task(self._in_lane(row), name=f"deliver-{row.id}")

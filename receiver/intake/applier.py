@@ -1,8 +1,8 @@
 """The applier process: applies the inbox to the store in order, in batches.
 
 Run as `python -m receiver.intake.applier` by the receiver: the first stdin line is its setup;
-every later byte on stdin is a doorbell (rows were appended); the end of stdin means the
-receiver is gone, and the applier exits with it. Each applied batch is reported as one stdout
+every byte on the doorbell pipe (`Setup.bell`) says rows were appended; the end of stdin means
+the receiver is gone, and the applier exits with it. Each applied batch is reported as one stdout
 line. A killed applier resumes right after the last committed batch: with the SQLite inbox
 file, the store's mark saved in the transaction that applies the rows is the only record of
 progress; with the PostgreSQL inbox table, that transaction deletes the rows it applied.
@@ -52,6 +52,7 @@ class Setup:
     inbox_path: Path | None  # None: the PostgreSQL store's inbox table
     watchdog_alertname: str | None
     log: logs.Settings  # the receiver's: the applier's lines join its stream alike
+    bell: int = -1  # the doorbell pipe's read end, inherited from the receiver
 
     def encode(self) -> bytes:
         """Return the setup line."""
@@ -70,10 +71,18 @@ async def retry(call: Callable[[], Awaitable[T]]) -> T:
             wait = min(BACKOFF_MAX, wait * 2)
 
 
-async def listen(stdin: asyncio.StreamReader, rung: asyncio.Event) -> None:
-    """Turn doorbell bytes into `rung`; exit at the end of stdin (the receiver is gone)."""
+def hear(bell: int, rung: asyncio.Event) -> None:
+    """Turn doorbell bytes into `rung` (many bells, one wake)."""
+    with contextlib.suppress(BlockingIOError):  # nothing left to read: a spurious wake
+        while len(os.read(bell, 65536)) == 65536:
+            pass
+    rung.set()
+
+
+async def listen(stdin: asyncio.StreamReader) -> None:
+    """Exit at the end of stdin (the receiver is gone)."""
     while await stdin.read(65536):
-        rung.set()
+        pass
     # Each batch is one transaction: stopping mid-way loses nothing, and a new applier
     # started by a new receiver must not wait for this one.
     os._exit(0)
@@ -192,11 +201,11 @@ class Applier:
                     await asyncio.wait_for(self.rung.wait(), IDLE_CHECK)
                 continue
             mark, applied, oldest = report
-            for item in applied:
-                log_applied(self.log, item)
             tally = Tally.of(mark, applied)
             tally.lag = max(0.0, time.time() - oldest)  # another replica's clock may run ahead
-            out.write(tally.encode())
+            out.write(tally.encode())  # first: the receiver's workers start on it while we log
+            for item in applied:
+                log_applied(self.log, item)
             await out.drain()
 
     def _prepare(self, row: inbox.Row) -> Prepared:
@@ -230,7 +239,9 @@ async def main() -> None:
     setup: Setup = pickle.loads(base64.b64decode(await stdin.readline()))  # noqa: S301
     logs.configure(*setup.log)
     rung = asyncio.Event()
-    listening = asyncio.create_task(listen(stdin, rung))
+    os.set_blocking(setup.bell, False)
+    loop.add_reader(setup.bell, hear, setup.bell, rung)
+    listening = asyncio.create_task(listen(stdin))
     store = make_store(setup.store)
     db: sqlite3.Connection | None = None
     source: Source

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,10 +128,14 @@ def _tx(db: sqlite3.Connection) -> Iterator[None]:
 
 
 class Inbox:
-    """The HTTP side: appends through one writer thread, many appends per commit."""
+    """The HTTP side: appends through one writer thread, many appends per commit.
 
-    def __init__(self, path: Path) -> None:
+    `committed` is called on the writer thread after each commit (the applier's doorbell).
+    """
+
+    def __init__(self, path: Path, committed: Callable[[], None] = lambda: None) -> None:
         self.path = path
+        self._committed = committed
         self.id = ""
         self.last_seq = 0
         self._db: sqlite3.Connection | None = None
@@ -164,5 +168,6 @@ class Inbox:
             # One call for the batch: the writer thread takes the GIL once, not once per row.
             db.executemany("INSERT INTO inbox (received_at, body) VALUES (?, ?)", items)
             (last,) = db.execute("SELECT last_insert_rowid()").fetchone()
+        self._committed()
         # AUTOINCREMENT under the write lock numbers a transaction's rows one after another.
         return list(range(last - len(items) + 1, last + 1))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -29,21 +31,18 @@ class Supervisor:
         self.up = False
         self.restarts = 0
         self._process: asyncio.subprocess.Process | None = None
-        self._bell_due = False
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # The doorbell: its own pipe, so the inbox's writer thread rings the moment an append
+        # is committed, before the event loop has even sent the 200. Every applier this
+        # supervisor starts inherits the read end; the receiver keeps it open too, so a ring
+        # never fails, and bells rung while no applier runs wait for the next one.
+        self._bell_out, self._bell_in = os.pipe()
+        os.set_blocking(self._bell_in, False)
 
     def ring(self) -> None:
-        """Tell the applier rows were appended; many appends in one loop turn ring once."""
-        if not self._bell_due:
-            self._bell_due = True
-            asyncio.get_running_loop().call_soon(self._send_bell)
-
-    def _send_bell(self) -> None:
-        self._bell_due = False
-        process = self._process
-        if process is not None and process.stdin is not None:
-            with contextlib.suppress(ConnectionError, RuntimeError):  # it died: restarted later
-                process.stdin.write(b"\n")
+        """Tell the applier rows were appended (safe from any thread)."""
+        with contextlib.suppress(BlockingIOError):  # a full pipe has bells enough
+            os.write(self._bell_in, b"\n")
 
     async def caught_up(self, seq: int, within: float) -> bool:
         """Wait until the applier applied `seq` (bounded); True if it did."""
@@ -87,13 +86,14 @@ class Supervisor:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=REPORT_LIMIT,
+            pass_fds=(self._bell_out,),
         )
         self._process = process
         assert process.stdin is not None
         assert process.stdout is not None
         try:
-            process.stdin.write(self.setup.encode())
-            self._send_bell()  # rows may have been appended while no applier ran
+            process.stdin.write(dataclasses.replace(self.setup, bell=self._bell_out).encode())
+            self.ring()  # rows may have been appended while no applier ran
             while line := await process.stdout.readline():
                 self._report(line)
         except ConnectionError:
@@ -116,6 +116,17 @@ class Supervisor:
 
     async def stop(self) -> None:
         """End the applier: stdin's end lets it finish its batch, then it is killed."""
+        try:
+            await self._stop_process()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the doorbell (after `stop`, or when no applier was ever started)."""
+        os.close(self._bell_out)
+        os.close(self._bell_in)
+
+    async def _stop_process(self) -> None:
         process = self._process
         if process is None:
             return

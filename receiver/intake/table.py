@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from receiver.store import StoreUnavailable
 from receiver.store.batch import Batcher
@@ -17,10 +18,16 @@ APPLIED_POLL = 0.01  # read-your-writes: how often to look whether the rows are 
 
 
 class TableInbox:
-    """Appends share one multi-row INSERT and one COMMIT while the previous batch commits."""
+    """Appends share one multi-row INSERT and one COMMIT while the previous batch commits.
 
-    def __init__(self, store: PostgresBackend) -> None:
+    `committed` is called after each commit (the applier's doorbell).
+    """
+
+    def __init__(
+        self, store: PostgresBackend, committed: Callable[[], None] = lambda: None
+    ) -> None:
         self.store = store
+        self._committed = committed
         self.last_seq = 0
         self._seen_applied = 0  # every row at or below this was applied (checked)
         self._batcher: Batcher[tuple[float, bytes], int] = Batcher(self._append_batch)
@@ -57,4 +64,6 @@ class TableInbox:
         return True
 
     async def _append_batch(self, items: list[tuple[float, bytes]]) -> list[int | Exception]:
-        return list(await self.store.append_inbox(items))
+        seqs: list[int | Exception] = list(await self.store.append_inbox(items))
+        self._committed()
+        return seqs

@@ -87,7 +87,6 @@ async def accept(app: web.Application, payload: Payload, body: bytes) -> tuple[s
     except (OSError, WriterStopped, sqlite3.Error, StoreUnavailable) as exc:
         app[LOG].error("webhook_inbox_unavailable", error=str(exc), group_key=payload.groupKey)
         return "unavailable", web.Response(status=503, text="inbox unavailable, retry\n")
-    intake.supervisor.ring()
     # Written out rather than json.dumps'd: this answer is most of what a busy loop serves.
     body = b'{"status": "ok", "accepted": %d}' % seq
     return "accepted", web.Response(body=body, content_type="application/json")
@@ -146,17 +145,21 @@ async def intake_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     path = inbox_path(config)
-    inbox: Inbox | TableInbox
-    if path is not None:
-        inbox = Inbox(path)
-    else:
-        store = app[STORE]
-        assert isinstance(store, PostgresBackend)
-        inbox = TableInbox(store)
-    await inbox.open()
     alertname = config.watchdog.alertname if config.watchdog is not None else None
     setup = Setup(config.store, app[RULES], path, alertname, logs.settings())
     supervisor = Supervisor(setup, lambda tally: _count_applied(app, tally), app[LOG])
+    inbox: Inbox | TableInbox
+    if path is not None:
+        inbox = Inbox(path, supervisor.ring)
+    else:
+        store = app[STORE]
+        assert isinstance(store, PostgresBackend)
+        inbox = TableInbox(store, supervisor.ring)
+    try:
+        await inbox.open()
+    except BaseException:
+        supervisor.close()
+        raise
     app[INTAKE] = Intake(inbox, supervisor)
     running = asyncio.create_task(supervisor.run(), name="intake-applier")
     try:
