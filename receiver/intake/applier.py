@@ -34,6 +34,7 @@ from receiver.intake.protocol import Applied, Tally, error_text, log_applied
 from receiver.intake.watchdog import split
 from receiver.store import IngestResult, IntakeRules, Store, StoreUnavailable, make_store
 from receiver.store.postgres import PostgresBackend
+from receiver.store.sqlite import SqliteBackend
 
 BATCH = 256
 PRUNE_EVERY = 4096  # rows; and whenever caught up. Each prune takes the append lock briefly.
@@ -242,7 +243,12 @@ async def main() -> None:
     os.set_blocking(setup.bell, False)
     loop.add_reader(setup.bell, hear, setup.bell, rung)
     listening = asyncio.create_task(listen(stdin))
-    store = make_store(setup.store)
+    # The applier's loop has nothing to do while the store works: SQLite runs on it directly.
+    store = (
+        SqliteBackend(setup.store.path, inline=True)
+        if isinstance(setup.store, SqliteStore)
+        else make_store(setup.store)
+    )
     db: sqlite3.Connection | None = None
     source: Source
     if setup.inbox_path is None:

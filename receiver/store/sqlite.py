@@ -95,12 +95,19 @@ class SqliteBackend(Store):
 
     fatal = _FATAL
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, inline: bool = False) -> None:
+        """`inline`: run every call on the caller's thread, for a process that has nothing
+        else to do while the store works (the inbox applier): no thread hand-off per call."""
         self.path = Path(path)
+        self._inline = inline
         self._writer: WriterThread[intake.Item, IngestResult] | None = None
         self._db: sqlite3.Connection | None = None
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        if self._inline:
+            if self._db is None:
+                raise StoreUnavailable("sqlite store is not open")
+            return _unavailable(func)(*args)
         if self._writer is None:
             raise StoreUnavailable("sqlite store is not open")
         return await self._writer.call(_unavailable(func), *args)
@@ -114,6 +121,9 @@ class SqliteBackend(Store):
 
     async def open(self) -> None:
         """Open the database file and apply migrations."""
+        if self._inline:
+            _unavailable(self._connect)()
+            return
         self._writer = WriterThread(_unavailable(self._ingest_batch), "sqlite-writer")
         self._writer.start()
         await self._run(self._connect)
@@ -129,6 +139,11 @@ class SqliteBackend(Store):
 
     async def close(self) -> None:
         """Close the connection and stop the writer thread."""
+        if self._inline:
+            db, self._db = self._db, None
+            if db is not None:
+                db.close()
+            return
         writer, self._writer = self._writer, None  # refuse new calls; queued ones still run
         if writer is None:
             return
@@ -171,6 +186,11 @@ class SqliteBackend(Store):
 
     async def ingest(self, payload: Payload, now: float, rules: IntakeRules) -> IngestResult:
         """Apply a payload; concurrent intakes share one commit (and one fsync)."""
+        if self._inline:
+            (result,) = await self._run(self._apply, [(payload, now, rules)], None)
+            if isinstance(result, Exception):
+                raise result
+            return result
         if self._writer is None:
             raise StoreUnavailable("sqlite store is not open")
         return await self._writer.submit((payload, now, rules))
