@@ -41,6 +41,8 @@ class Supervisor:
 
     def ring(self) -> None:
         """Tell the applier rows were appended (safe from any thread)."""
+        if self._bell_in < 0:
+            return  # closed: the receiver is stopping
         with contextlib.suppress(BlockingIOError):  # a full pipe has bells enough
             os.write(self._bell_in, b"\n")
 
@@ -123,8 +125,10 @@ class Supervisor:
 
     def close(self) -> None:
         """Close the doorbell (after `stop`, or when no applier was ever started)."""
-        os.close(self._bell_out)
-        os.close(self._bell_in)
+        fds, self._bell_out, self._bell_in = (self._bell_out, self._bell_in), -1, -1
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
 
     async def _stop_process(self) -> None:
         process = self._process

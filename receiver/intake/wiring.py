@@ -167,8 +167,8 @@ async def intake_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+        await inbox.close()  # first: its last appends still ring a live applier
         await supervisor.stop()
-        await inbox.close()
 
 
 def problem(app: web.Application) -> str | None:
