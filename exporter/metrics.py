@@ -1,17 +1,15 @@
 """Metric descriptors, and the metric families one refresh builds from them.
 
-Each metric is declared once, as a module-level `MetricDef` beside the collector that emits
-it: name, HELP, type and label names live there and nowhere else. The rules catalogue and the
-metrics reference are derived from the declarations, and a sample whose labels differ from its
-declaration is refused where it is added, so a typo fails the first test that reaches it.
+Each metric is declared once, as a module-level `MetricDef` (`maintwatch.metricdef`) beside
+the collector that emits it: name, HELP, type and label names live there and nowhere else. The
+rules catalogue and the metrics reference are derived from the declarations, and a sample whose
+labels differ from its declaration is refused where it is added, so a typo fails the first test
+that reaches it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
-from typing import Literal
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -21,56 +19,13 @@ from prometheus_client.core import (
 )
 from prometheus_client.samples import Sample
 
+# The declarations are shared with the receiver; collectors keep importing them from here.
+from maintwatch.metricdef import MetricDef as MetricDef
+from maintwatch.metricdef import counter as counter
+from maintwatch.metricdef import gauge as gauge
+from maintwatch.metricdef import histogram as histogram
+
 Labels = Mapping[str, str]
-Kind = Literal["gauge", "counter", "histogram"]
-
-
-@dataclass(frozen=True)
-class MetricDef:
-    """One exposed metric: its name, HELP text, type, and the labels each sample carries.
-
-    `labels` are the sample's own labels; the instance label (`backup`, `target`…) comes from
-    the collector and is not repeated here. `optional` labels may be absent (a finer split
-    that a config option turns on).
-    """
-
-    name: str
-    help: str
-    type: Kind
-    labels: tuple[str, ...] = ()
-    optional: tuple[str, ...] = ()
-    _required: frozenset[str] = field(init=False, repr=False, compare=False)
-    _allowed: frozenset[str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if (self.type == "counter") != self.name.endswith("_total"):
-            raise ValueError(f"{self.name}: counters, and only counters, end in _total")
-        object.__setattr__(self, "_required", frozenset(self.labels))
-        object.__setattr__(self, "_allowed", frozenset(self.labels + self.optional))
-
-    def check(self, labels: AbstractSet[str]) -> None:
-        """Raise ValueError unless `labels` are exactly the declared ones."""
-        if not self._required <= labels <= self._allowed:
-            raise ValueError(
-                f"{self.name}: labels {sorted(labels)}, declared {sorted(self._allowed)}"
-                + (f" of which {sorted(self.optional)} optional" if self.optional else "")
-            )
-
-
-def gauge(name: str, help: str, *labels: str, optional: tuple[str, ...] = ()) -> MetricDef:
-    """Declare a gauge."""
-    return MetricDef(name, help, "gauge", labels, optional)
-
-
-def counter(name: str, help: str, *labels: str) -> MetricDef:
-    """Declare a counter (its name ends in `_total`)."""
-    return MetricDef(name, help, "counter", labels)
-
-
-def histogram(name: str, help: str, *labels: str) -> MetricDef:
-    """Declare a histogram (`_bucket`, `_count` and `_sum` series)."""
-    return MetricDef(name, help, "histogram", labels)
-
 
 _FAMILIES: dict[str, type[Metric]] = {
     "gauge": GaugeMetricFamily,

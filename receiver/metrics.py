@@ -1,19 +1,56 @@
-"""`maintwatch_receiver_*` metrics in a registry owned by one app (never the global one)."""
+"""`maintwatch_receiver_*` metrics in a registry owned by one app (never the global one).
+
+Names, HELP texts and labels are declared in `receiver.metricdefs`; this module turns those
+declarations into client objects.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from maintwatch.metricdef import Kind, MetricDef
+from receiver import metricdefs as m
 from receiver.store.base import STATES, Stats
 
-PREFIX = "maintwatch_receiver"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+def _expect(metric: MetricDef, kind: Kind) -> None:
+    if metric.type != kind:
+        raise ValueError(f"{metric.name} is declared a {metric.type}, not a {kind}")
+
+
+def make_counter(metric: MetricDef, registry: CollectorRegistry) -> Counter:
+    """Register the declared counter `metric` in `registry`."""
+    _expect(metric, "counter")
+    return Counter(metric.name, metric.help, metric.labels, registry=registry)
+
+
+def make_gauge(metric: MetricDef, registry: CollectorRegistry) -> Gauge:
+    """Register the declared gauge `metric` in `registry`."""
+    _expect(metric, "gauge")
+    return Gauge(metric.name, metric.help, metric.labels, registry=registry)
+
+
+def make_histogram(
+    metric: MetricDef,
+    registry: CollectorRegistry,
+    buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS,
+) -> Histogram:
+    """Register the declared histogram `metric` in `registry`."""
+    _expect(metric, "histogram")
+    return Histogram(metric.name, metric.help, metric.labels, buckets=buckets, registry=registry)
+
+
+def _family(metric: MetricDef, value: float | None = None) -> GaugeMetricFamily:
+    _expect(metric, "gauge")
+    return GaugeMetricFamily(metric.name, metric.help, value=value, labels=metric.labels or None)
 
 
 class _StoreGauges(Collector):
@@ -25,23 +62,18 @@ class _StoreGauges(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self.stats or Stats()
-        incidents = GaugeMetricFamily(
-            f"{PREFIX}_incidents", "Incidents by state.", labels=["state"]
-        )
+        incidents = _family(m.INCIDENTS)
         for state in STATES:
             incidents.add_metric([state], stats.incidents.get(state, 0))
         yield incidents
-        depth = GaugeMetricFamily(
-            f"{PREFIX}_outbox_messages", "Outbox messages by status.", labels=["status"]
-        )
+        depth = _family(m.OUTBOX_MESSAGES)
         for status in ("pending", "sending", "sent", "failed", "unknown"):
             depth.add_metric([status], stats.outbox.get(status, 0))
         yield depth
         oldest = stats.oldest_pending
-        yield GaugeMetricFamily(
-            f"{PREFIX}_outbox_oldest_pending_age_seconds",
-            "Age of the oldest undelivered outbox message (0 when none).",
-            value=0.0 if oldest is None else max(0.0, self._clock() - oldest),
+        yield _family(
+            m.OUTBOX_OLDEST_PENDING_AGE_SECONDS,
+            0.0 if oldest is None else max(0.0, self._clock() - oldest),
         )
 
 
@@ -49,18 +81,8 @@ class WorkerMetrics:
     """Passes of every worker by outcome and each worker's last good pass, defined once."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.runs = Counter(
-            f"{PREFIX}_worker_runs",
-            "Background worker passes by worker and outcome (ok, unavailable, error).",
-            ["worker", "outcome"],
-            registry=registry,
-        )
-        self.last_success = Gauge(
-            f"{PREFIX}_worker_last_success_timestamp_seconds",
-            "When each background worker last finished a pass without errors.",
-            ["worker"],
-            registry=registry,
-        )
+        self.runs = make_counter(m.WORKER_RUNS_TOTAL, registry)
+        self.last_success = make_gauge(m.WORKER_LAST_SUCCESS_TIMESTAMP_SECONDS, registry)
 
 
 WEBHOOK_OUTCOMES = (
@@ -103,87 +125,24 @@ class ReceiverMetrics:
     """The receiver's metrics."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.webhooks = Counter(
-            f"{PREFIX}_webhooks",
-            "Alertmanager webhook requests by outcome.",
-            ["outcome"],
-            registry=self.registry,
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.webhooks = make_counter(m.WEBHOOKS_TOTAL, registry)
+        self.webhook_seconds = make_histogram(
+            m.WEBHOOK_DURATION_SECONDS, registry, _LATENCY_BUCKETS
         )
-        self.webhook_seconds = Histogram(
-            f"{PREFIX}_webhook_duration_seconds",
-            "Time to validate and persist a webhook.",
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+        self.alerts = make_counter(m.ALERTS_RECEIVED_TOTAL, registry)
+        self.truncated = make_counter(m.ALERTS_TRUNCATED_TOTAL, registry)
+        self.incident_changes = make_counter(m.INCIDENT_CHANGES_TOTAL, registry)
+        self.notifications = make_counter(m.NOTIFICATIONS_TOTAL, registry)
+        self.fallbacks = make_counter(m.NOTIFICATION_FALLBACKS_TOTAL, registry)
+        self.recovered = make_counter(m.OUTBOX_RECOVERED_TOTAL, registry)
+        self.reconciled = make_counter(m.NOTIFICATIONS_RECONCILED_TOTAL, registry)
+        self.delivery_latency = make_histogram(
+            m.DELIVERY_LATENCY_SECONDS, registry, _DELIVERY_BUCKETS
         )
-        self.alerts = Counter(
-            f"{PREFIX}_alerts_received",
-            "Alerts received in webhooks by status.",
-            ["status"],
-            registry=self.registry,
-        )
-        self.truncated = Counter(
-            f"{PREFIX}_alerts_truncated",
-            "Alerts Alertmanager left out (truncatedAlerts).",
-            registry=self.registry,
-        )
-        self.incident_changes = Counter(
-            f"{PREFIX}_incident_changes",
-            "Incident changes applied by action.",
-            ["action"],
-            registry=self.registry,
-        )
-        self.notifications = Counter(
-            f"{PREFIX}_notifications",
-            "Delivery attempts by channel and outcome.",
-            ["channel", "outcome"],
-            registry=self.registry,
-        )
-        self.fallbacks = Counter(
-            f"{PREFIX}_notification_fallbacks",
-            "Messages handed to the fallback channel, by channel and outcome (failed, unknown).",
-            ["channel", "outcome"],
-            registry=self.registry,
-        )
-        self.recovered = Counter(
-            f"{PREFIX}_outbox_recovered",
-            "Messages found sending past their lease (a worker died), by what follows: resend"
-            " (at least once, or the request never left) or check (it may have left).",
-            ["action"],
-            registry=self.registry,
-        )
-        self.reconciled = Counter(
-            f"{PREFIX}_notifications_reconciled",
-            "At-most-once messages checked with the provider before resending, by result:"
-            " found (already there, not sent again) or sent.",
-            ["channel", "outcome"],
-            registry=self.registry,
-        )
-        self.delivery_latency = Histogram(
-            f"{PREFIX}_delivery_latency_seconds",
-            "Time from queueing a notification to its successful delivery.",
-            ["channel"],
-            buckets=_DELIVERY_BUCKETS,
-            registry=self.registry,
-        )
-        self.send_seconds = Histogram(
-            f"{PREFIX}_send_duration_seconds",
-            "Duration of one channel send call.",
-            ["channel"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.intake_apply_failures = Counter(
-            f"{PREFIX}_intake_apply_failures",
-            "Accepted webhooks that failed to apply (kept in the inbox file's inbox_failed table).",
-            registry=self.registry,
-        )
-        self.intake_lag = Gauge(
-            f"{PREFIX}_intake_lag_seconds",
-            "Seconds the oldest webhook of the last batch this receiver's applier applied waited"
-            " between its 200 and its commit (inbox intake; pages wait at least this long).",
-            registry=self.registry,
-        )
+        self.send_seconds = make_histogram(m.SEND_DURATION_SECONDS, registry, _LATENCY_BUCKETS)
+        self.intake_apply_failures = make_counter(m.INTAKE_APPLY_FAILURES_TOTAL, registry)
+        self.intake_lag = make_gauge(m.INTAKE_LAG_SECONDS, registry)
         self.workers = WorkerMetrics(self.registry)
         self.webhook_outcomes = Children(self.webhooks, WEBHOOK_OUTCOMES)
         self.alert_statuses = Children(self.alerts, ALERT_STATUSES)

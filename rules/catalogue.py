@@ -1,15 +1,20 @@
-"""The exporter's metric catalogue: the names and types rules and dashboards may use."""
+"""The metric catalogue: the `maintwatch_*` names and types rules and dashboards may use."""
 
 from __future__ import annotations
 
 import re
 
 from exporter.collectors.registry import declared_metrics
+from maintwatch.metricdef import by_name
+from receiver.metricdefs import METRICS as RECEIVER_METRICS
 
 GAUGE, COUNTER, HISTOGRAM = "gauge", "counter", "histogram"
 
-# Derived from the metrics the exporter declares (exporter/metrics.py), never listed by hand.
-METRICS: dict[str, str] = {name: metric.type for name, metric in declared_metrics().items()}
+# Derived from what the exporter and the receiver declare, never listed by hand.
+METRICS: dict[str, str] = {
+    name: metric.type
+    for name, metric in by_name((*declared_metrics().values(), *RECEIVER_METRICS)).items()
+}
 
 _NAME = re.compile(r"\bmaintwatch_[a-z0-9_]+")
 _HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")

@@ -279,6 +279,9 @@ APP = [
     ),
 ]
 
+# A scrape job whose targets fail, or that Prometheus does not have at all (`absent`).
+JOB_DOWN = 'up{job=~"@job@.*",@sel@} == 0 or absent(up{job="@job@",@sel@})'
+
 WATCHERS = [
     AlertDef(
         "MaintwatchCollectorDown",
@@ -291,7 +294,7 @@ WATCHERS = [
     AlertDef(
         "MaintwatchExporterDown",
         "maintwatch",
-        'up{job=~"@job@.*",@sel@} == 0 or absent(up{job="@job@",@sel@})',
+        JOB_DOWN,
         "Prometheus cannot scrape the maintwatch exporter, so maintenance alerts are blind.",
         "Job {{ $labels.job }} target {{ $labels.instance }} has not been scraped"
         " successfully for @for@ (no instance means Prometheus has no such target at all).",

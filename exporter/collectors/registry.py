@@ -21,6 +21,7 @@ from exporter.collectors.supervisor import SupervisorCollector
 from exporter.collectors.tls.collector import TlsCollector
 from exporter.metrics import MetricDef
 from exporter.runtime import SELF_METRICS
+from maintwatch.metricdef import by_name
 
 # Each collector is listed once here; its class's `kind` is its config section.
 _CLASSES: tuple[type[Collector[Any]], ...] = (
@@ -57,8 +58,4 @@ def declared_metrics() -> dict[str, MetricDef]:
 
     Raise ValueError when two declarations share a name (one family would carry two HELPs).
     """
-    out: dict[str, MetricDef] = {}
-    for metric in (*SELF_METRICS, *(m for cls in REGISTRY.values() for m in cls.metrics)):
-        if out.setdefault(metric.name, metric) != metric:
-            raise ValueError(f"{metric.name} is declared twice, differently")
-    return out
+    return by_name((*SELF_METRICS, *(m for cls in REGISTRY.values() for m in cls.metrics)))

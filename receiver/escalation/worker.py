@@ -13,14 +13,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
+from receiver import metricdefs as m
 from receiver.escalation.settings import EscalatorConfig
+from receiver.metrics import make_counter, make_gauge, make_histogram
 from receiver.store import IntakeRules, Store
 from receiver.store.base import Fired
 from receiver.worker import PeriodicWorker
 
-PREFIX = "maintwatch_receiver"
 _LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 
 
@@ -28,28 +29,10 @@ class EscalatorMetrics:
     """The worker's metrics, registered in the app's registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.timers = Counter(
-            f"{PREFIX}_escalation_timers",
-            "Due escalation timers handled, by result (acted; ignored: stale or policy gone).",
-            ["result"],
-            registry=registry,
-        )
-        self.lateness = Histogram(
-            f"{PREFIX}_escalation_lateness_seconds",
-            "How late a due escalation timer was handled.",
-            buckets=_LATENESS_BUCKETS,
-            registry=registry,
-        )
-        self.tick = Histogram(
-            f"{PREFIX}_escalation_tick_duration_seconds",
-            "Duration of one escalation worker tick.",
-            registry=registry,
-        )
-        self.overdue = Gauge(
-            f"{PREFIX}_overdue_timers",
-            "Open incidents whose escalation timer is overdue by more than overdue_after.",
-            registry=registry,
-        )
+        self.timers = make_counter(m.ESCALATION_TIMERS_TOTAL, registry)
+        self.lateness = make_histogram(m.ESCALATION_LATENESS_SECONDS, registry, _LATENESS_BUCKETS)
+        self.tick = make_histogram(m.ESCALATION_TICK_DURATION_SECONDS, registry)
+        self.overdue = make_gauge(m.OVERDUE_TIMERS, registry)
 
 
 class EscalationWorker(PeriodicWorker):

@@ -14,10 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from prometheus_client import Counter, Gauge
-
+from receiver import metricdefs as m
 from receiver.ack.actions import ActionError, IncidentActions
-from receiver.metrics import PREFIX
+from receiver.metrics import make_counter, make_gauge
 from receiver.silences.alertmanager import AlertmanagerAPI, AlertmanagerError
 from receiver.silences.plan import (
     AlertmanagerConfig,
@@ -40,27 +39,10 @@ class SilencerMetrics:
     """Silences held and failed passes, in the app's registry."""
 
     def __init__(self, registry: Any) -> None:
-        self.silences = Gauge(
-            f"{PREFIX}_alertmanager_silences",
-            "Alertmanager silences held for acknowledged incidents after the last pass.",
-            registry=registry,
-        )
-        self.changes = Counter(
-            f"{PREFIX}_alertmanager_silence_changes",
-            "Silences created, extended and expired in Alertmanager, and changes it rejected.",
-            ["action"],
-            registry=registry,
-        )
-        self.errors = Counter(
-            f"{PREFIX}_alertmanager_errors",
-            "Silencer passes that failed on an Alertmanager call.",
-            registry=registry,
-        )
-        self.last_success = Gauge(
-            f"{PREFIX}_alertmanager_last_success_timestamp_seconds",
-            "When the silencer last finished a pass.",
-            registry=registry,
-        )
+        self.silences = make_gauge(m.ALERTMANAGER_SILENCES, registry)
+        self.changes = make_counter(m.ALERTMANAGER_SILENCE_CHANGES_TOTAL, registry)
+        self.errors = make_counter(m.ALERTMANAGER_ERRORS_TOTAL, registry)
+        self.last_success = make_gauge(m.ALERTMANAGER_LAST_SUCCESS_TIMESTAMP_SECONDS, registry)
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Counter, Gauge
-
+from receiver import metricdefs as m
 from receiver.config import RetentionConfig
-from receiver.metrics import PREFIX
+from receiver.metrics import make_counter, make_gauge
 from receiver.store import Store
 from receiver.store.base import PruneTarget
 from receiver.worker import PeriodicWorker
@@ -48,17 +47,8 @@ class RetentionMetrics:
     """Deleted rows and the last successful run, in the app's registry."""
 
     def __init__(self, registry: Any) -> None:
-        self.deleted = Counter(
-            f"{PREFIX}_retention_deleted",
-            "Rows pruned by retention, by what was pruned.",
-            ["target"],
-            registry=registry,
-        )
-        self.last_success = Gauge(
-            f"{PREFIX}_retention_last_success_timestamp_seconds",
-            "When retention last finished a run without errors.",
-            registry=registry,
-        )
+        self.deleted = make_counter(m.RETENTION_DELETED_TOTAL, registry)
+        self.last_success = make_gauge(m.RETENTION_LAST_SUCCESS_TIMESTAMP_SECONDS, registry)
 
 
 class Retention(PeriodicWorker):

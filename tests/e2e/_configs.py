@@ -74,14 +74,20 @@ def render_rules(root: Path) -> Path:
     return out
 
 
-def prometheus_config(rules: Path, exporter: str, alertmanagers: list[str]) -> dict[str, Any]:
-    """Scrape the exporter and evaluate the rules every second; alert both Alertmanagers."""
+def prometheus_config(
+    rules: Path, exporter: str, receiver: str, alertmanagers: list[str]
+) -> dict[str, Any]:
+    """Scrape exporter and receiver, evaluate the rules every second; alert both Alertmanagers."""
+    # The rules expect these job names (the receiver's own alerts fire on a missing target).
+    jobs = {"maintwatch": exporter, "maintwatch-receiver": receiver}
     return {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(rules / "*.rules.yml")],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}]},
-        # The rules expect the exporter's job to be called `maintwatch`.
-        "scrape_configs": [{"job_name": "maintwatch", "static_configs": [{"targets": [exporter]}]}],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [target]}]}
+            for job, target in jobs.items()
+        ],
     }
 
 

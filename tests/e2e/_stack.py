@@ -220,7 +220,8 @@ async def _start_alertmanagers(stack: Stack, binary: str) -> None:
 async def _start_prometheus(stack: Stack, binary: str, exporter: str) -> None:
     rules = configs.render_rules(stack.root)
     targets = [url.removeprefix("http://") for url in stack.alertmanagers]
-    config = configs.prometheus_config(rules, exporter, targets)
+    receiver = stack.receiver.removeprefix("http://")
+    config = configs.prometheus_config(rules, exporter, receiver, targets)
     path = configs.write_yaml(stack.root / "prometheus.yml", config)
     _start(stack, "prometheus", [
         binary, f"--config.file={path}", f"--storage.tsdb.path={stack.root / 'tsdb'}",
