@@ -25,6 +25,16 @@ INTAKE_LAG_SECONDS = gauge(
     "Seconds the oldest webhook of the last batch this receiver's applier applied waited"
     " between its 200 and its commit (inbox intake; pages wait at least this long).",
 )
+INTAKE_PENDING = gauge(
+    "maintwatch_receiver_intake_pending",
+    "Webhooks accepted and not yet applied (inbox intake: this receiver's inbox file, or every"
+    " replica's rows in PostgreSQL's inbox table).",
+)
+INTAKE_OLDEST_PENDING_AGE_SECONDS = gauge(
+    "maintwatch_receiver_intake_oldest_pending_age_seconds",
+    "Age of the oldest webhook accepted and not yet applied (0 when none): it grows while the"
+    " applier is down, stuck or behind.",
+)
 ALERTS_RECEIVED_TOTAL = counter(
     "maintwatch_receiver_alerts_received_total", "Alerts received in webhooks by status.", "status"
 )
@@ -147,6 +157,8 @@ METRICS: tuple[MetricDef, ...] = (
     WEBHOOK_DURATION_SECONDS,
     INTAKE_APPLY_FAILURES_TOTAL,
     INTAKE_LAG_SECONDS,
+    INTAKE_PENDING,
+    INTAKE_OLDEST_PENDING_AGE_SECONDS,
     ALERTS_RECEIVED_TOTAL,
     ALERTS_TRUNCATED_TOTAL,
     INCIDENT_CHANGES_TOTAL,

@@ -77,6 +77,24 @@ class _StoreGauges(Collector):
         )
 
 
+# How many webhooks wait to be applied and since when (None: none waits).
+Waiting = tuple[int, float | None]
+
+
+class _IntakeGauges(Collector):
+    """Serve the inbox backlog from `waiting` (no I/O); zero when webhooks apply in the request."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.waiting: Callable[[], Waiting] = lambda: (0, None)
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        count, oldest = self.waiting()
+        yield _family(m.INTAKE_PENDING, count)
+        age = 0.0 if oldest is None else max(0.0, self._clock() - oldest)
+        yield _family(m.INTAKE_OLDEST_PENDING_AGE_SECONDS, age)
+
+
 class WorkerMetrics:
     """Passes of every worker by outcome and each worker's last good pass, defined once."""
 
@@ -149,3 +167,5 @@ class ReceiverMetrics:
         self.incident_actions = Children(self.incident_changes, INCIDENT_ACTIONS)
         self.store_gauges = _StoreGauges(clock)
         self.registry.register(self.store_gauges)
+        self.intake_gauges = _IntakeGauges(clock)
+        self.registry.register(self.intake_gauges)

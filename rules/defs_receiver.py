@@ -58,11 +58,13 @@ RECEIVER = [
     AlertDef(
         "MaintwatchReceiverIntakeLagging",
         "receiver",
-        "max by (job) (maintwatch_receiver_intake_lag_seconds{@sel@}) > @threshold@",
+        # The oldest waiting webhook, not the last applied batch: a stuck or dead applier
+        # applies nothing, so only the waiting rows' age shows it.
+        "max by (job) (maintwatch_receiver_intake_oldest_pending_age_seconds{@sel@})"
+        " > @threshold@",
         "Accepted webhooks wait too long before they are applied, so pages start late.",
-        "The last batch of webhooks {{ $labels.job }} applied had waited"
-        " {{ $value | humanizeDuration }} since it was accepted, more than @threshold_dur@,"
-        " for at least @for@.",
+        "The oldest webhook {{ $labels.job }} accepted and has not applied yet has waited"
+        " {{ $value | humanizeDuration }}, more than @threshold_dur@, for at least @for@.",
     ),
     AlertDef(
         "MaintwatchReceiverIntakeApplyFailed",

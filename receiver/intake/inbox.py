@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from receiver.intake.pending import Pending
 from receiver.store.batch import WriterThread
 
 # AUTOINCREMENT: a plain rowid may reuse the numbers of pruned rows, which would put new rows
@@ -73,6 +74,12 @@ def last_seq(db: sqlite3.Connection) -> int:
     """Return the highest seq ever appended (0: none)."""
     row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'inbox'").fetchone()
     return int(row[0]) if row else 0
+
+
+def arrivals(db: sqlite3.Connection) -> list[tuple[int, float]]:
+    """Return each row's seq and received_at, in order."""
+    cursor = db.execute("SELECT seq, received_at FROM inbox ORDER BY seq")
+    return [(int(s), float(r)) for s, r in cursor]
 
 
 def read_after(db: sqlite3.Connection, seq: int, limit: int) -> list[Row]:
@@ -135,6 +142,7 @@ class Inbox:
 
     def __init__(self, path: Path, committed: Callable[[], None] = lambda: None) -> None:
         self.path = path
+        self.pending = Pending()
         self._committed = committed
         self.id = ""
         self.last_seq = 0
@@ -148,6 +156,7 @@ class Inbox:
         self._writer.start()
         self._db, self.id = await self._writer.call(connect, self.path)
         self.last_seq = await self._writer.call(last_seq, self._db)
+        self.pending.start(await self._writer.call(arrivals, self._db))
 
     async def append(self, received_at: float, body: bytes) -> int:
         """Append a body; return its seq once it is on disk."""
@@ -168,6 +177,7 @@ class Inbox:
             # One call for the batch: the writer thread takes the GIL once, not once per row.
             db.executemany("INSERT INTO inbox (received_at, body) VALUES (?, ?)", items)
             (last,) = db.execute("SELECT last_insert_rowid()").fetchone()
+        self.pending.committed(last, items[0][0])
         self._committed()
         # AUTOINCREMENT under the write lock numbers a transaction's rows one after another.
         return list(range(last - len(items) + 1, last + 1))

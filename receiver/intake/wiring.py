@@ -32,7 +32,8 @@ from receiver.intake.protocol import Applied, Tally, log_applied
 from receiver.intake.supervisor import Intake, Supervisor
 from receiver.intake.table import TableInbox
 from receiver.intake.watchdog import split
-from receiver.store import StoreUnavailable
+from receiver.metrics import Waiting
+from receiver.store import Stats, StoreUnavailable
 from receiver.store.batch import WriterStopped
 from receiver.store.postgres import PostgresBackend
 
@@ -147,8 +148,14 @@ async def intake_ctx(app: web.Application) -> AsyncIterator[None]:
     path = inbox_path(config)
     alertname = config.watchdog.alertname if config.watchdog is not None else None
     setup = Setup(config.store, app[RULES], path, alertname, logs.settings())
-    supervisor = Supervisor(setup, lambda tally: _count_applied(app, tally), app[LOG])
     inbox: Inbox | TableInbox
+
+    def applied(tally: Tally) -> None:
+        if isinstance(inbox, Inbox):
+            inbox.pending.applied(tally.mark)
+        _count_applied(app, tally)
+
+    supervisor = Supervisor(setup, applied, app[LOG])
     if path is not None:
         inbox = Inbox(path, supervisor.ring)
     else:
@@ -160,6 +167,7 @@ async def intake_ctx(app: web.Application) -> AsyncIterator[None]:
     except BaseException:
         supervisor.close()
         raise
+    app[METRICS].intake_gauges.waiting = _waiting(app, inbox)
     app[INTAKE] = Intake(inbox, supervisor)
     running = asyncio.create_task(supervisor.run(), name="intake-applier")
     try:
@@ -169,6 +177,19 @@ async def intake_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(running, return_exceptions=True)
         await inbox.close()  # first: its last appends still ring a live applier
         await supervisor.stop()
+
+
+def _waiting(app: web.Application, inbox: Inbox | TableInbox) -> Callable[[], Waiting]:
+    if isinstance(inbox, Inbox):
+        pending = inbox.pending
+        return lambda: (pending.count(), pending.oldest())
+
+    def table() -> Waiting:
+        # Every replica's rows, counted with the store gauges (a scrape does no I/O).
+        stats = app[METRICS].store_gauges.stats or Stats()
+        return stats.inbox_rows, stats.inbox_oldest
+
+    return table
 
 
 def problem(app: web.Application) -> str | None:

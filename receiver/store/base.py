@@ -128,6 +128,9 @@ class Stats:
     incidents: dict[str, int] = field(default_factory=dict)
     outbox: dict[str, int] = field(default_factory=dict)
     oldest_pending: float | None = None
+    # PostgreSQL's inbox table: webhooks any replica accepted and none has applied yet.
+    inbox_rows: int = 0
+    inbox_oldest: float | None = None
 
 
 class Store(abc.ABC):

@@ -86,8 +86,11 @@ async def stats(tx: Tx) -> Stats:
     oldest = await one(
         tx, "SELECT MIN(created_at) AS t FROM outbox WHERE status IN ('pending', 'sending')"
     )
+    inbox = await one(tx, "SELECT COUNT(*) AS n, MIN(received_at) AS t FROM inbox")
     return Stats(
         {r["state"]: r["n"] for r in incidents},
         {r["status"]: r["n"] for r in outbox},
         oldest["t"],
+        int(inbox["n"]),
+        inbox["t"],
     )

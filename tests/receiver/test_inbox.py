@@ -116,6 +116,44 @@ async def test_applier_killed_alone_is_restarted_and_catches_up(tmp_path: Path) 
             assert rx.stop() == 0
 
 
+async def gauge(http: aiohttp.ClientSession, rx: Receiver, name: str) -> float:
+    """Return the value of an unlabelled gauge on the receiver's /metrics."""
+    async with http.get(f"{rx.url}/metrics") as response:
+        found = re.search(rf"^{name} (\S+)$", await response.text(), re.M)
+    assert found is not None, name
+    return float(found[1])
+
+
+async def test_a_stuck_applier_shows_in_the_backlog_gauges(tmp_path: Path) -> None:
+    pending = "maintwatch_receiver_intake_pending"
+    age = "maintwatch_receiver_intake_oldest_pending_age_seconds"
+    db = tmp_path / "r.db"
+    async with fake_twilio() as twilio, aiohttp.ClientSession() as http:
+        config = tmp_path / "receiver.yml"
+        config.write_text(config_text(tmp_path, twilio))
+        async with receiver_process(config, tmp_path / "receiver.log") as rx:
+
+            async def drained() -> bool:
+                return (await gauge(http, rx, pending), await gauge(http, rx, age)) == (0, 0)
+
+            await rx.ready(http)
+            await post(http, rx, 0)
+            await wait_for(drained, timeout=30, what="the first webhook applied")
+            stuck = applier_pid(rx)
+            os.kill(stuck, signal.SIGSTOP)  # alive, holding its pipes, applying nothing
+            try:
+                await asyncio.gather(*(post(http, rx, i) for i in range(1, 6)))
+                assert await gauge(http, rx, pending) == 5
+                first = await gauge(http, rx, age)
+                await asyncio.sleep(0.5)
+                assert await gauge(http, rx, age) > first > 0  # grows while nothing applies
+            finally:
+                os.kill(stuck, signal.SIGCONT)
+            await wait_for(drained, timeout=30, what="an empty backlog")
+            assert incidents(db) == 6
+            assert rx.stop() == 0
+
+
 async def test_a_payload_that_fails_to_apply_is_kept_and_later_ones_apply(tmp_path: Path) -> None:
     db, inbox = tmp_path / "r.db", tmp_path / "r.db.inbox"
     async with fake_twilio() as twilio, aiohttp.ClientSession() as http:

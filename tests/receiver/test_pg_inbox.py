@@ -30,7 +30,7 @@ from tests.receiver._process_helpers import (
     receiver_process,
     sms_paging_config,
 )
-from tests.receiver.test_inbox import applier_pid, body
+from tests.receiver.test_inbox import applier_pid, body, gauge
 
 pytestmark = pytest.mark.e2e
 TOKEN = "api-t0ken"
@@ -129,6 +129,36 @@ async def test_sigkill_right_after_200s_loses_nothing_and_pages_once(
         await asyncio.sleep(1.0)  # a second page would show up by now
         assert paged_once_each(world.twilio, total)
         assert await count(world.dsn, "inbox") == 0
+        assert rx.stop() == 0
+
+
+async def test_a_stuck_applier_shows_in_the_backlog_gauges(tmp_path: Path, unique: str) -> None:
+    pending = "maintwatch_receiver_intake_pending"
+    age = "maintwatch_receiver_intake_oldest_pending_age_seconds"
+    async with (
+        pg_world(tmp_path, unique) as world,
+        receiver_process(world.config, tmp_path / "receiver.log") as rx,
+    ):
+        await rx.ready(world.http)
+        stuck = applier_pid(rx)
+        os.kill(stuck, signal.SIGSTOP)  # alive, holding the inbox lock's session, applying nothing
+        try:
+            await asyncio.gather(*(post(world.http, rx, body(i)) for i in range(5)))
+
+            async def waiting() -> bool:  # the table's rows, counted with the store gauges
+                return await gauge(world.http, rx, pending) == 5
+
+            await wait_for(waiting, timeout=30, what="the table's rows counted")
+            assert await gauge(world.http, rx, age) > 0
+        finally:
+            os.kill(stuck, signal.SIGCONT)
+
+        async def drained() -> bool:
+            left = await gauge(world.http, rx, pending), await gauge(world.http, rx, age)
+            return left == (0, 0)
+
+        await wait_for(drained, timeout=30, what="an empty backlog")
+        assert await count(world.dsn, "incidents") == 5
         assert rx.stop() == 0
 
 
