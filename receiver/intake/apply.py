@@ -9,6 +9,7 @@ alerts and either the notifications or the escalation engine's update.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from receiver.escalation import transactions as escalation_tx
 from receiver.intake.decide import IngestResult, IntakeRules, Transition, decide, outbox_entries
@@ -17,22 +18,70 @@ from receiver.intake.payload import Payload
 from receiver.intake.protocol import error_text
 from receiver.store import escalation_sql as repo
 from receiver.store import groups, inbox_sql, rows
-from receiver.store.groups import Group
+from receiver.store.groups import Group, Key
 from receiver.store.tx import Row, Tx
 
 Item = tuple[Payload, float, IntakeRules]
 
 
-async def apply(tx: Tx, payload: Payload, now: float, rules: IntakeRules) -> IngestResult:
+@dataclass
+class Ahead:
+    """What a batch read and took before its first payload, so that its payloads need fewer
+    answers from the database one by one (each is a network round trip with PostgreSQL).
+
+    `groups`: each group of the batch as it was before the batch (None: none yet), for the
+    first of its payloads only. `group_ids`/`incident_ids`: ids taken ahead for new rows.
+    """
+
+    groups: dict[Key, Group | None]
+    group_ids: list[int] = field(default_factory=list)
+    incident_ids: list[int] = field(default_factory=list)
+
+    def group_id(self) -> int | None:
+        """Return a new group's id taken ahead (None: the insert returns one)."""
+        return self.group_ids.pop() if self.group_ids else None
+
+    def incident_id(self) -> int | None:
+        """Return a new incident's id taken ahead (None: the insert returns one)."""
+        return self.incident_ids.pop() if self.incident_ids else None
+
+
+async def read_ahead(tx: Tx, items: Sequence[Item]) -> Ahead:
+    """Read the batch's groups in one query; where ids come from sequences, take enough."""
+    ahead = Ahead(await groups.load_many(tx, {(p.receiver, p.groupKey) for p, _, _ in items}))
+    if tx.dialect.sequences:
+        # A payload makes at most one group and one incident; one with an open one makes none.
+        known = ahead.groups
+        may_open = sum(
+            1
+            for p, _, _ in items
+            if (g := known[(p.receiver, p.groupKey)]) is None or g.incident is None
+        )
+        if may_open:
+            taken = await groups.take_ids(tx, may_open)
+            # Reversed: pop() hands them out in the order the sequences gave them.
+            ahead.group_ids = [g for g, _ in reversed(taken)]
+            ahead.incident_ids = [i for _, i in reversed(taken)]
+    return ahead
+
+
+async def apply(
+    tx: Tx, payload: Payload, now: float, rules: IntakeRules, ahead: Ahead | None = None
+) -> IngestResult:
     """Apply one payload."""
     key = (payload.receiver, payload.groupKey)
-    seen = await groups.load(tx, key)
+    ahead = ahead or Ahead({})
+    if key in ahead.groups:
+        seen = ahead.groups.pop(key)  # the group's later payloads read what this one wrote
+    else:
+        seen = await groups.load(tx, key)
     transition = _decide(seen, payload, now, rules)
     if not transition.merge.changed:
         return IngestResult("none")
     group = seen if seen is not None and not tx.dialect.row_locks else None
     if seen is None:
-        group = await groups.add(tx, key)  # a new row is ours alone until commit
+        # A new row is ours alone until commit.
+        group = await groups.add(tx, key, ahead.group_id())
     if group is None:  # another writer may have got there first: decide under the lock
         group = await groups.relock(tx, key, seen)
         transition = _decide(group, payload, now, rules)
@@ -42,7 +91,8 @@ async def apply(tx: Tx, payload: Payload, now: float, rules: IntakeRules) -> Ing
     incident_id = None
     if write is not None:
         alerts = list(transition.merge.alerts.values())
-        incident_id = await groups.write_incident(tx, group, key, write, alerts, now)
+        new_id = ahead.incident_id() if group.incident is None else None
+        incident_id = await groups.write_incident(tx, group, key, write, alerts, now, new_id)
     merge = transition.merge
     await groups.mark(tx, group, merge.marks, None if merge.action == "resolve" else incident_id)
     queued, timer = 0, None
@@ -99,10 +149,12 @@ async def apply_batch(
     if tx.dialect.row_locks:
         order.sort(key=lambda i: (items[i][0].receiver, items[i][0].groupKey))
     out: list[IngestResult | Exception | None] = [None] * len(items)
+    # Optimistic only: the isolated redo goes one by one, each payload under its savepoint.
+    ahead = None if isolated else await read_ahead(tx, items)
     for i in order:
         payload, now, rules = items[i]
         if not isolated:
-            out[i] = await apply(tx, payload, now, rules)
+            out[i] = await apply(tx, payload, now, rules, ahead)
             continue
         await tx.execute("SAVEPOINT intake")
         try:

@@ -18,14 +18,21 @@ from typing import Any
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _SKIP_LOCKED_OF = re.compile(r"\{skip_locked of (\w+)\}")
 _LOCK_OF = re.compile(r"\{lock of (\w+)\}")
+# A new row's id: the one handed out ahead (`:id`) or, when that is NULL, the next one.
+_NEXT_ID_OF = re.compile(r"\{next_id of (\w+)\}")
 
 
 @dataclass(frozen=True)
 class Dialect:
-    """The spelling of one database; `row_locks`: it has row locks (several writers)."""
+    """The spelling of one database; `row_locks`: it has row locks (several writers).
+
+    `sequences`: ids can be taken before the rows that get them are inserted, so a batch of
+    new rows needs no answer per row (each answer is a network round trip).
+    """
 
     name: str
     row_locks: bool
+    sequences: bool = False
     tokens: Mapping[str, str] = field(default_factory=dict)
     ddl: Mapping[str, str] = field(default_factory=dict)
 
@@ -39,8 +46,8 @@ class Dialect:
             sql = sql.replace("{" + token + "}", spelled)
         return sql
 
-    def ids(self, ids: Sequence[int]) -> Any:
-        """Return the one parameter that `{any}` (an id list) takes."""
+    def ids(self, ids: Sequence[int] | Sequence[str]) -> Any:
+        """Return the one parameter that `{any}` (a list of ids or keys) takes."""
         return list(ids) if self.row_locks else json.dumps(list(ids))
 
     def json_key(self, name: str) -> str:
@@ -58,6 +65,10 @@ def _render(dialect: Dialect, sql: str) -> str:
     locks = dialect.row_locks
     sql = _SKIP_LOCKED_OF.sub(lambda m: f" FOR UPDATE OF {m[1]} SKIP LOCKED" if locks else "", sql)
     sql = _LOCK_OF.sub(lambda m: f" FOR UPDATE OF {m[1]}" if locks else "", sql)
+    seq = dialect.sequences  # SQLite gives a NULL INTEGER PRIMARY KEY the next rowid itself
+    sql = _NEXT_ID_OF.sub(
+        lambda m: f"COALESCE(:id, nextval('{m[1]}_id_seq'))" if seq else ":id", sql
+    )
     for token, spelled in dialect.tokens.items():
         sql = sql.replace("{" + token + "}", spelled)
     if dialect.name == "postgres":
@@ -89,6 +100,7 @@ SQLITE = Dialect(
 POSTGRES = Dialect(
     "postgres",
     row_locks=True,
+    sequences=True,
     tokens={
         "lock": " FOR UPDATE",
         "skip_locked": " FOR UPDATE SKIP LOCKED",

@@ -125,7 +125,7 @@ async def open_outage(tx: Tx, write: IncidentWrite) -> int:
     await tx.execute(ADD_GROUP, key)
     group = await one(tx, GROUP_ID, key)
     params = rows.incident_params(write)
-    params.update(group_id=group["id"], receiver=key[0], group_key=key[1])
+    params.update(id=None, group_id=group["id"], receiver=key[0], group_key=key[1])
     incident_id: int = (await one(tx, q.INSERT_INCIDENT, params))["id"]
     await tx.execute(OPEN_GROUP, (incident_id, group["id"]))
     return incident_id

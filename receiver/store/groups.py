@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,16 +15,28 @@ from receiver.store.tx import Row, Tx
 Key = tuple[str, str]  # (receiver, group key)
 
 # The group and its open incident in one round trip (g_* columns are the group's).
-_GROUP = (
-    "SELECT g.id AS g_id, g.marks AS g_marks, g.open_incident_id AS g_open, i.* "
-    "FROM alert_groups g LEFT JOIN incidents i ON i.id = g.open_incident_id "
-    "WHERE g.receiver = ? AND g.group_key = ?"
+_GROUPS_OF = (
+    "SELECT g.id AS g_id, g.group_key AS g_key, g.marks AS g_marks, g.open_incident_id AS g_open,"
+    " i.* FROM alert_groups g LEFT JOIN incidents i ON i.id = g.open_incident_id "
+    "WHERE g.receiver = ? AND g.group_key "
+)
+_GROUP = _GROUPS_OF + "= ?"
+_GROUPS = _GROUPS_OF + "{any}"
+_ALERTS_OF = (
+    "SELECT * FROM incident_alerts WHERE incident_id {any} ORDER BY incident_id, fingerprint"
 )
 LOCK_GROUP = _GROUP + "{lock of g}"
 # Returns nothing when another replica created the group meanwhile (then it is read locked).
 ADD_GROUP = (
     "INSERT INTO alert_groups (receiver, group_key) VALUES (?, ?) ON CONFLICT DO NOTHING "
     "RETURNING id, marks, open_incident_id"
+)
+# With an id taken ahead: nobody waits for an answer, so a group another replica created
+# meanwhile must fail the statement (and the batch, which is then redone one by one).
+NEW_GROUP = "INSERT INTO alert_groups (id, receiver, group_key) VALUES (?, ?, ?)"
+_TAKE_IDS = (
+    "SELECT nextval('alert_groups_id_seq') AS g, nextval('incidents_id_seq') AS i "
+    "FROM generate_series(1, ?)"
 )
 MARK_GROUP = "UPDATE alert_groups SET marks = ?, open_incident_id = ? WHERE id = ?"
 CLOSE_GROUP = "UPDATE alert_groups SET open_incident_id = NULL WHERE open_incident_id = ?"
@@ -73,6 +85,35 @@ async def relock(tx: Tx, key: Key, seen: Group | None) -> Group:
     return Group(row, incident, await tx.fetchall(q.ALERTS, (incident["id"],)))
 
 
+async def load_many(tx: Tx, keys: Iterable[Key]) -> dict[Key, Group | None]:
+    """Read many groups like `load`, a query per receiver name (None: no such group yet)."""
+    found: dict[Key, Group | None] = {}
+    by_receiver: dict[str, list[str]] = {}
+    for receiver, group_key in keys:
+        by_receiver.setdefault(receiver, []).append(group_key)
+        found[(receiver, group_key)] = None
+    for receiver, group_keys in by_receiver.items():
+        for r in await tx.fetchall(_GROUPS, (receiver, tx.dialect.ids(group_keys))):
+            found[(receiver, r["g_key"])] = Group(*_split(r))
+    ids = [g.incident["id"] for g in found.values() if g is not None and g.incident is not None]
+    if not ids:
+        return found
+    alerts: dict[int, list[Row]] = {}
+    for a in await tx.fetchall(_ALERTS_OF, (tx.dialect.ids(ids),)):
+        alerts.setdefault(a["incident_id"], []).append(a)
+    return {
+        key: g
+        if g is None or g.incident is None
+        else Group(g.row, g.incident, alerts.get(g.incident["id"], []))
+        for key, g in found.items()
+    }
+
+
+async def take_ids(tx: Tx, count: int) -> list[tuple[int, int]]:
+    """Take `count` pairs of (group id, incident id) ahead of the rows (dialect.sequences)."""
+    return [(r["g"], r["i"]) for r in await tx.fetchall(_TAKE_IDS, (count,))]
+
+
 def _split(found: Row) -> tuple[Row, Row | None]:
     row = {"id": found["g_id"], "marks": found["g_marks"], "open_incident_id": found["g_open"]}
     if found["g_open"] is None:
@@ -80,20 +121,40 @@ def _split(found: Row) -> tuple[Row, Row | None]:
     return row, {k: v for k, v in found.items() if not k.startswith("g_")}
 
 
-async def add(tx: Tx, key: Key) -> Group | None:
-    """Create an empty group (its new row is ours until commit); None if it exists already."""
+async def add(tx: Tx, key: Key, group_id: int | None = None) -> Group | None:
+    """Create an empty group (its new row is ours until commit); None if it exists already.
+
+    With `group_id` (taken ahead) nothing waits for the database's answer; a group created
+    meanwhile makes the transaction fail instead.
+    """
+    if group_id is not None:
+        await tx.execute(NEW_GROUP, (group_id, *key))
+        return Group({"id": group_id, "marks": "{}", "open_incident_id": None})
     row = await tx.fetchone(ADD_GROUP, key)
     return None if row is None else Group(row)
 
 
 async def write_incident(
-    tx: Tx, group: Group, key: Key, write: IncidentWrite, alerts: Sequence[AlertRecord], now: float
+    tx: Tx,
+    group: Group,
+    key: Key,
+    write: IncidentWrite,
+    alerts: Sequence[AlertRecord],
+    now: float,
+    new_id: int | None = None,
 ) -> int:
-    """Insert the group's incident (or update the open one) and upsert its alerts."""
+    """Insert the group's incident (or update the open one) and upsert its alerts.
+
+    `new_id`: the new incident's id, taken ahead (nothing waits for the database's answer).
+    """
     params = rows.incident_params(write)
     if group.incident is None:
-        params.update(group_id=group.row["id"], receiver=key[0], group_key=key[1])
-        incident_id: int = (await tx.fetchone(q.INSERT_INCIDENT, params) or {})["id"]
+        params.update(id=new_id, group_id=group.row["id"], receiver=key[0], group_key=key[1])
+        if new_id is not None:
+            await tx.execute(q.INSERT_INCIDENT, params)
+            incident_id = new_id
+        else:
+            incident_id = (await tx.fetchone(q.INSERT_INCIDENT, params) or {})["id"]
     else:
         incident_id = group.incident["id"]
         await tx.execute(q.UPDATE_INCIDENT, {**params, "id": incident_id})

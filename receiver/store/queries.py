@@ -10,12 +10,13 @@ from receiver.store.base import Stats
 from receiver.store.tx import Tx, one
 
 INSERT_INCIDENT = """
-INSERT INTO incidents (group_id, receiver, group_key, state, severity, group_labels,
+INSERT INTO incidents (id, group_id, receiver, group_key, state, severity, group_labels,
     common_labels, common_annotations, external_url, truncated_alerts, routes, channels, people,
     policy, digest, paged, opened_at, updated_at, resolved_at)
-VALUES (:group_id, :receiver, :group_key, :state, :severity, :group_labels, :common_labels,
-    :common_annotations, :external_url, :truncated_alerts, :routes, :channels, :people, :policy,
-    :digest, :paged, :updated_at, :updated_at, :resolved_at)
+VALUES ({next_id of incidents}, :group_id, :receiver, :group_key, :state, :severity,
+    :group_labels, :common_labels, :common_annotations, :external_url, :truncated_alerts,
+    :routes, :channels, :people, :policy, :digest, :paged, :updated_at, :updated_at,
+    :resolved_at)
 RETURNING id
 """
 UPDATE_INCIDENT = """

@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 
 import psycopg
@@ -14,8 +15,9 @@ import pytest
 
 from receiver.config import PostgresStore, SqliteStore
 from receiver.intake.payload import Payload, parse_payload
-from receiver.store import IngestResult, IntakeRules, Store, make_store
+from receiver.store import IngestResult, IntakeRules, Store, groups, make_store
 from receiver.store.dialect import POSTGRES, SQLITE
+from receiver.store.tx import Tx
 from tests.receiver._helpers import (
     T0,
     alert,
@@ -91,6 +93,57 @@ async def test_ingest_keeps_per_group_order_across_groups(store: Store, rules: I
     results = await store.ingest_batch(items, rules)
     actions = [r.action for r in results if isinstance(r, IngestResult)]
     assert actions == ["open", "open", "resolve", "resolve"]
+
+
+async def test_a_batch_of_new_existing_and_repeated_groups(
+    store: Store, rules: IntakeRules
+) -> None:
+    # What the batch reads ahead (its groups before it, ids for new rows) serves each group's
+    # first payload only: a later one sees what the earlier ones of the batch wrote.
+    await store.ingest_batch([(parsed("open"), T0), (parsed("closed"), T0)], rules)
+    await store.ingest_batch([(parsed("closed", status="resolved"), T0 + 1)], rules)
+    again = payload(alert("a", starts="2026-11-22T13:00:00Z"), group="closed")
+    refired = parse_payload(json.dumps(again).encode())
+    items = [
+        (parsed("new"), T0 + 2),
+        (parsed("open", fp="b"), T0 + 2),
+        (refired, T0 + 3),  # fires again after its resolve: a new incident
+        (parsed("new", fp="b"), T0 + 2),
+        (parsed("new", status="resolved"), T0 + 4),
+        (parsed("other"), T0 + 2),
+    ]
+    results = await store.ingest_batch(items, rules)
+    actions = [r.action if isinstance(r, IngestResult) else r for r in results]
+    assert actions == ["open", "update", "open", "update", "refresh", "open"]
+    listed = await store.incidents(None, {}, 20)
+    assert sorted((i.group_key, i.state) for i in listed) == [
+        ("closed", "resolved"),
+        ("closed", "triggered"),
+        ("new", "triggered"),
+        ("open", "triggered"),
+        ("other", "triggered"),
+    ]
+    # Ids taken ahead keep newer incidents' ids larger (PostgreSQL opens in key order).
+    assert max(i.id for i in listed if i.group_key == "other") == max(i.id for i in listed)
+
+
+async def test_a_group_another_replica_made_after_the_read_ahead_still_applies(
+    store: Store, rules: IntakeRules, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race: the batch read "no such group" ahead, then another replica committed it.
+    await store.ingest_batch([(parsed("raced"), T0)], rules)
+    load_many = groups.load_many
+
+    async def stale(tx: Tx, keys: Iterable[groups.Key]) -> dict[groups.Key, groups.Group | None]:
+        return dict.fromkeys(await load_many(tx, keys))
+
+    monkeypatch.setattr(groups, "load_many", stale)
+    results = await store.ingest_batch(
+        [(parsed("raced", fp="b"), T0 + 1), (parsed("fresh"), T0 + 1)], rules
+    )
+    assert [r.action for r in results if isinstance(r, IngestResult)] == ["update", "open"]
+    listed = await store.incidents(None, {}, 10)
+    assert sorted(i.group_key for i in listed) == ["fresh", "raced"]  # one incident each
 
 
 def _old_statements(kind: str) -> list[tuple[int, str]]:
