@@ -197,7 +197,12 @@ class OutboxWorker(PeriodicWorker):
             in_flight=dict(self._people),
             strays=size,
         )
-        return await self.store.claim(now, wanted, lease, self.rate.max_messages, self.rate.window)
+        rows = await self.store.claim(now, wanted, lease, self.rate.max_messages, self.rate.window)
+        for row in rows:
+            # Held now, not when its task first runs: a claim made before then (nothing else
+            # need suspend this worker in between) must see these slots taken.
+            self._hold(row)
+        return rows
 
     async def _recover(self, now: float) -> None:
         recovered = await self.store.recover(now)
@@ -224,12 +229,15 @@ class OutboxWorker(PeriodicWorker):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _in_lane(self, row: OutboxRow) -> None:
-        """Deliver one row holding its lane slot; a freed slot wakes the claim loop."""
-        person = None if row.recipient is None else (row.channel, row.recipient)
+    def _hold(self, row: OutboxRow) -> None:
         self._lanes[row.channel] = self._lanes.get(row.channel, 0) + 1
-        if person is not None:
+        if row.recipient is not None:
+            person = (row.channel, row.recipient)
             self._people[person] = self._people.get(person, 0) + 1
+
+    async def _in_lane(self, row: OutboxRow) -> None:
+        """Deliver one claimed row, which holds its lane slot; a freed slot wakes the claims."""
+        person = None if row.recipient is None else (row.channel, row.recipient)
         try:
             await self._deliver(row)
         except StoreUnavailable as exc:  # the lease runs out and the row is taken up again
