@@ -39,6 +39,32 @@ class Panel:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+def glance(
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[Query],
+    thresholds: Sequence[tuple[float, str]] = (),
+    runbooks: Sequence[str] = (),
+    width: int = 4,
+) -> Panel:
+    """Return a small stat panel: the last value on the background colour of its threshold."""
+    options = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"}
+    return Panel(title, description, unit, queries, "stat", width, 5, thresholds, runbooks, options)
+
+
+def rate_sum(counter: str, by: str, per: int = 60) -> str:
+    """Return PromQL for `counter`'s increase per `per` seconds, summed by the labels `by`."""
+    total = f"sum by ({by}) " if by else "sum"
+    return f"{total}(rate({counter}{RATE_INTERVAL})) * {per}"
+
+
+def quantile(q: float, histogram: str, by: str = "") -> str:
+    """Return PromQL for the q-quantile of `histogram` over the rate interval, per `by`."""
+    labels = f"{by}, le" if by else "le"
+    return f"histogram_quantile({q:g}, sum by ({labels}) (rate({histogram}_bucket{RATE_INTERVAL})))"
+
+
 @dataclass(frozen=True)
 class Board:
     """One dashboard: written to `dashboards/<stem>.json` with uid `maintwatch-<stem>`."""

@@ -19,3 +19,11 @@ def below(t: Thresholds, alert: str, scale: float = 1.0) -> list[tuple[float, st
     return [(tiers[i].threshold * scale, colours[i + 1]) for i in range(len(tiers) - 1)] + [
         (tiers[-1].threshold * scale, "ok")
     ]
+
+
+def counted(t: Thresholds, alert: str) -> list[tuple[float, str]]:
+    """Return steps for an alert that fires when a count exceeds its thresholds.
+
+    Grafana colours a value from each step up, the rule only past it: a count past n is n + 1.
+    """
+    return [(value + 1, colour) for value, colour in steps(t, alert)]

@@ -9,7 +9,9 @@ from __future__ import annotations
 from rules.defs import AlertDef
 from rules.defs_maint import JOB_DOWN
 
-_FAILED_SENDS = 'maintwatch_receiver_notifications_total{outcome=~"failed|unknown",@sel@}'
+# Delivery outcomes that may have reached nobody; the receiver dashboard counts the same.
+FAILED_OUTCOMES = "failed|unknown"
+_FAILED_SENDS = f'maintwatch_receiver_notifications_total{{outcome=~"{FAILED_OUTCOMES}",@sel@}}'
 _APPLY_FAILURES = "maintwatch_receiver_intake_apply_failures_total{@sel@}"
 _FAILED_RUNS = 'maintwatch_receiver_worker_runs_total{outcome!="ok",@sel@}'
 _RUNS = "maintwatch_receiver_worker_runs_total{@sel@}"
@@ -60,8 +62,7 @@ RECEIVER = [
         "receiver",
         # The oldest waiting webhook, not the last applied batch: a stuck or dead applier
         # applies nothing, so only the waiting rows' age shows it.
-        "max by (job) (maintwatch_receiver_intake_oldest_pending_age_seconds{@sel@})"
-        " > @threshold@",
+        "max by (job) (maintwatch_receiver_intake_oldest_pending_age_seconds{@sel@}) > @threshold@",
         "Accepted webhooks wait too long before they are applied, so pages start late.",
         "The oldest webhook {{ $labels.job }} accepted and has not applied yet has waited"
         " {{ $value | humanizeDuration }}, more than @threshold_dur@, for at least @for@.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.boards import apps, backups, databases, overview, queues, services, tls
+from dashboards.boards import apps, backups, databases, overview, queues, receiver, services, tls
 from dashboards.builder import Board, dashboard
 from rules.model import Thresholds
 
@@ -16,6 +16,7 @@ BOARDS: tuple[Board, ...] = (
     tls.BOARD,
     apps.BOARD,
     services.BOARD,
+    receiver.BOARD,
 )
 
 

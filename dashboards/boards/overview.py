@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from dashboards.builder import RATE_INTERVAL, Board, Panel, Query
+from dashboards.builder import RATE_INTERVAL, Board, Panel, Query, glance
 from dashboards.levels import below, steps
 from rules.model import Thresholds
 
 
 def panels(t: Thresholds) -> list[Panel]:
     """Return the 'is maintenance healthy?' panels."""
-    stat: dict[str, Any] = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"}
     return [
-        Panel(
+        glance(
             "Backup sets overdue",
             "Backup sets whose newest file is older than their own max age.",
             "short",
@@ -23,74 +20,50 @@ def panels(t: Thresholds) -> list[Panel]:
                     " > maintwatch_backup_max_age_seconds) or vector(0)"
                 )
             ],
-            "stat",
-            4,
-            5,
             [(1, "critical")],
             ["BackupTooOld"],
-            stat,
         ),
-        Panel(
+        glance(
             "Backups failing verification",
             "Sets whose newest file failed its integrity check.",
             "short",
             [Query("count(maintwatch_backup_last_verify_success == 0) or vector(0)")],
-            "stat",
-            4,
-            5,
             [(1, "critical")],
             ["BackupVerifyFailed"],
-            stat,
         ),
-        Panel(
+        glance(
             "Largest queue backlog",
             "Pending jobs on the busiest queue.",
             "short",
             [Query('max(maintwatch_queue_jobs{state="pending"})')],
-            "stat",
-            4,
-            5,
             steps(t, "QueueBacklogHigh"),
             ["QueueBacklogHigh"],
-            stat,
         ),
-        Panel(
+        glance(
             "Failed jobs (24 h)",
             "Jobs that landed in failed_jobs over the last day.",
             "short",
             [Query("sum(increase(maintwatch_failed_jobs_total[1d])) or vector(0)")],
-            "stat",
-            4,
-            5,
             [(1, "warning")],
             ["FailedJobsAppearing"],
-            stat,
         ),
-        Panel(
+        glance(
             "Slow statements",
             "Statements whose mean time exceeds the slow threshold.",
             "short",
             [Query("sum(maintwatch_db_slow_statements) or vector(0)")],
-            "stat",
-            4,
-            5,
             [(1, "warning")],
             ["DatabaseSlowStatements"],
-            stat,
         ),
-        Panel(
+        glance(
             "Soonest certificate expiry",
             "Time left on the certificate that expires first.",
             "s",
             [Query("min(maintwatch_tls_cert_not_after_timestamp_seconds - time())")],
-            "stat",
-            4,
-            5,
             below(t, "TLSCertificateExpiringSoon"),
             ["TLSCertificateExpiringSoon"],
-            stat,
         ),
-        Panel(
+        glance(
             "Workers not running",
             "Supervisor processes neither RUNNING nor STOPPED on purpose.",
             "short",
@@ -100,38 +73,26 @@ def panels(t: Thresholds) -> list[Panel]:
                     " or vector(0)"
                 )
             ],
-            "stat",
-            4,
-            5,
             [(1, "warning")],
             ["QueueWorkersMissing"],
-            stat,
         ),
-        Panel(
+        glance(
             "Collectors down",
             "maintwatch collectors whose last refresh failed.",
             "short",
             [Query("count(maintwatch_collector_up == 0) or vector(0)")],
-            "stat",
-            4,
-            5,
             [(1, "warning")],
             ["MaintwatchCollectorDown"],
-            stat,
         ),
-        Panel(
+        glance(
             "Apps in maintenance",
             "Applications currently down for maintenance.",
             "short",
             [Query("sum(maintwatch_app_maintenance_mode) or vector(0)")],
-            "stat",
-            4,
-            5,
             [(1, "warning")],
             ["AppMaintenanceModeTooLong"],
-            stat,
         ),
-        Panel(
+        glance(
             "Firing alerts",
             "maintwatch alerts firing now, by severity.",
             "short",
@@ -141,12 +102,8 @@ def panels(t: Thresholds) -> list[Panel]:
                     "{{severity}}",
                 )
             ],
-            "stat",
-            12,
-            5,
             [(1, "critical")],
-            (),
-            stat,
+            width=12,
         ),
         Panel(
             "Backup age / max age",

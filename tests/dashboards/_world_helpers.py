@@ -1,8 +1,11 @@
-"""A demo world (backups, certificate, app) scraped by a real exporter and a real Prometheus."""
+"""A demo world (backups, certificate, app) scraped by a real exporter and a real Prometheus,
+and a real receiver paging for a stream of webhooks."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import itertools
 import json
 import os
 import subprocess
@@ -13,6 +16,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ import trustme
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORTER = ROOT / ".venv" / "bin" / "maintwatch-exporter"
+RECEIVER = ROOT / ".venv" / "bin" / "maintwatch-receiver"
 
 
 def build_world(root: Path, exporter_port: int) -> Path:
@@ -100,8 +105,48 @@ def build_world(root: Path, exporter_port: int) -> Path:
     return config
 
 
-def prometheus_config(root: Path, exporter_port: int, rule_files: list[Path]) -> Path:
-    """Write a Prometheus config scraping the exporter every second, with our rules."""
+def build_receiver(root: Path, alertmanager_url: str) -> Path:
+    """Write a receiver config under `root` (created); return its path.
+
+    Every incident pages channel `log` and channel `broken`, whose file cannot be created, so
+    each of its messages fails and falls back to `log`; a second escalation step follows a
+    second later. Retention and the silencer (against `alertmanager_url`) run every second.
+    """
+    root.mkdir()
+    log = {"name": "log", "type": "file", "path": str(root / "notifications.jsonl")}
+    broken = {"name": "broken", "type": "file", "path": str(root / "missing" / "x.jsonl")}
+    steps = [
+        {"after": "0s", "notify": ["channel:log", "channel:broken"]},
+        {"after": "1s", "notify": ["channel:log"]},
+    ]
+    config = root / "receiver.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "store": {"type": "sqlite", "path": str(root / "receiver.db")},
+                "webhook": {"auth": "none"},
+                "channels": [log, broken],
+                "policies": [{"name": "world", "steps": steps}],
+                "default_route": {"channels": ["log"], "policy": "world"},
+                "delivery": {
+                    "max_attempts": 2,
+                    "backoff_initial": "100ms",
+                    "fallback_channel": "log",
+                },
+                "retention": {
+                    "interval": "1s",
+                    "resolved_incidents": "2s",
+                    "delivered_notifications": "2s",
+                },
+                "alertmanager": {"url": alertmanager_url, "interval": "1s"},
+            }
+        )
+    )
+    return config
+
+
+def prometheus_config(root: Path, jobs: dict[str, int], rule_files: list[Path]) -> Path:
+    """Write a Prometheus config scraping each job's port every second, with our rules."""
     config = root / "prometheus.yml"
     config.write_text(
         json.dumps(
@@ -109,10 +154,8 @@ def prometheus_config(root: Path, exporter_port: int, rule_files: list[Path]) ->
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "rule_files": [str(p) for p in rule_files],
                 "scrape_configs": [
-                    {
-                        "job_name": "maintwatch",
-                        "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
-                    }
+                    {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+                    for job, port in jobs.items()
                 ],
             }
         )
@@ -182,6 +225,93 @@ def traffic(access_log: Path, every: float = 0.3) -> Iterator[None]:
                 )
 
     thread = threading.Thread(target=write, name="world-traffic", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+class _Alertmanager(BaseHTTPRequestHandler):
+    """Alertmanager's API as the silencer sees it with nothing acknowledged: no silences."""
+
+    def do_GET(self) -> None:
+        known = self.path.split("?", 1)[0] in ("/api/v2/silences", "/api/v2/alerts")
+        body = b"[]" if known else b"not found"
+        self.send_response(200 if known else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep the test output quiet."""
+
+
+@contextmanager
+def fake_alertmanager() -> Iterator[str]:
+    """Serve `_Alertmanager` on a free port for the block; return its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Alertmanager)
+    thread = threading.Thread(target=server.serve_forever, name="world-alertmanager", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def webhook(group: int, status: str) -> bytes:
+    """Return an Alertmanager webhook (version 4) for alert group `group`, firing or resolved."""
+    labels = {"alertname": "WorldDown", "severity": "critical", "group": str(group)}
+    alert = {
+        "status": status,
+        "labels": labels,
+        "annotations": {"summary": "the world is down"},
+        "startsAt": "2025-05-01T12:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2025-05-01T12:05:00Z",
+        "generatorURL": "http://prometheus:9090/graph",
+        "fingerprint": f"{group:016x}",
+    }
+    body = {
+        "version": "4",
+        "groupKey": f'{{}}:{{group="{group}"}}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "maintwatch",
+        "groupLabels": {"group": str(group)},
+        "commonLabels": labels,
+        "commonAnnotations": alert["annotations"],
+        "externalURL": "http://alertmanager:9093",
+        "alerts": [alert],
+    }
+    return json.dumps(body).encode()
+
+
+@contextmanager
+def webhooks(url: str, every: float = 0.5) -> Iterator[None]:
+    """Post a new firing alert group to `url` each `every` seconds while in the block, and
+    resolve the group opened four posts earlier (its escalation has run by then)."""
+    stop = threading.Event()
+
+    def post(body: bytes) -> None:
+        request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
+            url, body, {"Content-Type": "application/json"}
+        )
+        # Not listening yet, or an error status: the receiver's counters show what it answered.
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
+
+    def send() -> None:
+        for group in itertools.count():
+            if stop.wait(every):
+                return
+            post(webhook(group, "firing"))
+            if group >= 4:
+                post(webhook(group - 4, "resolved"))
+
+    thread = threading.Thread(target=send, name="world-webhooks", daemon=True)
     thread.start()
     try:
         yield

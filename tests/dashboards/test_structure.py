@@ -46,7 +46,8 @@ def enclosing_function(expr: str, pos: int) -> str:
 
 def test_there_is_an_overview_and_one_board_per_area() -> None:
     names = {p.stem for p in BOARDS}
-    assert {"overview", "backups", "queues", "databases", "tls", "apps", "services"} == names
+    areas = {"backups", "queues", "databases", "tls", "apps", "services", "receiver"}
+    assert {"overview", *areas} == names
 
 
 def test_committed_dashboards_are_up_to_date() -> None:
@@ -130,6 +131,18 @@ def test_panel_thresholds_come_from_thresholds_yaml() -> None:
         ("green", None),
         ("orange", 0.85),
         ("red", 0.9),
+    ]
+
+
+def test_count_panels_turn_colour_where_their_alert_fires() -> None:
+    # MaintwatchReceiverNotificationsFailing fires past 0 (warning) and past 2 (critical).
+    receiver = _load(ROOT / "dashboards" / "receiver.json")
+    failed = next(p for p in receiver["panels"] if p["title"].startswith("Failed notifications"))
+    steps = failed["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [(s["color"], s["value"]) for s in steps] == [
+        ("green", None),
+        ("orange", 1.0),
+        ("red", 3.0),
     ]
 
 
