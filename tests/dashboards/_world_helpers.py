@@ -209,28 +209,39 @@ def wait_until(check: Callable[[], bool], what: str, log: Path, timeout: float =
 
 
 @contextmanager
-def traffic(access_log: Path, every: float = 0.3) -> Iterator[None]:
-    """Append a request line (every tenth a 502) to the world's access log while in the block."""
+def every_while(every: float, step: Callable[[int], None], name: str) -> Iterator[None]:
+    """Call `step(n)` for n = 0, 1, ... every `every` seconds on a thread while in the block."""
     stop = threading.Event()
 
-    def write() -> None:
-        n = 0
-        while not stop.wait(every):
-            n += 1
-            status = 502 if n % 10 == 0 else 200
-            with access_log.open("a", encoding="utf-8") as handle:
-                handle.write(
-                    f'10.0.0.1 - - [01/May/2025:12:00:{n % 60:02d} +0000] "GET /{n} HTTP/1.1"'
-                    f' {status} 5 "-" "curl/8.5.0"\n'
-                )
+    def loop() -> None:
+        for n in itertools.count():
+            if stop.wait(every):
+                return
+            step(n)
 
-    thread = threading.Thread(target=write, name="world-traffic", daemon=True)
+    thread = threading.Thread(target=loop, name=name, daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
         thread.join()
+
+
+@contextmanager
+def traffic(access_log: Path, every: float = 0.3) -> Iterator[None]:
+    """Append a request line (every tenth a 502) to the world's access log while in the block."""
+
+    def write(n: int) -> None:
+        status = 502 if (n + 1) % 10 == 0 else 200
+        with access_log.open("a", encoding="utf-8") as handle:
+            handle.write(
+                f'10.0.0.1 - - [01/May/2025:12:00:{(n + 1) % 60:02d} +0000] "GET /{n + 1} HTTP/1.1"'
+                f' {status} 5 "-" "curl/8.5.0"\n'
+            )
+
+    with every_while(every, write, "world-traffic"):
+        yield
 
 
 class _Alertmanager(BaseHTTPRequestHandler):
@@ -293,7 +304,6 @@ def webhook(group: int, status: str) -> bytes:
 def webhooks(url: str, every: float = 0.5) -> Iterator[None]:
     """Post a new firing alert group to `url` each `every` seconds while in the block, and
     resolve the group opened four posts earlier (its escalation has run by then)."""
-    stop = threading.Event()
 
     def post(body: bytes) -> None:
         request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
@@ -303,18 +313,10 @@ def webhooks(url: str, every: float = 0.5) -> Iterator[None]:
         with contextlib.suppress(OSError):
             urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
 
-    def send() -> None:
-        for group in itertools.count():
-            if stop.wait(every):
-                return
-            post(webhook(group, "firing"))
-            if group >= 4:
-                post(webhook(group - 4, "resolved"))
+    def send(group: int) -> None:
+        post(webhook(group, "firing"))
+        if group >= 4:
+            post(webhook(group - 4, "resolved"))
 
-    thread = threading.Thread(target=send, name="world-webhooks", daemon=True)
-    thread.start()
-    try:
+    with every_while(every, send, "world-webhooks"):
         yield
-    finally:
-        stop.set()
-        thread.join()
