@@ -234,7 +234,7 @@ def make_app(
     guard = ConnectionGuard(config.server, logger)
     app = web.Application(
         client_max_size=config.webhook.max_body_bytes,
-        middlewares=[track(guard), intake.read_your_writes],
+        middlewares=[track(guard)],
     )
     app[GUARD] = guard
     app[CONFIG] = config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -38,7 +39,6 @@ from receiver.store.batch import WriterStopped
 from receiver.store.postgres import PostgresBackend
 
 READ_YOUR_WRITES_WAIT = 2.0
-_READS = ("/api/v1/incidents", "/incidents")  # and "/", the incidents page
 
 
 def inbox_kind(config: ReceiverBase) -> Literal["file", "table"] | None:
@@ -200,16 +200,17 @@ def problem(app: web.Application) -> str | None:
     return None
 
 
-def _shows_incidents(path: str) -> bool:
-    return path == "/" or path.startswith(_READS)
+def read_your_writes(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Wrap an incident read: it waits until every webhook accepted before it is applied
+    (bounded), so a client that got a 200 then lists incidents sees its webhook's."""
 
+    @functools.wraps(handler)
+    async def read(request: web.Request) -> web.StreamResponse:
+        intake = request.app[INTAKE]
+        if intake is not None:
+            await intake.caught_up(READ_YOUR_WRITES_WAIT)
+        return await handler(request)
 
-@web.middleware
-async def read_your_writes(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Hold incident reads until every webhook accepted before them is applied (bounded)."""
-    intake = request.app[INTAKE]
-    if intake is not None and request.method == "GET" and _shows_incidents(request.path):
-        await intake.caught_up(READ_YOUR_WRITES_WAIT)
-    return await handler(request)
+    return read

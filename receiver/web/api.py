@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from receiver.ack.actions import IncidentNotFound, InvalidTransition
 from receiver.appkeys import ACTIONS, CLOCK, CONFIG, STORE
 from receiver.config import ReceiverBase
+from receiver.intake.wiring import read_your_writes
 from receiver.numbers import parse_uint
 from receiver.oncall.ical import render
 from receiver.oncall.people import Directory, who_is_on_call
@@ -158,8 +159,8 @@ def add_routes(app: web.Application, config: ReceiverBase) -> None:
     token = config.api.bearer_token()
     if token is None:
         return
-    app.router.add_get("/api/v1/incidents", _guard(token, list_incidents))
-    app.router.add_get(r"/api/v1/incidents/{id}", _guard(token, show_incident))
+    app.router.add_get("/api/v1/incidents", _guard(token, read_your_writes(list_incidents)))
+    app.router.add_get(r"/api/v1/incidents/{id}", _guard(token, read_your_writes(show_incident)))
     for verb in ("ack", "unack", "resolve"):
         app.router.add_post(rf"/api/v1/incidents/{{id}}/{verb}", _guard(token, _act(verb)))
     app.router.add_get("/api/v1/oncall", _guard(token, oncall))
