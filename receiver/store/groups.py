@@ -15,13 +15,19 @@ from receiver.store.tx import Row, Tx
 Key = tuple[str, str]  # (receiver, group key)
 
 # The group and its open incident in one round trip (g_* columns are the group's).
-_GROUPS_OF = (
-    "SELECT g.id AS g_id, g.group_key AS g_key, g.marks AS g_marks, g.open_incident_id AS g_open,"
-    " i.* FROM alert_groups g LEFT JOIN incidents i ON i.id = g.open_incident_id "
-    "WHERE g.receiver = ? AND g.group_key "
+_GROUP = (
+    "SELECT g.id AS g_id, g.marks AS g_marks, g.open_incident_id AS g_open, i.* "
+    "FROM alert_groups g LEFT JOIN incidents i ON i.id = g.open_incident_id "
+    "WHERE g.receiver = ? AND g.group_key = ?"
 )
-_GROUP = _GROUPS_OF + "= ?"
-_GROUPS = _GROUPS_OF + "{any}"
+# A batch's groups, then their open incidents and alerts, each read by its own index. Joined,
+# a few groups against a fast-growing incidents table whose statistics lag get planned as a
+# scan of every incident.
+_GROUPS = (
+    "SELECT id, group_key, marks, open_incident_id FROM alert_groups "
+    "WHERE receiver = ? AND group_key {any}"
+)
+_INCIDENTS_OF = "SELECT * FROM incidents WHERE id {any}"
 _ALERTS_OF = (
     "SELECT * FROM incident_alerts WHERE incident_id {any} ORDER BY incident_id, fingerprint"
 )
@@ -92,21 +98,23 @@ async def load_many(tx: Tx, keys: Iterable[Key]) -> dict[Key, Group | None]:
     for receiver, group_key in keys:
         by_receiver.setdefault(receiver, []).append(group_key)
         found[(receiver, group_key)] = None
+    rows_of: dict[Key, Row] = {}
     for receiver, group_keys in by_receiver.items():
         for r in await tx.fetchall(_GROUPS, (receiver, tx.dialect.ids(group_keys))):
-            found[(receiver, r["g_key"])] = Group(*_split(r))
-    ids = [g.incident["id"] for g in found.values() if g is not None and g.incident is not None]
-    if not ids:
-        return found
+            key = (receiver, r.pop("group_key"))
+            rows_of[key] = r
+    ids = [r["open_incident_id"] for r in rows_of.values() if r["open_incident_id"] is not None]
+    incidents = {}
     alerts: dict[int, list[Row]] = {}
-    for a in await tx.fetchall(_ALERTS_OF, (tx.dialect.ids(ids),)):
-        alerts.setdefault(a["incident_id"], []).append(a)
-    return {
-        key: g
-        if g is None or g.incident is None
-        else Group(g.row, g.incident, alerts.get(g.incident["id"], []))
-        for key, g in found.items()
-    }
+    if ids:
+        incidents = {i["id"]: i for i in await tx.fetchall(_INCIDENTS_OF, (tx.dialect.ids(ids),))}
+        for a in await tx.fetchall(_ALERTS_OF, (tx.dialect.ids(ids),)):
+            alerts.setdefault(a["incident_id"], []).append(a)
+    for key, r in rows_of.items():
+        incident = incidents.get(r["open_incident_id"])
+        alert_rows = [] if incident is None else alerts.get(incident["id"], [])
+        found[key] = Group(r, incident, alert_rows)
+    return found
 
 
 async def take_ids(tx: Tx, count: int) -> list[tuple[int, int]]:
