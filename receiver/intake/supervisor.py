@@ -40,11 +40,13 @@ class Supervisor:
         os.set_blocking(self._bell_in, False)
 
     def ring(self) -> None:
-        """Tell the applier rows were appended (safe from any thread)."""
-        if self._bell_in < 0:
+        """Tell the applier rows were appended (safe from any thread; never fails an append:
+        a lost bell costs the applier at most its idle check)."""
+        bell = self._bell_in
+        if bell < 0:
             return  # closed: the receiver is stopping
-        with contextlib.suppress(BlockingIOError):  # a full pipe has bells enough
-            os.write(self._bell_in, b"\n")
+        with contextlib.suppress(OSError):  # BlockingIOError: a full pipe has bells enough
+            os.write(bell, b"\n")
 
     async def caught_up(self, seq: int, within: float) -> bool:
         """Wait until the applier applied `seq` (bounded); True if it did."""
