@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from receiver.intake.pending import Pending
+from receiver.intake.pending import SPAN, Pending
 from receiver.store.batch import WriterThread
 
 # AUTOINCREMENT: a plain rowid may reuse the numbers of pruned rows, which would put new rows
@@ -76,10 +76,13 @@ def last_seq(db: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def arrivals(db: sqlite3.Connection) -> list[tuple[int, float]]:
-    """Return each row's seq and received_at, in order."""
-    cursor = db.execute("SELECT seq, received_at FROM inbox ORDER BY seq")
-    return [(int(s), float(r)) for s, r in cursor]
+def arrivals(db: sqlite3.Connection) -> list[tuple[int, int, float]]:
+    """Return the rows as spans of up to `SPAN` seqs: first, last, earliest received_at."""
+    cursor = db.execute(
+        "SELECT MIN(seq), MAX(seq), MIN(received_at) FROM inbox GROUP BY seq / ? ORDER BY 1",
+        (SPAN,),
+    )
+    return [(int(f), int(last), float(r)) for f, last, r in cursor]
 
 
 def read_after(db: sqlite3.Connection, seq: int, limit: int) -> list[Row]:
@@ -177,7 +180,7 @@ class Inbox:
             # One call for the batch: the writer thread takes the GIL once, not once per row.
             db.executemany("INSERT INTO inbox (received_at, body) VALUES (?, ?)", items)
             (last,) = db.execute("SELECT last_insert_rowid()").fetchone()
-        self.pending.committed(last, items[0][0])
+        self.pending.committed(last - len(items) + 1, last, items[0][0])
         self._committed()
         # AUTOINCREMENT under the write lock numbers a transaction's rows one after another.
         return list(range(last - len(items) + 1, last + 1))
