@@ -148,7 +148,6 @@ class Inbox:
         self.pending = Pending()
         self._committed = committed
         self.id = ""
-        self.last_seq = 0
         self._db: sqlite3.Connection | None = None
         self._writer: WriterThread[tuple[float, bytes], int] = WriterThread(
             self._append_batch, "inbox-writer"
@@ -158,14 +157,17 @@ class Inbox:
         """Open the file on the writer thread."""
         self._writer.start()
         self._db, self.id = await self._writer.call(connect, self.path)
-        self.last_seq = await self._writer.call(last_seq, self._db)
-        self.pending.start(await self._writer.call(arrivals, self._db))
+        spans = await self._writer.call(arrivals, self._db)
+        self.pending.start(spans, await self._writer.call(last_seq, self._db))
+
+    @property
+    def last_seq(self) -> int:
+        """Return the highest seq appended (recorded at each commit)."""
+        return self.pending.last
 
     async def append(self, received_at: float, body: bytes) -> int:
         """Append a body; return its seq once it is on disk."""
-        seq = await self._writer.submit((received_at, body))
-        self.last_seq = max(self.last_seq, seq)
-        return seq
+        return await self._writer.submit((received_at, body))
 
     async def close(self) -> None:
         """Finish queued appends and close the file."""

@@ -31,13 +31,19 @@ class Pending:
         self._last = 0
         self._applied = 0
 
-    def start(self, spans: Sequence[tuple[int, int, float]]) -> None:
+    def start(self, spans: Sequence[tuple[int, int, float]], last: int) -> None:
         """Take what the file holds at open, in seq order, as (first seq, last seq, first
-        arrival) spans; the rows before the first were applied (and pruned)."""
-        if spans:
-            self._applied = max(self._applied, spans[0][0] - 1)
-        for first, last, received_at in spans:
-            self._add(first, last, received_at)
+        arrival) spans, and the highest seq ever appended; the rows before the first span
+        were applied (and pruned), as were all of them when the file holds none."""
+        self._applied = max(self._applied, spans[0][0] - 1 if spans else last)
+        self._last = max(self._last, last)
+        for first, span_last, received_at in spans:
+            self._add(first, span_last, received_at)
+
+    @property
+    def last(self) -> int:
+        """Return the highest seq appended."""
+        return self._last
 
     def committed(self, first: int, last: int, received_at: float) -> None:
         """Record one commit of rows first..last, the first of which came at `received_at`."""

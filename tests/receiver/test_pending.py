@@ -45,7 +45,7 @@ def test_a_long_backlog_is_kept_in_spans() -> None:
 def test_rows_found_at_open_count_until_the_applier_reports_its_mark() -> None:
     pending = Pending()
     # Rows 101-104 are in the file: the pruned ones before them were applied.
-    pending.start([(101, 104, 1.0)])
+    pending.start([(101, 104, 1.0)], 104)
     assert (pending.count(), pending.oldest()) == (4, 1.0)
     pending.applied(102)  # the applier's first report: 101 and 102 were applied, not pruned
     assert (pending.count(), pending.oldest()) == (2, 1.0)
@@ -57,8 +57,8 @@ def test_rows_found_at_open_count_until_the_applier_reports_its_mark() -> None:
 
 def test_an_empty_file_at_open_knows_nothing_waits() -> None:
     pending = Pending()
-    pending.start([])
-    pending.applied(7)  # the store's mark of rows pruned long ago
+    pending.start([], 7)  # rows 1-7 were applied and pruned long ago
     assert (pending.count(), pending.oldest()) == (0, None)
+    pending.applied(7)  # the store's mark
     pending.committed(8, 8, 9.0)
     assert (pending.count(), pending.oldest()) == (1, 9.0)
