@@ -30,16 +30,13 @@ class Ahead:
     answers from the database one by one (each is a network round trip with PostgreSQL).
 
     `groups`: each group of the batch as it was before the batch (None: none yet), for the
-    first of its payloads only. `group_ids`/`incident_ids`: ids taken ahead for new rows.
+    first of its payloads only. `group_ids`/`incident_ids`: ids taken ahead for new rows, so a
+    new group's row is written once, already marked.
     """
 
     groups: dict[Key, Group | None]
     group_ids: list[int] = field(default_factory=list)
     incident_ids: list[int] = field(default_factory=list)
-
-    def group_id(self) -> int | None:
-        """Return a new group's id taken ahead (None: the insert returns one)."""
-        return self.group_ids.pop() if self.group_ids else None
 
     def incident_id(self) -> int | None:
         """Return a new incident's id taken ahead (None: the insert returns one)."""
@@ -47,21 +44,20 @@ class Ahead:
 
 
 async def read_ahead(tx: Tx, items: Sequence[Item]) -> Ahead:
-    """Read the batch's groups in one query; where ids come from sequences, take enough."""
+    """Read the batch's groups in one query and take enough ids for the rows it may create."""
     ahead = Ahead(await groups.load_many(tx, {(p.receiver, p.groupKey) for p, _, _ in items}))
-    if tx.dialect.sequences:
-        # A payload makes at most one group and one incident; one with an open one makes none.
-        known = ahead.groups
-        may_open = sum(
-            1
-            for p, _, _ in items
-            if (g := known[(p.receiver, p.groupKey)]) is None or g.incident is None
-        )
-        if may_open:
-            taken = await groups.take_ids(tx, may_open)
-            # Reversed: pop() hands them out in the order the sequences gave them.
-            ahead.group_ids = [g for g, _ in reversed(taken)]
-            ahead.incident_ids = [i for _, i in reversed(taken)]
+    # A payload makes at most one group and one incident; one with an open one makes none.
+    known = ahead.groups
+    may_open = sum(
+        1
+        for p, _, _ in items
+        if (g := known[(p.receiver, p.groupKey)]) is None or g.incident is None
+    )
+    if may_open:
+        taken = await groups.take_ids(tx, may_open)
+        # Reversed: pop() hands them out in the order they were taken.
+        ahead.group_ids = [g for g, _ in reversed(taken)]
+        ahead.incident_ids = [i for _, i in reversed(taken)]
     return ahead
 
 
@@ -78,27 +74,43 @@ async def apply(
     transition = _decide(seen, payload, now, rules)
     if not transition.merge.changed:
         return IngestResult("none")
-    group = seen if seen is not None and not tx.dialect.row_locks else None
-    if seen is None:
-        # A new row is ours alone until commit.
-        group = await groups.add(tx, key, ahead.group_id())
-    if group is None:  # another writer may have got there first: decide under the lock
-        group = await groups.relock(tx, key, seen)
-        transition = _decide(group, payload, now, rules)
-        if not transition.merge.changed:
-            return IngestResult("none")
+    marked = seen is None and bool(ahead.group_ids)
+    group: Group | None
+    if marked:
+        # A new group with its ids taken ahead: its row is written once, already marked.
+        new_id = ahead.incident_id() if transition.incident is not None else None
+        open_id = _open_id(transition, new_id)
+        group = await groups.add_marked(
+            tx, key, ahead.group_ids.pop(), transition.merge.marks, open_id
+        )
+    else:
+        group = seen if seen is not None and not tx.dialect.row_locks else None
+        if seen is None:
+            # A new row is ours alone until commit.
+            group = await groups.add(tx, key)
+        if group is None:  # another writer may have got there first: decide under the lock
+            group = await groups.relock(tx, key, seen)
+            transition = _decide(group, payload, now, rules)
+            if not transition.merge.changed:
+                return IngestResult("none")
+        has_new = transition.incident is not None and group.incident is None
+        new_id = ahead.incident_id() if has_new else None
     write = transition.incident
     incident_id = None
     if write is not None:
         alerts = list(transition.merge.alerts.values())
-        new_id = ahead.incident_id() if group.incident is None else None
         incident_id = await groups.write_incident(tx, group, key, write, alerts, now, new_id)
-    merge = transition.merge
-    await groups.mark(tx, group, merge.marks, None if merge.action == "resolve" else incident_id)
+    if not marked:
+        await groups.mark(tx, group, transition.merge.marks, _open_id(transition, incident_id))
     queued, timer = 0, None
     if incident_id is not None:
         queued, timer = await queue(tx, incident_id, transition, now, rules, group.incident)
-    return IngestResult(merge.action, incident_id, queued, timer)
+    return IngestResult(transition.merge.action, incident_id, queued, timer)
+
+
+def _open_id(transition: Transition, incident_id: int | None) -> int | None:
+    # The group's open incident after this payload: none once it resolved.
+    return None if transition.merge.action == "resolve" else incident_id
 
 
 def _decide(group: Group | None, payload: Payload, now: float, rules: IntakeRules) -> Transition:

@@ -8,7 +8,6 @@ statement text and dialect (cached), not on every execution.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -26,8 +25,9 @@ _NEXT_ID_OF = re.compile(r"\{next_id of (\w+)\}")
 class Dialect:
     """The spelling of one database; `row_locks`: it has row locks (several writers).
 
-    `sequences`: ids can be taken before the rows that get them are inserted, so a batch of
-    new rows needs no answer per row (each answer is a network round trip).
+    `sequences`: new ids come from sequences every writer shares, and can be taken before
+    the rows that get them are inserted. Without (SQLite), a table's next id is the one after
+    its highest, which the single writer may take ahead too.
     """
 
     name: str
@@ -35,10 +35,16 @@ class Dialect:
     sequences: bool = False
     tokens: Mapping[str, str] = field(default_factory=dict)
     ddl: Mapping[str, str] = field(default_factory=dict)
+    # Keyed by the text alone: a lookup on every execution hashes one string, no more.
+    _rendered: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def render(self, sql: str) -> str:
         """Return `sql` in this dialect (cached per text)."""
-        return _render(self, sql)
+        try:
+            return self._rendered[sql]
+        except KeyError:
+            rendered = self._rendered[sql] = _render(self, sql)
+            return rendered
 
     def schema(self, sql: str) -> str:
         """Return a migration's DDL in this dialect (column types, boolean defaults)."""
@@ -60,7 +66,6 @@ class Dialect:
         return hash(self.name)
 
 
-@functools.lru_cache(maxsize=1024)
 def _render(dialect: Dialect, sql: str) -> str:
     locks = dialect.row_locks
     sql = _SKIP_LOCKED_OF.sub(lambda m: f" FOR UPDATE OF {m[1]} SKIP LOCKED" if locks else "", sql)
@@ -74,7 +79,8 @@ def _render(dialect: Dialect, sql: str) -> str:
     if dialect.name == "postgres":
         sql = sql.replace("%", "%%")
         sql = _NAMED.sub(r"%(\1)s", sql).replace("?", "%s")
-    return sql
+        return sql.replace("{binary %s}", "%b")
+    return sql.replace("{binary ?}", "?")
 
 
 SQLITE = Dialect(

@@ -10,7 +10,7 @@ from receiver.intake.decide import IncidentWrite
 from receiver.intake.merge import AlertRecord, Mark
 from receiver.store import queries as q
 from receiver.store import rows
-from receiver.store.tx import Row, Tx
+from receiver.store.tx import Row, Tx, one
 
 Key = tuple[str, str]  # (receiver, group key)
 
@@ -39,10 +39,17 @@ ADD_GROUP = (
 )
 # With an id taken ahead: nobody waits for an answer, so a group another replica created
 # meanwhile must fail the statement (and the batch, which is then redone one by one).
-NEW_GROUP = "INSERT INTO alert_groups (id, receiver, group_key) VALUES (?, ?, ?)"
+NEW_GROUP = (
+    "INSERT INTO alert_groups (id, receiver, group_key, marks, open_incident_id) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
 _TAKE_IDS = (
     "SELECT nextval('alert_groups_id_seq') AS g, nextval('incidents_id_seq') AS i "
     "FROM generate_series(1, ?)"
+)
+_TOP_IDS = (
+    "SELECT (SELECT COALESCE(MAX(id), 0) FROM alert_groups) AS g, "
+    "(SELECT COALESCE(MAX(id), 0) FROM incidents) AS i"
 )
 MARK_GROUP = "UPDATE alert_groups SET marks = ?, open_incident_id = ? WHERE id = ?"
 CLOSE_GROUP = "UPDATE alert_groups SET open_incident_id = NULL WHERE open_incident_id = ?"
@@ -118,8 +125,16 @@ async def load_many(tx: Tx, keys: Iterable[Key]) -> dict[Key, Group | None]:
 
 
 async def take_ids(tx: Tx, count: int) -> list[tuple[int, int]]:
-    """Take `count` pairs of (group id, incident id) ahead of the rows (dialect.sequences)."""
-    return [(r["g"], r["i"]) for r in await tx.fetchall(_TAKE_IDS, (count,))]
+    """Take `count` pairs of (group id, incident id) ahead of the rows.
+
+    PostgreSQL: from the sequences the replicas share. SQLite: the ones after the highest, as
+    SQLite numbers an INTEGER PRIMARY KEY itself; the transaction holds the file's only write
+    lock, so nobody else takes them meanwhile.
+    """
+    if tx.dialect.sequences:
+        return [(r["g"], r["i"]) for r in await tx.fetchall(_TAKE_IDS, (count,))]
+    top = await one(tx, _TOP_IDS)
+    return [(top["g"] + n, top["i"] + n) for n in range(1, count + 1)]
 
 
 def _split(found: Row) -> tuple[Row, Row | None]:
@@ -129,17 +144,23 @@ def _split(found: Row) -> tuple[Row, Row | None]:
     return row, {k: v for k, v in found.items() if not k.startswith("g_")}
 
 
-async def add(tx: Tx, key: Key, group_id: int | None = None) -> Group | None:
-    """Create an empty group (its new row is ours until commit); None if it exists already.
-
-    With `group_id` (taken ahead) nothing waits for the database's answer; a group created
-    meanwhile makes the transaction fail instead.
-    """
-    if group_id is not None:
-        await tx.execute(NEW_GROUP, (group_id, *key))
-        return Group({"id": group_id, "marks": "{}", "open_incident_id": None})
+async def add(tx: Tx, key: Key) -> Group | None:
+    """Create an empty group (its new row is ours until commit); None if it exists already."""
     row = await tx.fetchone(ADD_GROUP, key)
     return None if row is None else Group(row)
+
+
+async def add_marked(
+    tx: Tx, key: Key, group_id: int, marks: dict[str, Mark], open_id: int | None
+) -> Group:
+    """Create a group with its first marks in one statement, its id (and its incident's)
+    taken ahead: nothing waits for the database's answer, and no later UPDATE marks it.
+
+    A group created meanwhile makes the transaction fail instead.
+    """
+    row = {"id": group_id, "marks": rows.marks_to(marks), "open_incident_id": open_id}
+    await tx.execute(NEW_GROUP, (group_id, *key, row["marks"], open_id))
+    return Group(row)
 
 
 async def write_incident(

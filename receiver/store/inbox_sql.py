@@ -11,10 +11,11 @@ from receiver.store.tx import Row, Tx, one
 # webhooks (each sent only after the previous one's 200) are applied in the order accepted.
 INBOX_LOCK = 0x6D77_6962
 
-# unnest keeps one statement text for every batch size; nextval runs in array order.
+# unnest keeps one statement text for every batch size; nextval runs in array order. The
+# bodies go in binary: as text each byte would be hex-escaped by the client and parsed back.
 _APPEND = (
     "INSERT INTO inbox (received_at, body) "
-    "SELECT * FROM unnest(?::double precision[], ?::bytea[]) RETURNING seq"
+    "SELECT * FROM unnest(?::double precision[], {binary ?}::bytea[]) RETURNING seq"
 )
 # The applying transaction commits without waiting for its WAL flush (set_config(..., true)
 # is SET LOCAL): nothing outside the database acts on it before a later commit that does wait
