@@ -1,7 +1,8 @@
 """The PostgreSQL inbox on the HTTP side: appends to the shared table, many per commit.
 
 A 200 is sent once the row is committed in PostgreSQL, so what a replica accepted never
-waits on that replica's disk: any replica's applier applies it.
+waits on that replica's disk: any replica's applier applies it. The appends run on a writer
+thread over a blocking connection (see `store.blocking`), like the SQLite inbox's.
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from receiver.store import StoreUnavailable
-from receiver.store.batch import Batcher
+from receiver.store import StoreUnavailable, inbox_sql
+from receiver.store.batch import WriterThread
+from receiver.store.blocking import BlockingSession
 from receiver.store.postgres import PostgresBackend
 
 APPLIED_POLL = 0.01  # read-your-writes: how often to look whether the rows are applied
 
 
 class TableInbox:
-    """Appends share one multi-row INSERT and one COMMIT while the previous batch commits.
+    """Appends queued while the previous batch commits share one multi-row INSERT (and commit).
 
     `committed` is called after each commit (the applier's doorbell).
     """
@@ -30,19 +32,26 @@ class TableInbox:
         self._committed = committed
         self.last_seq = 0
         self._seen_applied = 0  # every row at or below this was applied (checked)
-        self._batcher: Batcher[tuple[float, bytes], int] = Batcher(self._append_batch)
+        self._session = BlockingSession(store.config)
+        self._writer: WriterThread[tuple[float, bytes], int] = WriterThread(
+            self._append_batch, "inbox-writer"
+        )
 
     async def open(self) -> None:
-        """Nothing to open: the store's pool holds the connections."""
+        """Start the writer thread (it connects on the first append)."""
+        self._writer.start()
 
     async def append(self, received_at: float, body: bytes) -> int:
         """Append a body; return its seq once it is committed."""
-        seq = await self._batcher.submit((received_at, body))
+        await self.store.migrated()  # the table may not exist yet if the server was down at start
+        seq = await self._writer.submit((received_at, body))
         self.last_seq = max(self.last_seq, seq)
         return seq
 
     async def close(self) -> None:
-        """Nothing to close: appends in flight finish with their requests."""
+        """Finish queued appends, close the connection and end the thread."""
+        await self._writer.call(self._session.close)
+        await self._writer.stop()
 
     async def applied(self, seq: int, within: float) -> bool:
         """Wait until no row at or below `seq` is left in the table (bounded); True if none.
@@ -63,7 +72,7 @@ class TableInbox:
         self._seen_applied = max(self._seen_applied, seq)
         return True
 
-    async def _append_batch(self, items: list[tuple[float, bytes]]) -> list[int | Exception]:
-        seqs: list[int | Exception] = list(await self.store.append_inbox(items))
+    def _append_batch(self, items: list[tuple[float, bytes]]) -> list[int | Exception]:
+        seqs: list[int | Exception] = list(self._session.run(inbox_sql.append, items))
         self._committed()
         return seqs

@@ -54,6 +54,44 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # seconds between connection attempts wh
 _FATAL: tuple[type[Exception], ...] = (psycopg.OperationalError, StoreUnavailable)
 
 
+CONNECT_TIMEOUT = 5  # seconds
+
+
+def dsn_of(config: PostgresStore) -> str:
+    """Return the connection string, with the password from the config or its file."""
+    password = config.password_file or config.password
+    if password is None:
+        return config.dsn
+    return psycopg.conninfo.make_conninfo(config.dsn, password=password.get_secret_value())
+
+
+class Backoff:
+    """While the server is down, callers fail fast instead of each waiting for a connect
+    timeout; the wait doubles up to BACKOFF_MAX and resets on the first good connect."""
+
+    def __init__(self) -> None:
+        self._wait = 0.0
+        self._retry_at = 0.0
+        self._last_error = ""
+
+    def check(self) -> None:
+        """Raise StoreUnavailable while the last failed connect's wait lasts."""
+        wait = self._retry_at - time.monotonic()
+        if wait > 0:
+            raise StoreUnavailable(f"{self._last_error} (next attempt in {wait:.1f}s)")
+
+    def failed(self, exc: Exception) -> StoreUnavailable:
+        """Record a failed connect; return the error to raise."""
+        self._wait = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._wait * 2))
+        self._retry_at = time.monotonic() + self._wait
+        self._last_error = f"postgres: {exc}".strip()
+        return StoreUnavailable(self._last_error)
+
+    def succeeded(self) -> None:
+        """Record a good connect."""
+        self._wait, self._retry_at = 0.0, 0.0
+
+
 class PgTx:
     """The scripts' transaction on one pooled connection.
 
@@ -70,25 +108,25 @@ class PgTx:
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run a statement; return the number of rows it changed."""
         cursor = self._cursor("writes")
-        await cursor.execute(_encoded(sql), params)
+        await cursor.execute(encoded(sql), params)
         return cursor.rowcount
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """Run a query; return its first row, if any."""
         cursor = self._cursor("reads")
-        await cursor.execute(_encoded(sql), params)
+        await cursor.execute(encoded(sql), params)
         return await cursor.fetchone()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Run a query; return every row."""
         cursor = self._cursor("reads")
-        await cursor.execute(_encoded(sql), params)
+        await cursor.execute(encoded(sql), params)
         return await cursor.fetchall()
 
     async def executemany(self, sql: str, params: Sequence[Params]) -> None:
         """Run a statement once per parameter set."""
         if params:
-            await self._cursor("writes").executemany(_encoded(sql), params)
+            await self._cursor("writes").executemany(encoded(sql), params)
 
     def _cursor(self, use: str) -> psycopg.AsyncCursor[dict[str, Any]]:
         try:
@@ -101,7 +139,7 @@ class PgTx:
 _ENCODED: dict[str, bytes] = {}
 
 
-def _encoded(sql: str) -> bytes:
+def encoded(sql: str) -> bytes:
     # Rendered and encoded once per text: bytes go to psycopg without another conversion.
     try:
         return _ENCODED[sql]
@@ -121,33 +159,20 @@ class PostgresBackend(Store):
         self._all: list[Conn] = []
         self._migrated = False
         self._migrating = asyncio.Lock()
-        # While the server is down, requests fail fast instead of each waiting for a connect
-        # timeout; the wait doubles up to BACKOFF_MAX and resets on the first good connect.
-        self._backoff = 0.0
-        self._retry_at = 0.0
-        self._last_error = ""
+        self._backoff = Backoff()
         # Smaller than SQLite's batches: a batch holds its groups' row locks, which the other
         # replicas' intakes of those groups wait for, until its commit.
         self._batcher: Batcher[intake.Item, IngestResult] = Batcher(self._ingest_items, 64)
 
     async def _connect(self) -> Conn:
-        wait = self._retry_at - time.monotonic()
-        if wait > 0:
-            raise StoreUnavailable(f"{self._last_error} (next attempt in {wait:.1f}s)")
-        password = self.config.password_file or self.config.password
-        dsn = self.config.dsn
-        if password is not None:
-            dsn = psycopg.conninfo.make_conninfo(dsn, password=password.get_secret_value())
+        self._backoff.check()
         try:
             conn: Conn = await psycopg.AsyncConnection.connect(
-                dsn, row_factory=dict_row, connect_timeout=5
+                dsn_of(self.config), row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT
             )
         except psycopg.OperationalError as exc:
-            self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
-            self._retry_at = time.monotonic() + self._backoff
-            self._last_error = f"postgres: {exc}".strip()
-            raise StoreUnavailable(self._last_error) from exc
-        self._backoff, self._retry_at = 0.0, 0.0
+            raise self._backoff.failed(exc) from exc
+        self._backoff.succeeded()
         self._all.append(conn)
         return conn
 
@@ -179,17 +204,6 @@ class PostgresBackend(Store):
             async with conn.pipeline():
                 yield PgTx(conn)
 
-    async def _one_statement(self, script: Script[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        # A script of one statement, in autocommit: its own transaction, committed (fsync'd)
-        # before the answer, in one round trip instead of BEGIN, the statement and COMMIT.
-        async with self._conn() as conn:
-            await conn.set_autocommit(True)
-            try:
-                return await script(PgTx(conn), *args, **kwargs)
-            finally:
-                if not conn.closed and not conn.broken:
-                    await conn.set_autocommit(False)
-
     async def _discard(self, conn: Conn | None) -> None:
         if conn is not None:
             self._all.remove(conn)
@@ -205,6 +219,12 @@ class PostgresBackend(Store):
             self._idle.put_nowait(None)  # connect lazily, except for the migration below
         async with self._tx():
             pass
+
+    async def migrated(self) -> None:
+        """Apply the migrations if not yet done (StoreUnavailable while the server is down)."""
+        if not self._migrated:
+            async with self._tx():
+                pass
 
     async def _migrate(self, conn: Conn) -> None:
         async with self._migrating:
@@ -277,10 +297,6 @@ class PostgresBackend(Store):
                 not isolated, intake.apply_inbox, limit, prepare, rules, now, isolated, _FATAL
             )
         )
-
-    async def append_inbox(self, items: Sequence[tuple[float, bytes]]) -> list[int]:
-        """Insert webhook bodies into the inbox table in one statement; return their seqs."""
-        return await self._one_statement(inbox_sql.append, items)
 
     async def inbox_pending(self, seq: int) -> bool:
         """Return whether an inbox row at or below `seq` is not applied yet."""

@@ -294,3 +294,39 @@ async def test_reads_after_a_200_see_the_webhook(tmp_path: Path, unique: str) ->
             assert time.monotonic() - started < 2.0
             assert len(listed["incidents"]) == index + 1, listed
         assert rx.stop() == 0
+
+
+async def test_a_dropped_append_connection_answers_503_then_reconnects(
+    tmp_path: Path, unique: str
+) -> None:
+    async with (
+        pg_world(tmp_path, unique) as world,
+        receiver_process(world.config, tmp_path / "receiver.log") as rx,
+    ):
+        await rx.ready(world.http)
+        await post(world.http, rx, body(0))
+        # The appends' own connection (a thread's blocking one): the server ends it.
+        found = await sql(
+            PG_ADMIN,
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = %s AND query LIKE 'INSERT INTO inbox%%'",
+            (unique,),
+        )
+        assert len(found) == 1, found
+        await sql(PG_ADMIN, "SELECT pg_terminate_backend(%s)", (found[0][0],))
+        statuses = []
+        for index in range(1, 4):
+            async with world.http.post(
+                f"{rx.url}/webhooks/alertmanager", json=body(index)
+            ) as response:
+                statuses.append(response.status)
+        # An append on the dead connection fails as retryable (Alertmanager sends it again);
+        # the next one reconnects. Never a 500, and nothing answered 200 is lost.
+        assert statuses in ([503, 200, 200], [200, 200, 200]), statuses
+        accepted = 1 + statuses.count(200)
+        await wait_for(lambda: _applied(world.dsn, accepted), what="applied")
+        assert rx.stop() == 0
+
+
+async def _applied(dsn: str, incidents: int) -> bool:
+    return await count(dsn, "inbox") == 0 and await count(dsn, "incidents") == incidents
