@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+from maintwatch import heap
 from maintwatch.configload import ConfigError
 from maintwatch.logs import LEVELS
 
@@ -66,7 +67,12 @@ def print_problems(exc: ConfigError) -> int:
 
 
 async def run_until_stopped(on_reload: Callable[[], Awaitable[None]]) -> None:
-    """Return on SIGTERM or SIGINT; run `on_reload` for each SIGHUP, one at a time."""
+    """Return on SIGTERM or SIGINT; run `on_reload` for each SIGHUP, one at a time.
+
+    The service has started: what it built is settled out of the garbage collector's way,
+    and again after each reload.
+    """
+    heap.settle()
     stop = asyncio.Event()
     reloads: asyncio.Queue[None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
@@ -78,6 +84,7 @@ async def run_until_stopped(on_reload: Callable[[], Awaitable[None]]) -> None:
         while True:
             await reloads.get()
             await on_reload()
+            heap.settle()
 
     task = asyncio.create_task(reloader(), name="reload-on-sighup")
     try:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from maintwatch import logs
+from maintwatch import heap, logs
 from receiver.config import PostgresStore, SqliteStore
 from receiver.intake import inbox
 from receiver.intake.apply import Prepared, Taken, settle
@@ -261,6 +261,7 @@ async def main() -> None:
         db, inbox_id = inbox.connect(setup.inbox_path, synchronous="NORMAL")
         source = FileSource(setup, store, db, inbox_id)
     await retry(store.open)
+    heap.settle()
     try:
         await Applier(setup, source, rung).run(out)
     finally:
