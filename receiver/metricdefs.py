@@ -99,7 +99,13 @@ WORKER_RUNS_TOTAL = counter(
 )
 WORKER_LAST_SUCCESS_TIMESTAMP_SECONDS = gauge(
     "maintwatch_receiver_worker_last_success_timestamp_seconds",
-    "When each background worker last finished a pass without errors.",
+    "When each background worker last finished a pass without errors (until its first: "
+    "when it started).",
+    "worker",
+)
+WORKER_INTERVAL_SECONDS = gauge(
+    "maintwatch_receiver_worker_interval_seconds",
+    "How often each background worker passes when nothing wakes it sooner.",
     "worker",
 )
 
@@ -173,6 +179,7 @@ METRICS: tuple[MetricDef, ...] = (
     SEND_DURATION_SECONDS,
     WORKER_RUNS_TOTAL,
     WORKER_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    WORKER_INTERVAL_SECONDS,
     ESCALATION_TIMERS_TOTAL,
     ESCALATION_LATENESS_SECONDS,
     ESCALATION_TICK_DURATION_SECONDS,

@@ -96,11 +96,12 @@ class _IntakeGauges(Collector):
 
 
 class WorkerMetrics:
-    """Passes of every worker by outcome and each worker's last good pass, defined once."""
+    """Passes of every worker by outcome, its last good pass and its interval, defined once."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.runs = make_counter(m.WORKER_RUNS_TOTAL, registry)
         self.last_success = make_gauge(m.WORKER_LAST_SUCCESS_TIMESTAMP_SECONDS, registry)
+        self.interval = make_gauge(m.WORKER_INTERVAL_SECONDS, registry)
 
 
 WEBHOOK_OUTCOMES = (

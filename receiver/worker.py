@@ -81,6 +81,10 @@ class PeriodicWorker:
 
     async def run(self, metrics: WorkerMetrics | None = None) -> None:
         """Loop until stopped or cancelled; no exception of a pass ends the loop."""
+        if metrics is not None:
+            metrics.interval.labels(self.name).set(self.interval)
+            # Counted from the start: a first pass that hangs or keeps failing is a stall too.
+            metrics.last_success.labels(self.name).set(self._clock())
         try:
             while not self._stopping:
                 self._wake.clear()

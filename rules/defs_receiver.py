@@ -86,6 +86,17 @@ RECEIVER = [
         " errors {{ $value | humanizeDuration }} ago, more than @threshold_dur@.",
     ),
     AlertDef(
+        "MaintwatchReceiverWorkerLate",
+        "receiver",
+        # Each worker's own interval: retention passes hourly, the silencer every minute.
+        "time() - maintwatch_receiver_worker_last_success_timestamp_seconds"
+        '{worker!~"@workers@",@sel@}'
+        " > @threshold@ * maintwatch_receiver_worker_interval_seconds{@sel@}",
+        "A receiver background worker has missed several of its passes.",
+        "Worker {{ $labels.worker }} on {{ $labels.instance }} last finished a pass without"
+        " errors {{ $value | humanizeDuration }} ago, more than @threshold@ of its intervals.",
+    ),
+    AlertDef(
         "MaintwatchReceiverWorkerFailing",
         "receiver",
         f"{_grown(_FAILED_RUNS, _WORKER)} / {_grown(_RUNS, _WORKER)} > @threshold@",

@@ -66,6 +66,23 @@ async def test_an_outage_is_logged_once_and_its_end_once() -> None:
     assert metrics.last_success.labels("scripted")._value.get() > 0
 
 
+async def test_a_first_pass_that_hangs_shows_its_interval_and_a_stamp_from_the_start() -> None:
+    class Hangs(Scripted):
+        async def run_once(self) -> None:
+            self.passes += 1
+            await asyncio.Event().wait()
+
+    worker, metrics = Hangs([], interval=30.0), WorkerMetrics(CollectorRegistry())
+    before = time.time()
+    task = asyncio.create_task(worker.run(metrics))
+    await wait_for(lambda: worker.passes == 1, what="the first pass")
+    # The stall alerts compare time() with this stamp: a pass that never ends still ages.
+    assert before <= metrics.last_success.labels("scripted")._value.get() <= time.time()
+    assert metrics.interval.labels("scripted")._value.get() == 30.0
+    assert metrics.runs.labels("scripted", "ok")._value.get() == 0
+    await worker.stop(task)
+
+
 async def test_a_failing_pass_logs_its_traceback_at_most_once_a_minute_and_the_loop_goes_on() -> (
     None
 ):
