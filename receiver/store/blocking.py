@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from receiver.config import PostgresStore
 from receiver.store.base import StoreUnavailable
 from receiver.store.dialect import POSTGRES, Dialect
-from receiver.store.postgres import CONNECT_TIMEOUT, Backoff, dsn_of, encoded
+from receiver.store.postgres import CONNECT_TIMEOUT, Backoff, dsn_of, encoded, statement
 from receiver.store.tx import Params, Row, Script, run_sync
 
 P = ParamSpec("P")
@@ -33,16 +33,19 @@ class BlockingTx:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run a statement; return the number of rows it changed."""
-        self._cursor.execute(encoded(sql), params)
+        query, prepare = statement(sql)
+        self._cursor.execute(query, params, prepare=prepare)
         return self._cursor.rowcount
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """Run a query; return its first row, if any."""
-        return self._cursor.execute(encoded(sql), params).fetchone()
+        query, prepare = statement(sql)
+        return self._cursor.execute(query, params, prepare=prepare).fetchone()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Run a query; return every row."""
-        return self._cursor.execute(encoded(sql), params).fetchall()
+        query, prepare = statement(sql)
+        return self._cursor.execute(query, params, prepare=prepare).fetchall()
 
     async def executemany(self, sql: str, params: Sequence[Params]) -> None:
         """Run a statement once per parameter set."""

@@ -108,19 +108,22 @@ class PgTx:
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run a statement; return the number of rows it changed."""
         cursor = self._cursor("writes")
-        await cursor.execute(encoded(sql), params)
+        query, prepare = statement(sql)
+        await cursor.execute(query, params, prepare=prepare)
         return cursor.rowcount
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """Run a query; return its first row, if any."""
         cursor = self._cursor("reads")
-        await cursor.execute(encoded(sql), params)
+        query, prepare = statement(sql)
+        await cursor.execute(query, params, prepare=prepare)
         return await cursor.fetchone()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Run a query; return every row."""
         cursor = self._cursor("reads")
-        await cursor.execute(encoded(sql), params)
+        query, prepare = statement(sql)
+        await cursor.execute(query, params, prepare=prepare)
         return await cursor.fetchall()
 
     async def executemany(self, sql: str, params: Sequence[Params]) -> None:
@@ -136,16 +139,28 @@ class PgTx:
             return cursor
 
 
-_ENCODED: dict[str, bytes] = {}
+# psycopg prepares a statement run often; PostgreSQL then settles on one generic plan for it.
+# For a read of `= ANY(<array>)` that plan was judged once, not knowing the array's length and
+# with the table's statistics of the time: on a table that was empty then (a new store, before
+# autovacuum's first ANALYZE), a scan of every row, kept while the table grows.
+_PLANNED_EACH_TIME = b"= ANY("
+_STATEMENTS: dict[str, tuple[bytes, bool | None]] = {}
+
+
+def statement(sql: str) -> tuple[bytes, bool | None]:
+    """Return the statement rendered for PostgreSQL and encoded, and whether to prepare it
+    (None: psycopg's default, once run a few times; False: planned at each run). Once per text."""
+    try:
+        return _STATEMENTS[sql]
+    except KeyError:
+        query = POSTGRES.render(sql).encode()
+        found = _STATEMENTS[sql] = (query, False if _PLANNED_EACH_TIME in query else None)
+        return found
 
 
 def encoded(sql: str) -> bytes:
-    # Rendered and encoded once per text: bytes go to psycopg without another conversion.
-    try:
-        return _ENCODED[sql]
-    except KeyError:
-        found = _ENCODED[sql] = POSTGRES.render(sql).encode()
-        return found
+    """Return the statement rendered for PostgreSQL and encoded."""
+    return statement(sql)[0]
 
 
 class PostgresBackend(Store):

@@ -17,6 +17,7 @@ from receiver.config import PostgresStore, SqliteStore
 from receiver.intake.payload import Payload, parse_payload
 from receiver.store import IngestResult, IntakeRules, Store, groups, make_store
 from receiver.store.dialect import POSTGRES, SQLITE
+from receiver.store.postgres import statement
 from receiver.store.tx import Tx
 from tests.receiver._helpers import (
     T0,
@@ -299,3 +300,11 @@ async def test_two_replicas_batches_in_opposite_orders_do_not_deadlock(
             assert {i.state for i in incidents} == {"triggered"}
         finally:
             await two.close()
+
+
+def test_postgres_plans_reads_of_an_array_at_each_run_and_prepares_the_rest() -> None:
+    # A generic plan made while a table was empty scans every row of it ever after.
+    query, prepare = statement("SELECT id FROM incidents WHERE id {any}")
+    assert query == b"SELECT id FROM incidents WHERE id = ANY(%s)"
+    assert prepare is False
+    assert statement("UPDATE incidents SET state = ? WHERE id = ?")[1] is None
