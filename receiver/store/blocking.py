@@ -14,9 +14,15 @@ import psycopg
 from psycopg.rows import dict_row
 
 from receiver.config import PostgresStore
-from receiver.store.base import StoreUnavailable
 from receiver.store.dialect import POSTGRES, Dialect
-from receiver.store.postgres import CONNECT_TIMEOUT, Backoff, dsn_of, encoded, statement
+from receiver.store.postgres import (
+    CONNECT_TIMEOUT,
+    Backoff,
+    dsn_of,
+    encoded,
+    statement,
+    unavailable,
+)
 from receiver.store.tx import Params, Row, Script, run_sync
 
 P = ParamSpec("P")
@@ -33,24 +39,24 @@ class BlockingTx:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run a statement; return the number of rows it changed."""
-        query, prepare = statement(sql)
-        self._cursor.execute(query, params, prepare=prepare)
-        return self._cursor.rowcount
+        return self._run(sql, params).rowcount
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """Run a query; return its first row, if any."""
-        query, prepare = statement(sql)
-        return self._cursor.execute(query, params, prepare=prepare).fetchone()
+        return self._run(sql, params).fetchone()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Run a query; return every row."""
-        query, prepare = statement(sql)
-        return self._cursor.execute(query, params, prepare=prepare).fetchall()
+        return self._run(sql, params).fetchall()
 
     async def executemany(self, sql: str, params: Sequence[Params]) -> None:
         """Run a statement once per parameter set."""
         if params:
             self._cursor.executemany(encoded(sql), params)
+
+    def _run(self, sql: str, params: Params) -> psycopg.Cursor[dict[str, Any]]:
+        query, prepare = statement(sql)
+        return self._cursor.execute(query, params, prepare=prepare)
 
 
 class BlockingSession:
@@ -72,7 +78,7 @@ class BlockingSession:
             return run_sync(script(BlockingTx(conn), *args, **kwargs))
         except psycopg.OperationalError as exc:
             self.close()
-            raise StoreUnavailable(f"postgres: {exc}".strip()) from exc
+            raise unavailable(exc) from exc
 
     def close(self) -> None:
         """Close the connection, if any."""

@@ -57,6 +57,11 @@ _FATAL: tuple[type[Exception], ...] = (psycopg.OperationalError, StoreUnavailabl
 CONNECT_TIMEOUT = 5  # seconds
 
 
+def unavailable(exc: Exception) -> StoreUnavailable:
+    """Return the error a caller sees when PostgreSQL cannot be reached or dropped us."""
+    return StoreUnavailable(f"postgres: {exc}".strip())
+
+
 def dsn_of(config: PostgresStore) -> str:
     """Return the connection string, with the password from the config or its file."""
     password = config.password_file or config.password
@@ -84,8 +89,9 @@ class Backoff:
         """Record a failed connect; return the error to raise."""
         self._wait = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._wait * 2))
         self._retry_at = time.monotonic() + self._wait
-        self._last_error = f"postgres: {exc}".strip()
-        return StoreUnavailable(self._last_error)
+        error = unavailable(exc)
+        self._last_error = str(error)
+        return error
 
     def succeeded(self) -> None:
         """Record a good connect."""
@@ -107,29 +113,25 @@ class PgTx:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run a statement; return the number of rows it changed."""
-        cursor = self._cursor("writes")
-        query, prepare = statement(sql)
-        await cursor.execute(query, params, prepare=prepare)
-        return cursor.rowcount
+        return (await self._run("writes", sql, params)).rowcount
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """Run a query; return its first row, if any."""
-        cursor = self._cursor("reads")
-        query, prepare = statement(sql)
-        await cursor.execute(query, params, prepare=prepare)
-        return await cursor.fetchone()
+        return await (await self._run("reads", sql, params)).fetchone()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Run a query; return every row."""
-        cursor = self._cursor("reads")
-        query, prepare = statement(sql)
-        await cursor.execute(query, params, prepare=prepare)
-        return await cursor.fetchall()
+        return await (await self._run("reads", sql, params)).fetchall()
 
     async def executemany(self, sql: str, params: Sequence[Params]) -> None:
         """Run a statement once per parameter set."""
         if params:
             await self._cursor("writes").executemany(encoded(sql), params)
+
+    async def _run(self, use: str, sql: str, params: Params) -> psycopg.AsyncCursor[dict[str, Any]]:
+        cursor = self._cursor(use)
+        query, prepare = statement(sql)
+        return await cursor.execute(query, params, prepare=prepare)
 
     def _cursor(self, use: str) -> psycopg.AsyncCursor[dict[str, Any]]:
         try:
@@ -203,7 +205,7 @@ class PostgresBackend(Store):
         except psycopg.OperationalError as exc:
             await self._discard(conn)
             conn = None
-            raise StoreUnavailable(f"postgres: {exc}".strip()) from exc
+            raise unavailable(exc) from exc
         except StoreUnavailable:
             conn = None
             raise
