@@ -19,7 +19,7 @@ from exporter.drills.cli import live_databases
 from exporter.runtime import Runtime
 from exporter.server import make_app
 from exporter.workers import DaemonDefaultExecutor
-from maintwatch import __version__, logs
+from maintwatch import __version__, logs, loop
 from maintwatch.cli import (
     add_common_flags,
     print_problems,
@@ -115,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(Path(args.config_file))
         split_listen_address(args.listen_address)
+        event_loop = loop.resolve(args.event_loop)
     except ConfigError as exc:
         return print_problems(exc)
     except ValueError as exc:
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "collector instances)"
         )
         return 0
-    asyncio.run(serve(args, config))
+    loop.run(serve(args, config), event_loop)
     return 0
 
 

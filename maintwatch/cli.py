@@ -8,13 +8,14 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
-from maintwatch import heap
+from maintwatch import heap, loop
 from maintwatch.configload import ConfigError
 from maintwatch.logs import LEVELS
 
 
 def add_common_flags(parser: argparse.ArgumentParser, config: str, listen: str) -> None:
-    """Add --config.file, --web.listen-address, --log.level, --log.format, --check-config."""
+    """Add --config.file, --web.listen-address, --log.level, --log.format, --event-loop and
+    --check-config."""
     parser.add_argument(
         "--config.file",
         dest="config_file",
@@ -41,6 +42,13 @@ def add_common_flags(parser: argparse.ArgumentParser, config: str, listen: str) 
         default="logfmt",
         choices=("logfmt", "json"),
         help="(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--event-loop",
+        dest="event_loop",
+        default="auto",
+        choices=loop.CHOICES,
+        help="auto: uvloop when installed, else asyncio (default: %(default)s)",
     )
     parser.add_argument(
         "--check-config",

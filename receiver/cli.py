@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import HttpUrl, TypeAdapter, ValidationError
 
-from maintwatch import __version__, logs
+from maintwatch import __version__, logs, loop
 from maintwatch.cli import (
     add_common_flags,
     print_problems,
@@ -230,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = with_flags(args, load_config(args.config_file))
         _listen(args, config)
+        event_loop = loop.resolve(args.event_loop)
     except ConfigError as exc:
         return print_problems(exc)
     except ValueError as exc:
@@ -253,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _oncall(config, args.at, args.schedule)
     if args.command == "inbox":
         return _inbox(config, args)
-    asyncio.run(serve(args, config))
+    loop.run(serve(args, config), event_loop)
     return 0
 
 

@@ -21,7 +21,7 @@ import resource
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from pydantic import Field
@@ -130,7 +130,8 @@ class _GuardedProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream server's transport; uvloop's do not derive from asyncio's classes.
+        transport = cast(asyncio.Transport, transport)
         if not self._guard.admit(transport):
             transport.abort()  # before aiohttp sees it: nothing to clean up there
             return

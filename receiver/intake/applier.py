@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from maintwatch import heap, logs
+from maintwatch import heap, logs, loop
 from receiver.config import PostgresStore, SqliteStore
 from receiver.intake import inbox
 from receiver.intake.apply import Prepared, Taken, settle
@@ -54,6 +54,7 @@ class Setup:
     watchdog_alertname: str | None
     log: logs.Settings  # the receiver's: the applier's lines join its stream alike
     bell: int = -1  # the doorbell pipe's read end, inherited from the receiver
+    event_loop: str = "asyncio"  # the receiver's (maintwatch.loop): the applier runs on it too
 
     def encode(self) -> bytes:
         """Return the setup line."""
@@ -272,4 +273,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # The loop is chosen before the setup line can be read: the receiver names it in argv.
+    loop.run(main(), loop.resolve(sys.argv[1] if len(sys.argv) > 1 else "asyncio"))

@@ -87,6 +87,7 @@ class Supervisor:
             sys.executable,
             "-m",
             "receiver.intake.applier",
+            self.setup.event_loop,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=REPORT_LIMIT,

@@ -31,8 +31,8 @@ TWILIO_SID = "AC" + "0" * 31 + "1"
 class Receiver:
     """One `maintwatch-receiver` on a fixed port; restartable, killable, logging to a file."""
 
-    def __init__(self, config: Path, port: int, log: Path) -> None:
-        self.config, self.port, self.log = config, port, log
+    def __init__(self, config: Path, port: int, log: Path, flags: tuple[str, ...] = ()) -> None:
+        self.config, self.port, self.log, self.flags = config, port, log, flags
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -49,6 +49,7 @@ class Receiver:
                     str(BINARY),
                     f"--config.file={self.config}",
                     f"--web.listen-address=127.0.0.1:{self.port}",
+                    *self.flags,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -80,9 +81,11 @@ class Receiver:
 
 
 @asynccontextmanager
-async def receiver_process(config: Path, log: Path) -> AsyncIterator[Receiver]:
-    """Yield a started receiver; SIGKILL whatever is left at the end."""
-    rx = Receiver(config, free_port(), log)
+async def receiver_process(
+    config: Path, log: Path, flags: tuple[str, ...] = ()
+) -> AsyncIterator[Receiver]:
+    """Yield a started receiver (with extra command-line `flags`); SIGKILL whatever is left."""
+    rx = Receiver(config, free_port(), log, flags)
     rx.start()
     try:
         yield rx

@@ -68,22 +68,34 @@ def paged_once_each(twilio: FakeTwilio, count: int) -> bool:
     return len(per_incident) == count
 
 
-def applier_pid(rx: Receiver) -> int:
-    """Return the pid of the receiver's applier process."""
+def applier_argv(rx: Receiver) -> tuple[int, list[bytes]]:
+    """Return the pid and command line of the receiver's applier process."""
     children = Path(f"/proc/{rx.pid()}/task/{rx.pid()}/children").read_text().split()
     for pid in children:
-        if b"receiver.intake.applier" in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return int(pid)
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if b"receiver.intake.applier" in argv:
+            return int(pid), argv
     raise AssertionError(f"no applier among {children}")
 
 
-async def test_sigkill_right_after_200s_loses_nothing_and_pages_once(tmp_path: Path) -> None:
+def applier_pid(rx: Receiver) -> int:
+    """Return the pid of the receiver's applier process."""
+    return applier_argv(rx)[0]
+
+
+# uvloop by default (maintwatch.loop); asyncio's own loop is the opt-out, and works alike.
+@pytest.mark.parametrize(("event_loop", "runs_on"), [("auto", b"uvloop"), ("asyncio", b"asyncio")])
+async def test_sigkill_right_after_200s_loses_nothing_and_pages_once(
+    tmp_path: Path, event_loop: str, runs_on: bytes
+) -> None:
     db, count = tmp_path / "r.db", 60
     async with fake_twilio() as twilio, aiohttp.ClientSession() as http:
         config = tmp_path / "receiver.yml"
         config.write_text(config_text(tmp_path, twilio))
-        async with receiver_process(config, tmp_path / "receiver.log") as rx:
+        flags = (f"--event-loop={event_loop}",)
+        async with receiver_process(config, tmp_path / "receiver.log", flags) as rx:
             await rx.ready(http)
+            assert runs_on in applier_argv(rx)[1]  # the applier runs on the receiver's loop
             seqs = await asyncio.gather(*(post(http, rx, i) for i in range(count)))
             rx.kill()  # right after the last 200: most were not applied yet
             assert sorted(seqs) == list(range(1, count + 1))
