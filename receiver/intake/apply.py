@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from receiver.escalation import transactions as escalation_tx
 from receiver.intake.decide import IngestResult, IntakeRules, Transition, decide, outbox_entries
 from receiver.intake.inbox import Row as InboxRow
+from receiver.intake.merge import GroupState
 from receiver.intake.payload import Payload
 from receiver.intake.protocol import error_text
 from receiver.store import escalation_sql as repo
@@ -115,7 +116,7 @@ def _open_id(transition: Transition, incident_id: int | None) -> int | None:
 
 def _decide(group: Group | None, payload: Payload, now: float, rules: IntakeRules) -> Transition:
     if group is None:
-        state, meta = rows.group_from("{}", None, ())
+        state, meta = GroupState(), None
     else:
         state, meta = rows.group_from(group.row["marks"], group.incident, group.alerts)
     return decide(state, meta, payload, now, rules)

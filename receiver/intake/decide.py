@@ -131,7 +131,7 @@ def outbox_entries(
 ) -> list[Planned]:
     """Return the notifications to queue for an incident change (pure)."""
     write = transition.incident
-    if write is None:
+    if write is None or not write.channels:  # a message per channel: none to write
         return []
     info = IncidentInfo(
         id=incident_id,

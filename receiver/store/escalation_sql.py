@@ -126,7 +126,7 @@ async def open_outage(tx: Tx, write: IncidentWrite) -> int:
     group = await one(tx, GROUP_ID, key)
     params = rows.incident_params(write)
     params.update(id=None, group_id=group["id"], receiver=key[0], group_key=key[1])
-    incident_id: int = (await one(tx, q.INSERT_INCIDENT, params))["id"]
+    incident_id: int = (await one(tx, q.INSERT_INCIDENT_RETURNING, params))["id"]
     await tx.execute(OPEN_GROUP, (incident_id, group["id"]))
     return incident_id
 

@@ -183,7 +183,7 @@ async def write_incident(
             await tx.execute(q.INSERT_INCIDENT, params)
             incident_id = new_id
         else:
-            incident_id = (await tx.fetchone(q.INSERT_INCIDENT, params) or {})["id"]
+            incident_id = (await tx.fetchone(q.INSERT_INCIDENT_RETURNING, params) or {})["id"]
     else:
         incident_id = group.incident["id"]
         await tx.execute(q.UPDATE_INCIDENT, {**params, "id": incident_id})

@@ -17,8 +17,9 @@ VALUES ({next_id of incidents}, :group_id, :receiver, :group_key, :state, :sever
     :group_labels, :common_labels, :common_annotations, :external_url, :truncated_alerts,
     :routes, :channels, :people, :policy, :digest, :paged, :updated_at, :updated_at,
     :resolved_at)
-RETURNING id
 """
+# Without an id taken ahead: the database numbers the row and says which.
+INSERT_INCIDENT_RETURNING = INSERT_INCIDENT + "RETURNING id\n"
 UPDATE_INCIDENT = """
 UPDATE incidents SET state = CASE WHEN :state = 'resolved' THEN 'resolved' ELSE state END,
     severity = :severity, group_labels = :group_labels, common_labels = :common_labels,
