@@ -2,10 +2,10 @@
 
 For each setup (SQLite with the inbox file, SQLite applied in the request, PostgreSQL with the
 inbox table, PostgreSQL applied in the request) and each connection count, `wrk` loads the
-bare handler and the receiver in turn (the order flips every round), each for `--seconds`;
-every request is a new alert group (a new incident, the worst-case write), built by a Lua
-script. Printed: the medians over the rounds of
-requests/s and p99, and the receiver / bare throughput ratio. Then the time from sending a
+bare handler, the same handler on uvloop (the receiver's loop) and the receiver in turn (the
+order flips every round), each for `--seconds`; every request is a new alert group (a new
+incident, the worst-case write), built by a Lua script. Printed: the medians over the rounds of
+requests/s and p99, and the receiver / bare throughput ratios. Then the time from sending a
 webhook to the first SMS call at a local Twilio stand-in, per setup (medians of a few).
 
     .venv/bin/python benchmarks/receiver_intake_wrk.py [--rounds 3] [--seconds 5]
@@ -73,6 +73,9 @@ end
 BARE = """
 import json, sys
 from aiohttp import web
+if sys.argv[2:] == ["uvloop"]:  # the receiver's own loop (maintwatch.loop)
+    import uvloop
+    uvloop.install()
 async def handler(request):
     json.loads(await request.read())
     return web.json_response({"status": "ok"})
@@ -147,16 +150,21 @@ def load_pair(
     setup: str, config: Path, connections: list[int], rounds: int, seconds: int, lua: Path
 ) -> list[dict[str, Any]]:
     """Load the bare handler and the receiver alternately; return one row per connection count."""
-    bare_port, rx_port = free_port(), free_port()
+    bare_port, uv_port, rx_port = free_port(), free_port(), free_port()
     rows = []
     bare = [sys.executable, "-c", BARE, str(bare_port)]
-    with process(bare), process(receiver_argv(config, rx_port)):
-        urls = {"bare": f"http://127.0.0.1:{bare_port}", "receiver": f"http://127.0.0.1:{rx_port}"}
+    bare_uvloop = [sys.executable, "-c", BARE, str(uv_port), "uvloop"]
+    with process(bare), process(bare_uvloop), process(receiver_argv(config, rx_port)):
+        urls = {
+            "bare": f"http://127.0.0.1:{bare_port}",
+            "bare_uvloop": f"http://127.0.0.1:{uv_port}",
+            "receiver": f"http://127.0.0.1:{rx_port}",
+        }
         for url in urls.values():
             asyncio.run(wait_ready(url))
             wrk(url, 4, 2, lua)  # warm-up, uncounted
         for c in connections:
-            runs: dict[str, list[dict[str, float]]] = {"bare": [], "receiver": []}
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
             for index in range(rounds):
                 order = list(urls) if index % 2 == 0 else list(reversed(urls))
                 for name in order:
@@ -165,9 +173,10 @@ def load_pair(
             for name, found in runs.items():
                 row[f"{name}_rps"] = median([r["rps"] for r in found])
                 row[f"{name}_p99_ms"] = median([r["p99_ms"] for r in found])
-            row["ratio"] = median(
-                [r["rps"] / b["rps"] for r, b in zip(runs["receiver"], runs["bare"], strict=True)]
-            )
+            for key, base in (("ratio", "bare"), ("ratio_uvloop", "bare_uvloop")):
+                row[key] = median(
+                    [r["rps"] / b["rps"] for r, b in zip(runs["receiver"], runs[base], strict=True)]
+                )
             rows.append(row)
             print(_row_text(row), flush=True)
     return rows
@@ -177,7 +186,8 @@ def _row_text(row: dict[str, Any]) -> str:
     return (
         f"{row['setup']:<16} c{row['connections']:<3} bare {row['bare_rps']:7.0f}/s "
         f"p99 {row['bare_p99_ms']:5.1f} ms | receiver {row['receiver_rps']:6.0f}/s "
-        f"p99 {row['receiver_p99_ms']:5.1f} ms | ratio {row['ratio']:.2f}x"
+        f"p99 {row['receiver_p99_ms']:5.1f} ms | ratio {row['ratio']:.2f}x "
+        f"(bare on uvloop {row['bare_uvloop_rps']:.0f}/s: {row['ratio_uvloop']:.2f}x)"
     )
 
 

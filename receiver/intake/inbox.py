@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS inbox_meta (id TEXT NOT NULL);
 """
 
 
+APPEND_BATCH = 256  # appends per statement, at most
+
+
 @dataclass(frozen=True)
 class Row:
     """One accepted webhook."""
@@ -150,7 +153,7 @@ class Inbox:
         self.id = ""
         self._db: sqlite3.Connection | None = None
         self._writer: WriterThread[tuple[float, bytes], int] = WriterThread(
-            self._append_batch, "inbox-writer"
+            self._append_batch, "inbox-writer", APPEND_BATCH
         )
 
     async def open(self) -> None:
@@ -178,11 +181,16 @@ class Inbox:
     def _append_batch(self, items: list[tuple[float, bytes]]) -> list[int | Exception]:
         db = self._db
         assert db is not None
-        with _tx(db):
-            # One call for the batch: the writer thread takes the GIL once, not once per row.
-            db.executemany("INSERT INTO inbox (received_at, body) VALUES (?, ?)", items)
-            (last,) = db.execute("SELECT last_insert_rowid()").fetchone()
+        # One statement, its own transaction: SQLite runs it in one step, and this thread
+        # gives up and takes back the GIL once per batch (executemany steps, and so waits for
+        # the busy event loop's thread, once per row). APPEND_BATCH rows stay under SQLite's
+        # oldest limit of 999 parameters.
+        values = ", ".join(["(?, ?)"] * len(items))
+        params = [value for item in items for value in item]
+        sql = "INSERT INTO inbox (received_at, body) VALUES " + values  # noqa: S608 - placeholders
+        last = db.execute(sql, params).lastrowid
+        assert last is not None
         self.pending.committed(last - len(items) + 1, last, items[0][0])
         self._committed()
-        # AUTOINCREMENT under the write lock numbers a transaction's rows one after another.
+        # AUTOINCREMENT under the write lock numbers a statement's rows one after another.
         return list(range(last - len(items) + 1, last + 1))
