@@ -167,11 +167,12 @@ def track(guard: ConnectionGuard) -> Any:
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        guard.started(request.transport)
+        transport = request.transport  # once: a property reaching through the protocol
+        guard.started(transport)
         try:
             return await handler(request)
         finally:
-            guard.ended(request.transport)
+            guard.ended(transport)
 
     return middleware
 
