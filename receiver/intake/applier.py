@@ -59,7 +59,6 @@ class Setup:
     watchdog_alertname: str | None
     log: logs.Settings  # the receiver's: the applier's lines join its stream alike
     bell: int = -1  # the doorbell pipe's read end, inherited from the receiver
-    event_loop: str = "asyncio"  # the receiver's (maintwatch.loop): the applier runs on it too
 
     def encode(self) -> bytes:
         """Return the setup line."""
@@ -280,5 +279,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    # The loop is chosen before the setup line can be read: the receiver names it in argv.
+    # The loop is chosen before the setup line can be read: the receiver names its own in argv.
     loop.run(main(), loop.resolve(sys.argv[1] if len(sys.argv) > 1 else "asyncio"))

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from maintwatch import loop
 from receiver.intake.applier import Setup
 from receiver.intake.inbox import Inbox
 from receiver.intake.protocol import Tally
@@ -87,7 +88,7 @@ class Supervisor:
             sys.executable,
             "-m",
             "receiver.intake.applier",
-            self.setup.event_loop,
+            loop.running(),  # the applier runs on the receiver's loop
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=REPORT_LIMIT,

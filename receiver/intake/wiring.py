@@ -11,7 +11,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from maintwatch import logs, loop
+from maintwatch import logs
 from receiver.appkeys import (
     CLOCK,
     CONFIG,
@@ -147,9 +147,7 @@ async def intake_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     path = inbox_path(config)
     alertname = config.watchdog.alertname if config.watchdog is not None else None
-    setup = Setup(
-        config.store, app[RULES], path, alertname, logs.settings(), event_loop=loop.running()
-    )
+    setup = Setup(config.store, app[RULES], path, alertname, logs.settings())
     inbox: Inbox | TableInbox
 
     def applied(tally: Tally) -> None:
