@@ -19,6 +19,7 @@ from receiver.intake.payload import Payload
 from receiver.intake.protocol import error_text
 from receiver.store import escalation_sql as repo
 from receiver.store import groups, inbox_sql, rows
+from receiver.store.gather import Gathering
 from receiver.store.groups import Group, Key
 from receiver.store.tx import Row, Tx
 
@@ -162,22 +163,27 @@ async def apply_batch(
     if tx.dialect.row_locks:
         order.sort(key=lambda i: (items[i][0].receiver, items[i][0].groupKey))
     out: list[IngestResult | Exception | None] = [None] * len(items)
-    # Optimistic only: the isolated redo goes one by one, each payload under its savepoint.
-    ahead = None if isolated else await read_ahead(tx, items)
-    for i in order:
-        payload, now, rules = items[i]
-        if not isolated:
-            out[i] = await apply(tx, payload, now, rules, ahead)
-            continue
-        await tx.execute("SAVEPOINT intake")
-        try:
-            out[i] = await apply(tx, payload, now, rules)
-        except fatal:
-            raise
-        except Exception as exc:  # handed to that payload's caller, not swallowed
-            await tx.execute("ROLLBACK TO SAVEPOINT intake")
-            out[i] = exc
-        await tx.execute("RELEASE SAVEPOINT intake")
+    if not isolated:
+        # Optimistic: reads ahead, and each kind of row written once for the whole batch.
+        ahead = await read_ahead(tx, items)
+        gathering = Gathering(tx)
+        for i in order:
+            payload, now, rules = items[i]
+            out[i] = await apply(gathering, payload, now, rules, ahead)
+        await gathering.flush()
+    else:
+        # The redo goes one by one, each payload under its savepoint.
+        for i in order:
+            payload, now, rules = items[i]
+            await tx.execute("SAVEPOINT intake")
+            try:
+                out[i] = await apply(tx, payload, now, rules)
+            except fatal:
+                raise
+            except Exception as exc:  # handed to that payload's caller, not swallowed
+                await tx.execute("ROLLBACK TO SAVEPOINT intake")
+                out[i] = exc
+            await tx.execute("RELEASE SAVEPOINT intake")
     if mark is not None:
         await groups.save_mark(tx, *mark)
     return [r for r in out if r is not None]

@@ -27,12 +27,14 @@ class Dialect:
 
     `sequences`: new ids come from sequences every writer shares, and can be taken before
     the rows that get them are inserted. Without (SQLite), a table's next id is the one after
-    its highest, which the single writer may take ahead too.
+    its highest, which the single writer may take ahead too. `json_rows`: a statement writes
+    many rows from one JSON array (see `store.gather`); without, it runs once per row.
     """
 
     name: str
     row_locks: bool
     sequences: bool = False
+    json_rows: bool = False
     tokens: Mapping[str, str] = field(default_factory=dict)
     ddl: Mapping[str, str] = field(default_factory=dict)
     # Keyed by the text alone: a lookup on every execution hashes one string, no more.
@@ -107,6 +109,7 @@ POSTGRES = Dialect(
     "postgres",
     row_locks=True,
     sequences=True,
+    json_rows=True,
     tokens={
         "lock": " FOR UPDATE",
         "skip_locked": " FOR UPDATE SKIP LOCKED",

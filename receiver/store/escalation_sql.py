@@ -14,6 +14,7 @@ from receiver.intake.decide import IncidentWrite, IntakeRules
 from receiver.store import escalation_rows as e
 from receiver.store import queries as q
 from receiver.store import rows
+from receiver.store.gather import ById
 from receiver.store.tx import Row, Tx, one
 
 LOCK_WATCHDOG = "SELECT * FROM watchdogs WHERE name = ?{lock}"
@@ -30,7 +31,7 @@ DOWN = "UPDATE watchdogs SET down_since = ?, incident_id = ? WHERE name = ?"
 ADD_GROUP = "INSERT INTO alert_groups (receiver, group_key) VALUES (?, ?) ON CONFLICT DO NOTHING"
 GROUP_ID = "SELECT id FROM alert_groups WHERE receiver = ? AND group_key = ?"
 OPEN_GROUP = "UPDATE alert_groups SET open_incident_id = ? WHERE id = ?"
-PAGED = "UPDATE incidents SET paged = TRUE WHERE id = ?"
+PAGED = ById("UPDATE incidents SET paged = TRUE WHERE id = ?")
 
 
 async def lock_incident(tx: Tx, incident_id: int) -> Row | None:

@@ -10,6 +10,7 @@ from receiver.intake.decide import IncidentWrite
 from receiver.intake.merge import AlertRecord, Mark
 from receiver.store import queries as q
 from receiver.store import rows
+from receiver.store.gather import Insert
 from receiver.store.tx import Row, Tx, one
 
 Key = tuple[str, str]  # (receiver, group key)
@@ -39,10 +40,7 @@ ADD_GROUP = (
 )
 # With an id taken ahead: nobody waits for an answer, so a group another replica created
 # meanwhile must fail the statement (and the batch, which is then redone one by one).
-NEW_GROUP = (
-    "INSERT INTO alert_groups (id, receiver, group_key, marks, open_incident_id) "
-    "VALUES (?, ?, ?, ?, ?)"
-)
+NEW_GROUP = Insert("alert_groups", ("id", "receiver", "group_key", "marks", "open_incident_id"))
 _TAKE_IDS = (
     "SELECT nextval('alert_groups_id_seq') AS g, nextval('incidents_id_seq') AS i "
     "FROM generate_series(1, ?)"

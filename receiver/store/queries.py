@@ -7,19 +7,22 @@ from typing import Any
 
 from receiver.incident_record import IncidentRecord
 from receiver.store.base import Stats
+from receiver.store.gather import Insert
 from receiver.store.tx import Tx, one
 
-INSERT_INCIDENT = """
-INSERT INTO incidents (id, group_id, receiver, group_key, state, severity, group_labels,
-    common_labels, common_annotations, external_url, truncated_alerts, routes, channels, people,
-    policy, digest, paged, opened_at, updated_at, resolved_at)
-VALUES ({next_id of incidents}, :group_id, :receiver, :group_key, :state, :severity,
-    :group_labels, :common_labels, :common_annotations, :external_url, :truncated_alerts,
-    :routes, :channels, :people, :policy, :digest, :paged, :updated_at, :updated_at,
-    :resolved_at)
-"""
+INSERT_INCIDENT = Insert(
+    "incidents",
+    (
+        *("id", "group_id", "receiver", "group_key", "state", "severity", "group_labels"),
+        *("common_labels", "common_annotations", "external_url", "truncated_alerts", "routes"),
+        *("channels", "people", "policy", "digest", "paged", "opened_at", "updated_at"),
+        "resolved_at",
+    ),
+    named=True,
+    values={"id": "{next_id of incidents}", "opened_at": ":updated_at"},
+)
 # Without an id taken ahead: the database numbers the row and says which.
-INSERT_INCIDENT_RETURNING = INSERT_INCIDENT + "RETURNING id\n"
+INSERT_INCIDENT_RETURNING = INSERT_INCIDENT + " RETURNING id"
 UPDATE_INCIDENT = """
 UPDATE incidents SET state = CASE WHEN :state = 'resolved' THEN 'resolved' ELSE state END,
     severity = :severity, group_labels = :group_labels, common_labels = :common_labels,
@@ -28,19 +31,25 @@ UPDATE incidents SET state = CASE WHEN :state = 'resolved' THEN 'resolved' ELSE 
     resolved_at = COALESCE(resolved_at, :resolved_at), version = version + 1
 WHERE id = :id
 """
-UPSERT_ALERT = """
-INSERT INTO incident_alerts (incident_id, fingerprint, status, starts_at, ends_at, labels,
-    annotations, generator_url, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = excluded.status,
-    starts_at = excluded.starts_at, ends_at = excluded.ends_at, labels = excluded.labels,
-    annotations = excluded.annotations, generator_url = excluded.generator_url,
-    updated_at = excluded.updated_at
-"""
-INSERT_OUTBOX = """
-INSERT INTO outbox (incident_id, channel, kind, recipient, body, status, at_most_once, rate_key,
-    created_at, next_attempt_at, fallback_of, priority)
-VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)
-"""
+UPSERT_ALERT = Insert(
+    "incident_alerts",
+    (
+        *("incident_id", "fingerprint", "status", "starts_at", "ends_at", "labels"),
+        *("annotations", "generator_url", "updated_at"),
+    ),
+    tail="ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = excluded.status, "
+    "starts_at = excluded.starts_at, ends_at = excluded.ends_at, labels = excluded.labels, "
+    "annotations = excluded.annotations, generator_url = excluded.generator_url, "
+    "updated_at = excluded.updated_at",
+)
+INSERT_OUTBOX = Insert(
+    "outbox",
+    (
+        *("incident_id", "channel", "kind", "recipient", "body", "status", "at_most_once"),
+        *("rate_key", "created_at", "next_attempt_at", "fallback_of", "priority"),
+    ),
+    values={"status": "'pending'"},
+)
 DELIVERY = "INSERT INTO deliveries (outbox_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)"
 INCIDENT = "SELECT * FROM incidents WHERE id = ?"
 LOCK_INCIDENT = "SELECT * FROM incidents WHERE id = ?{lock}"
