@@ -150,7 +150,8 @@ class Gathering:
         """Write what is held: each statement once, in the order each first appeared."""
         held, self._held = self._held, {}
         for statement, rows in held.items():
-            if self.dialect.json_rows:
+            # One row: the one-row form, which PostgreSQL runs cheaper than reading an array.
+            if self.dialect.json_rows and len(rows) > 1:
                 await self.tx.execute(statement.many, statement.many_params(rows, self.dialect))
             else:
                 await self.tx.executemany(statement, rows)

@@ -128,7 +128,7 @@ async def test_held_writes_go_once_per_statement_before_anything_else() -> None:
         ("execute", q.INSERT_OUTBOX.many),
         ("execute", PAGED.many),
         ("fetchone", "SELECT 1"),
-        ("execute", PAGED.many),
+        ("executemany", PAGED),  # a single row: its one-row form
         ("execute", "UPDATE x SET y = 1 WHERE id = ?"),
     ]
     rows = json.loads(sent[0][2][0])
