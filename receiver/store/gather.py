@@ -5,7 +5,8 @@ messages: on PostgreSQL each is a statement with its own client and server work,
 one-row insert is most of its cost. `Gathering` holds such writes back and, before anything
 else runs in the transaction (a read, any other write) or when the batch ends, sends each
 statement once with every row gathered: on PostgreSQL one statement taking the rows as one
-JSON array (read into the table's row type); on SQLite an `executemany`.
+JSON array (read into the table's row type); on SQLite an `executemany`. A statement holding a
+single row runs in its one-row form.
 
 Gathered statements run in the order each first appeared, so a row is inserted after the rows
 it refers to, as long as every payload writes them in that order (a group, then its incident,
@@ -42,8 +43,6 @@ class Insert(Gatherable):
     the array), or a literal SQL value, the same for every row (no parameter).
     """
 
-    table: str
-    columns: tuple[str, ...]
     params: tuple[str, ...]  # the JSON keys, in parameter order
     named: bool
 
@@ -77,7 +76,6 @@ class Insert(Gatherable):
         names = ", ".join(columns)
         one_row = f"INSERT INTO {table} ({names}) VALUES ({', '.join(one)}) {tail}"  # noqa: S608
         self = super().__new__(cls, one_row.rstrip())
-        self.table, self.columns = table, tuple(columns)
         self.params = tuple(dict.fromkeys(params))
         # The JSON keys a row needs are columns of the table's row type, whose types convert
         # them: a named parameter feeding another column (`:updated_at`) is one of its own.
