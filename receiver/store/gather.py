@@ -38,9 +38,10 @@ class Gatherable(str):
 class Insert(Gatherable):
     """An INSERT of one row, and the same INSERT of many rows from a JSON array.
 
-    `columns` in parameter order; `values` spells a column's one-row value when it is not its
-    own parameter: `:name` (a named parameter of another name), a `{token}` (its own value in
-    the array), or a literal SQL value, the same for every row (no parameter).
+    `columns` as SQL lists them, in parameter order; `values` spells a column's one-row value
+    when it is not its own parameter: `:name` (a named parameter of another name), a `{token}`
+    (its own value in the array), or a literal SQL value, the same for every row (no
+    parameter).
     """
 
     params: tuple[str, ...]  # the JSON keys, in parameter order
@@ -49,17 +50,18 @@ class Insert(Gatherable):
     def __new__(
         cls,
         table: str,
-        columns: Sequence[str],
+        columns: str,
         *,
         named: bool = False,
         values: Mapping[str, str] | None = None,
         tail: str = "",
     ) -> Insert:
         values = values or {}
+        names = [c.strip() for c in columns.split(",")]
         one = []
         pick = []  # each column's value as the many-row SELECT spells it
         params: list[str] = []
-        for column in columns:
+        for column in names:
             spelled = values.get(column)
             if spelled is None or spelled.startswith("{"):
                 params.append(column)
@@ -73,14 +75,14 @@ class Insert(Gatherable):
                 one.append(spelled)
                 pick.append(spelled)
         # Built from the module's own constants, never from input.
-        names = ", ".join(columns)
-        one_row = f"INSERT INTO {table} ({names}) VALUES ({', '.join(one)}) {tail}"  # noqa: S608
+        listed = ", ".join(names)
+        one_row = f"INSERT INTO {table} ({listed}) VALUES ({', '.join(one)}) {tail}"  # noqa: S608
         self = super().__new__(cls, one_row.rstrip())
         self.params = tuple(dict.fromkeys(params))
         # The JSON keys a row needs are columns of the table's row type, whose types convert
         # them: a named parameter feeding another column (`:updated_at`) is one of its own.
         self.many = (
-            f"INSERT INTO {table} ({names}) SELECT {', '.join(pick)} "  # noqa: S608
+            f"INSERT INTO {table} ({listed}) SELECT {', '.join(pick)} "  # noqa: S608
             f"FROM json_populate_recordset(NULL::{table}, ?::json) {tail}"
         ).rstrip()
         self.named = named

@@ -40,7 +40,7 @@ ADD_GROUP = (
 )
 # With an id taken ahead: nobody waits for an answer, so a group another replica created
 # meanwhile must fail the statement (and the batch, which is then redone one by one).
-NEW_GROUP = Insert("alert_groups", ("id", "receiver", "group_key", "marks", "open_incident_id"))
+NEW_GROUP = Insert("alert_groups", "id, receiver, group_key, marks, open_incident_id")
 _TAKE_IDS = (
     "SELECT nextval('alert_groups_id_seq') AS g, nextval('incidents_id_seq') AS i "
     "FROM generate_series(1, ?)"

@@ -12,12 +12,9 @@ from receiver.store.tx import Tx, one
 
 INSERT_INCIDENT = Insert(
     "incidents",
-    (
-        *("id", "group_id", "receiver", "group_key", "state", "severity", "group_labels"),
-        *("common_labels", "common_annotations", "external_url", "truncated_alerts", "routes"),
-        *("channels", "people", "policy", "digest", "paged", "opened_at", "updated_at"),
-        "resolved_at",
-    ),
+    "id, group_id, receiver, group_key, state, severity, group_labels, common_labels, "
+    "common_annotations, external_url, truncated_alerts, routes, channels, people, policy, "
+    "digest, paged, opened_at, updated_at, resolved_at",
     named=True,
     values={"id": "{next_id of incidents}", "opened_at": ":updated_at"},
 )
@@ -33,10 +30,8 @@ WHERE id = :id
 """
 UPSERT_ALERT = Insert(
     "incident_alerts",
-    (
-        *("incident_id", "fingerprint", "status", "starts_at", "ends_at", "labels"),
-        *("annotations", "generator_url", "updated_at"),
-    ),
+    "incident_id, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, "
+    "updated_at",
     tail="ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = excluded.status, "
     "starts_at = excluded.starts_at, ends_at = excluded.ends_at, labels = excluded.labels, "
     "annotations = excluded.annotations, generator_url = excluded.generator_url, "
@@ -44,10 +39,8 @@ UPSERT_ALERT = Insert(
 )
 INSERT_OUTBOX = Insert(
     "outbox",
-    (
-        *("incident_id", "channel", "kind", "recipient", "body", "status", "at_most_once"),
-        *("rate_key", "created_at", "next_attempt_at", "fallback_of", "priority"),
-    ),
+    "incident_id, channel, kind, recipient, body, status, at_most_once, rate_key, created_at, "
+    "next_attempt_at, fallback_of, priority",
     values={"status": "'pending'"},
 )
 DELIVERY = "INSERT INTO deliveries (outbox_id, attempt, at, outcome, detail) VALUES (?, ?, ?, ?, ?)"
