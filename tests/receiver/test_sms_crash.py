@@ -167,10 +167,17 @@ async def held(dsn: str, at: str | None) -> AsyncIterator[psycopg.AsyncConnectio
 
 
 async def waiting_on_hold(dsn: str) -> bool:
-    """Return whether replica A waits on the test's advisory lock."""
+    """Return whether replica A waits on the test's advisory lock.
+
+    pg_locks spans the whole server, which other databases share: only this database's wait
+    on HOLD counts (a one-bigint key is objid, with objsubid 1).
+    """
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         cursor = await conn.execute(
-            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = 0 AND objid = %s AND objsubid = 1",
+            (HOLD,),
         )
         found = await cursor.fetchone()
         return bool(found and found[0])
