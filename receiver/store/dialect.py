@@ -29,12 +29,15 @@ class Dialect:
     the rows that get them are inserted. Without (SQLite), a table's next id is the one after
     its highest, which the single writer may take ahead too. `json_rows`: a statement writes
     many rows from one JSON array (see `store.gather`); without, it runs once per row.
+    `lateral`: a subquery can run once per row before it (LATERAL), which forces a lookup of
+    many keys to probe an index per key; without (SQLite), the planner probes it anyway.
     """
 
     name: str
     row_locks: bool
     sequences: bool = False
     json_rows: bool = False
+    lateral: bool = False
     tokens: Mapping[str, str] = field(default_factory=dict)
     ddl: Mapping[str, str] = field(default_factory=dict)
     # Keyed by the text alone: a lookup on every execution hashes one string, no more.
@@ -110,6 +113,7 @@ POSTGRES = Dialect(
     row_locks=True,
     sequences=True,
     json_rows=True,
+    lateral=True,
     tokens={
         "lock": " FOR UPDATE",
         "skip_locked": " FOR UPDATE SKIP LOCKED",

@@ -28,6 +28,16 @@ _GROUPS = (
     "SELECT id, group_key, marks, open_incident_id FROM alert_groups "
     "WHERE receiver = ? AND group_key {any}"
 )
+# PostgreSQL: the same read as one index probe per key. Left to choose, a planner whose
+# statistics lag a fast-growing table (one receiver name on every row, estimated as rare)
+# reads every group of the receiver and filters the keys: each batch then costs as much as
+# the table is big. A LATERAL subquery with a LIMIT is run once per key, as written.
+_GROUPS_PROBED = (
+    "SELECT g.id, g.group_key, g.marks, g.open_incident_id "
+    "FROM unnest(?::text[]) AS k (key) CROSS JOIN LATERAL ("
+    "SELECT id, group_key, marks, open_incident_id FROM alert_groups "
+    "WHERE group_key = k.key AND receiver = ? LIMIT 1) AS g"
+)
 _INCIDENTS_OF = "SELECT * FROM incidents WHERE id {any}"
 _ALERTS_OF = (
     "SELECT * FROM incident_alerts WHERE incident_id {any} ORDER BY incident_id, fingerprint"
@@ -105,7 +115,11 @@ async def load_many(tx: Tx, keys: Iterable[Key]) -> dict[Key, Group | None]:
         found[(receiver, group_key)] = None
     rows_of: dict[Key, Row] = {}
     for receiver, group_keys in by_receiver.items():
-        for r in await tx.fetchall(_GROUPS, (receiver, tx.dialect.ids(group_keys))):
+        if tx.dialect.lateral:
+            found_rows = await tx.fetchall(_GROUPS_PROBED, (group_keys, receiver))
+        else:
+            found_rows = await tx.fetchall(_GROUPS, (receiver, tx.dialect.ids(group_keys)))
+        for r in found_rows:
             key = (receiver, r.pop("group_key"))
             rows_of[key] = r
     ids = [r["open_incident_id"] for r in rows_of.values() if r["open_incident_id"] is not None]

@@ -28,6 +28,8 @@ from receiver.delivery.channels import (
     Notification,
 )
 from receiver.store import IntakeRules, Store, Wanted, make_store
+from receiver.store.dialect import Dialect
+from receiver.store.tx import Params, Row
 from tests.conftest import free_port
 
 # A claim that takes every due row, whatever its channel (store tests drive claims by hand).
@@ -328,3 +330,26 @@ def answers_200(http: aiohttp.ClientSession, url: str) -> Callable[[], Any]:
             return False
 
     return probe
+
+
+class RecordingTx:
+    """A transaction that records what reaches the database."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.sent: list[tuple[str, str, Any]] = []
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        self.sent.append(("execute", sql, params))
+        return 1
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        self.sent.append(("fetchone", sql, params))
+        return None
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        self.sent.append(("fetchall", sql, params))
+        return []
+
+    async def executemany(self, sql: str, params: Any) -> None:
+        self.sent.append(("executemany", sql, list(params)))

@@ -13,8 +13,7 @@ from receiver.store import queries as q
 from receiver.store.dialect import POSTGRES, SQLITE, Dialect
 from receiver.store.escalation_sql import PAGED
 from receiver.store.gather import Gathering
-from receiver.store.tx import Params, Row
-from tests.receiver._helpers import T0, alert, payload
+from tests.receiver._helpers import T0, RecordingTx, alert, payload
 
 # Label values a JSON array of rows must carry through unchanged.
 AWKWARD = 'quote " backslash \\ tab \t é ✓ 🚨'
@@ -83,32 +82,9 @@ async def test_a_gathered_batch_writes_what_one_by_one_writes(
     assert (times["crit"], times["quiet"]) == (T0 + 2.5, T0 + 1 / 3)
 
 
-class Recording:
-    """A transaction that records what reaches the database."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        self.dialect = dialect
-        self.sent: list[tuple[str, str, Any]] = []
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        self.sent.append(("execute", sql, params))
-        return 1
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        self.sent.append(("fetchone", sql, params))
-        return None
-
-    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        self.sent.append(("fetchall", sql, params))
-        return []
-
-    async def executemany(self, sql: str, params: Any) -> None:
-        self.sent.append(("executemany", sql, list(params)))
-
-
 async def held_then_read(dialect: Dialect) -> list[tuple[str, str, Any]]:
     """Write two new groups' rows, read, then write one more; return what was sent."""
-    tx = Recording(dialect)
+    tx = RecordingTx(dialect)
     gathering = Gathering(tx)
     for n in (1, 2):
         await gathering.execute(groups.NEW_GROUP, (n, "hook", f"g{n}", "{}", 10 + n))

@@ -9,6 +9,7 @@ import re
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,6 +22,7 @@ from receiver.store.postgres import statement
 from receiver.store.tx import Tx
 from tests.receiver._helpers import (
     T0,
+    RecordingTx,
     alert,
     opened_store,
     payload,
@@ -300,6 +302,44 @@ async def test_two_replicas_batches_in_opposite_orders_do_not_deadlock(
             assert {i.state for i in incidents} == {"triggered"}
         finally:
             await two.close()
+
+
+def rows_read(plan: dict[str, Any], table: str) -> int:
+    """Return how many rows of `table` a plan (EXPLAIN ANALYZE, JSON) read, kept or not."""
+    read = 0
+    if plan.get("Relation Name") == table:
+        seen = plan["Actual Rows"] + plan.get("Rows Removed by Filter", 0)
+        read = (seen + plan.get("Rows Removed by Index Recheck", 0)) * plan["Actual Loops"]
+    return read + sum(rows_read(child, table) for child in plan.get("Plans", []))
+
+
+async def test_postgres_reads_a_batchs_groups_by_key_whatever_the_statistics(
+    tmp_path: Path, unique: str
+) -> None:
+    # Every group has the same receiver name, and the table was never analyzed: a planner left
+    # to choose reads every group of that receiver, so each batch would cost as much as the
+    # table is big.
+    async with opened_store("postgres", tmp_path, unique):
+        dsn = f"host=127.0.0.1 port=5432 user=postgres dbname={unique}"
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            await conn.execute("ALTER TABLE alert_groups SET (autovacuum_enabled = false)")
+            await conn.execute(
+                "INSERT INTO alert_groups (receiver, group_key) "
+                "SELECT 'hook', 'g' || n FROM generate_series(1, 5000) AS n"
+            )
+            # As many keys as a busy batch brings: probing each looks dear next to the few
+            # rows the planner expects of the receiver name.
+            new = [("hook", f"new{n}") for n in range(60)]
+            keys = [("hook", f"g{n}") for n in (7, 2500, 4999)] + new
+            sent = RecordingTx(POSTGRES)
+            await groups.load_many(sent, keys)
+            [(sql, params)] = [(sql, p) for _, sql, p in sent.sent if "alert_groups" in sql]
+            explain = b"EXPLAIN (ANALYZE, FORMAT JSON) " + statement(sql)[0]
+            found = await (await conn.execute(explain, params)).fetchone()
+            assert found is not None
+            assert rows_read(found[0][0]["Plan"], "alert_groups") <= len(keys)
+            rows = await (await conn.execute(statement(sql)[0], params)).fetchall()
+            assert sorted(r[1] for r in rows) == ["g2500", "g4999", "g7"]
 
 
 def test_postgres_plans_reads_of_an_array_at_each_run_and_prepares_the_rest() -> None:
