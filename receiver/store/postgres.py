@@ -144,8 +144,10 @@ class PgTx:
 # psycopg prepares a statement run often; PostgreSQL then settles on one generic plan for it.
 # For a read of `= ANY(<array>)` that plan was judged once, not knowing the array's length and
 # with the table's statistics of the time: on a table that was empty then (a new store, before
-# autovacuum's first ANALYZE), a scan of every row, kept while the table grows.
-_PLANNED_EACH_TIME = b"= ANY("
+# autovacuum's first ANALYZE), a scan of every row, kept while the table grows. A LATERAL
+# lookup per key likewise: on a table of one page, each key's read is planned as a scan of it.
+# Planned at each run, a read sees the table's size of the moment.
+_PLANNED_EACH_TIME = (b"= ANY(", b" LATERAL (")
 _STATEMENTS: dict[str, tuple[bytes, bool | None]] = {}
 
 
@@ -156,7 +158,8 @@ def statement(sql: str) -> tuple[bytes, bool | None]:
         return _STATEMENTS[sql]
     except KeyError:
         query = POSTGRES.render(sql).encode()
-        found = _STATEMENTS[sql] = (query, False if _PLANNED_EACH_TIME in query else None)
+        each_time = any(marker in query for marker in _PLANNED_EACH_TIME)
+        found = _STATEMENTS[sql] = (query, False if each_time else None)
         return found
 
 
