@@ -9,7 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -133,7 +133,8 @@ def _drop_dac(argv: list[str]) -> list[str]:
     return [setpriv, "--bounding-set", "-dac_override,-dac_read_search", *argv]
 
 
-async def scrape_until(url: str, needle: str, proc: subprocess.Popen[bytes]) -> str:
+async def scrape_until(url: str, needles: Sequence[str], proc: subprocess.Popen[bytes]) -> str:
+    """Scrape until every needle is in the text (each set refreshes on its own schedule)."""
     async with ClientSession() as session:
 
         async def probe() -> str | None:
@@ -143,7 +144,7 @@ async def scrape_until(url: str, needle: str, proc: subprocess.Popen[bytes]) -> 
                     text = await resp.text()
             except OSError:
                 return None
-            return text if needle in text else None
+            return text if all(needle in text for needle in needles) else None
 
         return await until(probe, timeout=30, every=0.1)
 
@@ -167,10 +168,12 @@ async def test_unreadable_directory_in_real_exporter(tmp_path: Path) -> None:
     try:
         text = await scrape_until(
             f"http://127.0.0.1:{port}/metrics",
-            'maintwatch_collector_up{collector="backups",name="locked"} 0.0',
+            [
+                'maintwatch_collector_up{collector="backups",name="locked"} 0.0',
+                'maintwatch_collector_up{collector="backups",name="open"} 1.0',
+            ],
             proc,
         )
-        assert 'maintwatch_collector_up{collector="backups",name="open"} 1.0' in text
         assert 'maintwatch_backup_files{backup="open"} 1.0' in text
         assert 'maintwatch_backup_max_age_seconds{backup="locked"} 93600.0' in text
         assert 'maintwatch_backup_files{backup="locked"}' not in text
