@@ -33,8 +33,7 @@ _GROUPS = (
 # reads every group of the receiver and filters the keys: each batch then costs as much as
 # the table is big. A LATERAL subquery with a LIMIT is run once per key, as written.
 _GROUPS_PROBED = (
-    "SELECT g.id, g.group_key, g.marks, g.open_incident_id "
-    "FROM unnest(?::text[]) AS k (key) CROSS JOIN LATERAL ("
+    "SELECT g.* FROM unnest(?::text[]) AS k (key) CROSS JOIN LATERAL ("
     "SELECT id, group_key, marks, open_incident_id FROM alert_groups "
     "WHERE group_key = k.key AND receiver = ? LIMIT 1) AS g"
 )

@@ -308,8 +308,8 @@ def rows_read(plan: dict[str, Any], table: str) -> int:
     """Return how many rows of `table` a plan (EXPLAIN ANALYZE, JSON) read, kept or not."""
     read = 0
     if plan.get("Relation Name") == table:
-        seen = plan["Actual Rows"] + plan.get("Rows Removed by Filter", 0)
-        read = (seen + plan.get("Rows Removed by Index Recheck", 0)) * plan["Actual Loops"]
+        counts = ("Actual Rows", "Rows Removed by Filter", "Rows Removed by Index Recheck")
+        read = sum(plan.get(count, 0) for count in counts) * plan["Actual Loops"]
     return read + sum(rows_read(child, table) for child in plan.get("Plans", []))
 
 
